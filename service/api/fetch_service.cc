@@ -1,0 +1,417 @@
+#include "service/api/fetch_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "service/core/batch.h"
+
+namespace fetchd::api {
+namespace {
+
+using fetch::v1::BatchRequest;
+using fetch::v1::FetchEvent;
+using fetch::v1::FetchRequest;
+using fetch::v1::FetchResult;
+
+// Hint sent with RESOURCE_EXHAUSTED.
+constexpr int kRetryAfterMs = 1000;
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+FetchResult InvalidResult(const FetchRequest& request, uint32_t index,
+                          const absl::Status& why) {
+  FetchResult result;
+  result.set_id(request.id());
+  result.set_index(index);
+  result.set_final_url(request.url());
+  result.set_error(fetch::v1::ERROR_KIND_INVALID_REQUEST);
+  result.set_error_message(std::string(why.message()));
+  return result;
+}
+
+// The streaming side of one FetchBatch call: receives results from the
+// workers, orders them if asked, and feeds them to the reactor one write at a
+// time. Outlives the reactor when workers still hold jobs of the batch.
+class BatchCall final : public core::Batch,
+                        public std::enable_shared_from_this<BatchCall> {
+ public:
+  BatchCall(const Options& options, FetchServiceImpl* service,
+            core::Fetcher* fetcher, bool fail_fast, int64_t total)
+      : core::Batch(options, fetcher),
+        service_(service),
+        fetcher_(fetcher),
+        fail_fast_(fail_fast),
+        unwritten_(total) {}
+
+  ~BatchCall() override { service_->OnCallDone(window_high_water()); }
+
+  void Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
+    absl::MutexLock lock(&mu_);
+    reactor_ = reactor;
+  }
+
+  void Deliver(FetchResult result, bool holds_window) override {
+    service_->OnRequestsDone(1);
+    const bool failed = result.error() != fetch::v1::ERROR_KIND_NONE &&
+                        result.error() != fetch::v1::ERROR_KIND_CANCELLED;
+    if (fail_fast_ && failed && Cancel(fetch::v1::ERROR_KIND_CANCELLED)) {
+      fetcher_->CancelBatch(shared_from_this());
+    }
+    absl::MutexLock lock(&mu_);
+    if (reactor_ == nullptr || finished_) {
+      OnResultWritten(holds_window);
+      return;
+    }
+    if (ordered()) {
+      out_of_order_.emplace(result.index(),
+                            Pending{std::move(result), holds_window});
+      while (!out_of_order_.empty() &&
+             out_of_order_.begin()->first == next_index_) {
+        ready_.push_back(std::move(out_of_order_.begin()->second));
+        out_of_order_.erase(out_of_order_.begin());
+        ++next_index_;
+      }
+    } else {
+      ready_.push_back(Pending{std::move(result), holds_window});
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnWriteDone(bool ok) {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    OnResultWritten(writing_holds_window_);
+    if (!ok) {
+      // The stream is broken (client gone); OnCancel follows.
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    if (ordered()) set_next_to_write(written_index_ + 1);
+    MaybeWriteLocked();
+  }
+
+  // Client cancel, deadline, or broken connection.
+  void OnCancel(bool deadline_passed) {
+    const auto why = deadline_passed ? fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED
+                                     : fetch::v1::ERROR_KIND_CANCELLED;
+    if (Cancel(why)) fetcher_->CancelBatch(shared_from_this());
+    absl::MutexLock lock(&mu_);
+    FinishLocked(deadline_passed
+                     ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                    "deadline exceeded")
+                     : grpc::Status::CANCELLED);
+  }
+
+  void OnDone() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    // Results that were never written give their window slots back.
+    for (Pending& p : ready_) OnResultWritten(p.holds_window);
+    for (auto& [index, p] : out_of_order_) OnResultWritten(p.holds_window);
+    ready_.clear();
+    out_of_order_.clear();
+  }
+
+ private:
+  struct Pending {
+    FetchResult result;
+    bool holds_window;
+  };
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (write_in_flight_ || finished_ || reactor_ == nullptr) return;
+    if (ready_.empty()) {
+      if (unwritten_ == 0) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    Pending next = std::move(ready_.front());
+    ready_.pop_front();
+    --unwritten_;
+    writing_holds_window_ = next.holds_window;
+    written_index_ = next.result.index();
+    event_.mutable_result()->Swap(&next.result);
+    write_in_flight_ = true;
+    // OnWriteDone is never run inline from StartWrite (gRPC 1.51), so
+    // holding mu_ here can't deadlock.
+    reactor_->StartWrite(&event_);
+  }
+
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || reactor_ == nullptr) return;
+    finished_ = true;
+    reactor_->Finish(status);
+  }
+
+  FetchServiceImpl* const service_;
+  core::Fetcher* const fetcher_;
+  const bool fail_fast_;
+
+  absl::Mutex mu_;
+  grpc::ServerWriteReactor<FetchEvent>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Results ready to write, in write order.
+  std::deque<Pending> ready_ ABSL_GUARDED_BY(mu_);
+  // Ordered mode: results that wait for an earlier index.
+  std::map<uint32_t, Pending> out_of_order_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_index_ ABSL_GUARDED_BY(mu_) = 0;
+  // Results not yet handed to StartWrite.
+  int64_t unwritten_ ABSL_GUARDED_BY(mu_);
+  FetchEvent event_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_holds_window_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t written_index_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A call refused before it started.
+template <typename Reactor>
+class RejectedCall final : public Reactor {
+ public:
+  explicit RejectedCall(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+class BatchReactor final : public grpc::ServerWriteReactor<FetchEvent> {
+ public:
+  BatchReactor(grpc::CallbackServerContext* context,
+               std::shared_ptr<BatchCall> call)
+      : context_(context), call_(std::move(call)) {
+    call_->Attach(this);
+  }
+  void OnWriteDone(bool ok) override { call_->OnWriteDone(ok); }
+  void OnCancel() override {
+    call_->OnCancel(context_->deadline() <= std::chrono::system_clock::now());
+  }
+  void OnDone() override {
+    call_->OnDone();
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  const std::shared_ptr<BatchCall> call_;
+};
+
+// One unary Fetch: a batch of one whose result becomes the response.
+class UnaryCall final : public core::Batch,
+                        public grpc::ServerUnaryReactor,
+                        public std::enable_shared_from_this<UnaryCall> {
+ public:
+  UnaryCall(const Options& options, FetchServiceImpl* service,
+            core::Fetcher* fetcher, grpc::CallbackServerContext* context,
+            FetchResult* response)
+      : core::Batch(options, fetcher),
+        service_(service),
+        fetcher_(fetcher),
+        context_(context),
+        response_(response) {}
+
+  ~UnaryCall() override { service_->OnCallDone(window_high_water()); }
+
+  // Keeps the call alive until both gRPC (OnDone) and the worker (Deliver)
+  // are done with it.
+  void Start(std::shared_ptr<UnaryCall> self) {
+    absl::MutexLock lock(&mu_);
+    self_ = std::move(self);
+  }
+
+  void Deliver(FetchResult result, bool holds_window) override {
+    service_->OnRequestsDone(1);
+    OnResultWritten(holds_window);
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    *response_ = std::move(result);
+    Finish(grpc::Status::OK);
+  }
+
+  void OnCancel() override {
+    const bool deadline_passed =
+        context_->deadline() <= std::chrono::system_clock::now();
+    if (Cancel(deadline_passed ? fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED
+                               : fetch::v1::ERROR_KIND_CANCELLED)) {
+      fetcher_->CancelBatch(shared_from_this());
+    }
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(deadline_passed ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                          "deadline exceeded")
+                           : grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    std::shared_ptr<UnaryCall> self;
+    {
+      absl::MutexLock lock(&mu_);
+      self = std::move(self_);
+    }
+    // `self` may be the last reference: released here, after the lock.
+  }
+
+ private:
+  FetchServiceImpl* const service_;
+  core::Fetcher* const fetcher_;
+  grpc::CallbackServerContext* const context_;
+  FetchResult* const response_;
+  absl::Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<UnaryCall> self_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FetchServiceImpl>> FetchServiceImpl::Create(
+    const fetch::v1::ServerConfig& config, core::Fetcher* fetcher,
+    const Clock* clock) {
+  RequestValidator validator(config);
+  if (absl::Status s = validator.CheckServerDefaults(); !s.ok()) return s;
+  return std::unique_ptr<FetchServiceImpl>(
+      new FetchServiceImpl(config, std::move(validator), fetcher, clock));
+}
+
+FetchServiceImpl::FetchServiceImpl(const fetch::v1::ServerConfig& config,
+                                   RequestValidator validator,
+                                   core::Fetcher* fetcher, const Clock* clock)
+    : limits_(config.limits()),
+      validator_(std::move(validator)),
+      fetcher_(fetcher),
+      clock_(clock) {}
+
+void FetchServiceImpl::OnRequestsDone(int64_t n) {
+  pending_.fetch_sub(n, std::memory_order_relaxed);
+}
+
+void FetchServiceImpl::OnCallDone(int64_t window_high_water) {
+  active_calls_.fetch_sub(1, std::memory_order_relaxed);
+  int64_t high = window_high_water_.load(std::memory_order_relaxed);
+  while (window_high_water > high &&
+         !window_high_water_.compare_exchange_weak(high, window_high_water)) {
+  }
+}
+
+grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
+                                     int64_t n) {
+  if (draining_.load(std::memory_order_acquire)) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "fetchd is shutting down; retry on another replica");
+  }
+  const auto refuse = [&](std::string message) {
+    context->AddTrailingMetadata("retry-after-ms",
+                                 std::to_string(kRetryAfterMs));
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        std::move(message));
+  };
+  if (active_calls_.fetch_add(1, std::memory_order_relaxed) >=
+      static_cast<int64_t>(limits_.max_active_calls())) {
+    active_calls_.fetch_sub(1, std::memory_order_relaxed);
+    return refuse(absl::StrCat("too many active calls (limit ",
+                               limits_.max_active_calls(), ")"));
+  }
+  int64_t pending = pending_.load(std::memory_order_relaxed);
+  do {
+    if (pending + n > static_cast<int64_t>(limits_.max_pending())) {
+      active_calls_.fetch_sub(1, std::memory_order_relaxed);
+      return refuse(absl::StrCat(
+          "server busy: ", pending, " requests pending, limit ",
+          limits_.max_pending(), "; retry after ", kRetryAfterMs, " ms"));
+    }
+  } while (!pending_.compare_exchange_weak(pending, pending + n,
+                                           std::memory_order_relaxed));
+  return grpc::Status::OK;
+}
+
+absl::Time FetchServiceImpl::DeadlineOf(
+    const grpc::CallbackServerContext* context) const {
+  const auto deadline = context->deadline();
+  if (deadline >= std::chrono::system_clock::time_point::max() -
+                      std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return clock_->Now() +
+         absl::FromChrono(deadline - std::chrono::system_clock::now());
+}
+
+grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
+    grpc::CallbackServerContext* context, const BatchRequest* request) {
+  using Rejected = RejectedCall<grpc::ServerWriteReactor<FetchEvent>>;
+  if (absl::Status s = validator_.ValidateBatch(*request); !s.ok()) {
+    return new Rejected(ToGrpc(s));
+  }
+  const int64_t n = request->requests_size();
+  if (grpc::Status s = Admit(context, n); !s.ok()) return new Rejected(s);
+
+  core::Batch::Options options;
+  options.max_concurrency = static_cast<int>(
+      request->max_concurrency() == 0
+          ? limits_.max_in_flight()
+          : std::min(request->max_concurrency(), limits_.max_in_flight()));
+  options.window = static_cast<int>(limits_.stream_window());
+  options.ordered = request->ordered();
+  options.deadline = DeadlineOf(context);
+  auto call = std::make_shared<BatchCall>(options, this, fetcher_,
+                                          request->fail_fast(), n);
+  auto* reactor = new BatchReactor(context, call);
+
+  const FetchRequest base = validator_.EffectiveDefaults(request->defaults());
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  jobs.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const FetchRequest& item = request->requests(i);
+    const auto index = static_cast<uint32_t>(i);
+    absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
+        validator_.Build(base, item, index);
+    if (!job.ok()) {
+      call->Deliver(InvalidResult(item, index, job.status()),
+                    /*holds_window=*/false);
+      continue;
+    }
+    (*job)->batch = call;
+    jobs.push_back(*std::move(job));
+  }
+  if (!jobs.empty()) fetcher_->Submit(std::move(jobs));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
+    grpc::CallbackServerContext* context, const FetchRequest* request,
+    FetchResult* response) {
+  if (grpc::Status s = Admit(context, 1); !s.ok()) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(s);
+    return reactor;
+  }
+  core::Batch::Options options;
+  options.window = 1;
+  options.max_concurrency = 1;
+  options.deadline = DeadlineOf(context);
+  auto call =
+      std::make_shared<UnaryCall>(options, this, fetcher_, context, response);
+  call->Start(call);
+  const FetchRequest base = validator_.EffectiveDefaults(FetchRequest());
+  absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
+      validator_.Build(base, *request, 0);
+  if (!job.ok()) {
+    call->Deliver(InvalidResult(*request, 0, job.status()),
+                  /*holds_window=*/false);
+  } else {
+    (*job)->batch = call;
+    std::vector<std::unique_ptr<core::FetchJob>> jobs;
+    jobs.push_back(*std::move(job));
+    fetcher_->Submit(std::move(jobs));
+  }
+  return call.get();
+}
+
+}  // namespace fetchd::api

@@ -1,0 +1,83 @@
+// FetchServiceImpl: the gRPC edge of fetchd (callback API). It validates and
+// admits calls, turns requests into jobs for the Fetcher, and streams each
+// result back as it completes: one write in flight per stream, results that
+// are waiting to be written bounded by the batch's window.
+//
+// Admission: a call is refused with RESOURCE_EXHAUSTED (trailer
+// "retry-after-ms") when its requests would take the server over
+// limits.max_pending, or when limits.max_active_calls calls are running; with
+// UNAVAILABLE once StartDraining() was called.
+//
+// Cancellation (client cancel, RPC deadline, fail_fast) cancels the batch in
+// the Fetcher, which ends its queued and running transfers.
+//
+// Thread-safety: gRPC calls the handlers from its threads; workers call
+// Batch::Deliver from theirs. Shared state is atomic or guarded per call.
+#ifndef FETCHD_SERVICE_API_FETCH_SERVICE_H_
+#define FETCHD_SERVICE_API_FETCH_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "fetch/v1/config.pb.h"
+#include "fetch/v1/fetch.grpc.pb.h"
+#include "service/api/request_validation.h"
+#include "service/common/clock.h"
+#include "service/core/fetcher.h"
+
+namespace fetchd::api {
+
+class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
+ public:
+  // Checks config.request_defaults against config.request_bounds.
+  // `fetcher` and `clock` must outlive the service.
+  static absl::StatusOr<std::unique_ptr<FetchServiceImpl>> Create(
+      const fetch::v1::ServerConfig& config, core::Fetcher* fetcher,
+      const Clock* clock);
+
+  grpc::ServerWriteReactor<fetch::v1::FetchEvent>* FetchBatch(
+      grpc::CallbackServerContext* context,
+      const fetch::v1::BatchRequest* request) override;
+  grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
+                                  const fetch::v1::FetchRequest* request,
+                                  fetch::v1::FetchResult* response) override;
+
+  // New calls get UNAVAILABLE from now on; running ones continue.
+  void StartDraining() { draining_.store(true, std::memory_order_release); }
+
+  // Requests admitted and not yet finished.
+  int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
+  int64_t active_calls() const {
+    return active_calls_.load(std::memory_order_relaxed);
+  }
+  // The most window slots any finished call held at once.
+  int64_t window_high_water() const {
+    return window_high_water_.load(std::memory_order_relaxed);
+  }
+
+  // Called by the calls themselves (they live in the .cc file).
+  void OnRequestsDone(int64_t n);
+  void OnCallDone(int64_t window_high_water);
+
+ private:
+  FetchServiceImpl(const fetch::v1::ServerConfig& config,
+                   RequestValidator validator, core::Fetcher* fetcher,
+                   const Clock* clock);
+  // Admits a call of `n` requests, or says why not.
+  grpc::Status Admit(grpc::CallbackServerContext* context, int64_t n);
+  absl::Time DeadlineOf(const grpc::CallbackServerContext* context) const;
+
+  const fetch::v1::Limits limits_;
+  const RequestValidator validator_;
+  core::Fetcher* const fetcher_;
+  const Clock* const clock_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> pending_{0};
+  std::atomic<int64_t> active_calls_{0};
+  std::atomic<int64_t> window_high_water_{0};
+};
+
+}  // namespace fetchd::api
+
+#endif  // FETCHD_SERVICE_API_FETCH_SERVICE_H_

@@ -1,0 +1,63 @@
+// Turns API requests into FetchJobs: merges server defaults, batch defaults
+// and the request's own fields, then checks every field against the server's
+// bounds. Pure: no I/O, no clock, no shared state.
+//
+// Errors are absl::InvalidArgumentError with a message that names the field
+// and the rule, e.g. `timeouts.total: 600s exceeds the server maximum 300s`.
+// A bad batch option fails the whole call; a bad request becomes that item's
+// result with error INVALID_REQUEST and the rest of the batch runs.
+#ifndef FETCHD_SERVICE_API_REQUEST_VALIDATION_H_
+#define FETCHD_SERVICE_API_REQUEST_VALIDATION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fetch/v1/config.pb.h"
+#include "fetch/v1/fetch.pb.h"
+#include "service/core/fetch_job.h"
+
+namespace fetchd::api {
+
+class RequestValidator {
+ public:
+  // `config` must already be validated (config/server_config.h).
+  explicit RequestValidator(const fetch::v1::ServerConfig& config);
+
+  // Checks the server's request_defaults against its bounds (at start-up).
+  absl::Status CheckServerDefaults() const;
+
+  // Batch-level checks: size within [1, limits.max_batch_size], defaults
+  // without id or url and with options inside the bounds.
+  absl::Status ValidateBatch(const fetch::v1::BatchRequest& batch) const;
+
+  // The server defaults with the batch's (validated) defaults laid over
+  // them: computed once per batch, passed to Build().
+  fetch::v1::FetchRequest EffectiveDefaults(
+      const fetch::v1::FetchRequest& batch_defaults) const;
+
+  // The job for `request` (position `index`), with `base` (from
+  // EffectiveDefaults) applied under it. The job's batch is left unset.
+  absl::StatusOr<std::unique_ptr<core::FetchJob>> Build(
+      const fetch::v1::FetchRequest& base,
+      const fetch::v1::FetchRequest& request, uint32_t index) const;
+
+ private:
+  absl::Status CheckOptions(const fetch::v1::FetchRequest& request,
+                            const std::string& prefix) const;
+
+  const fetch::v1::RequestBounds bounds_;
+  const fetch::v1::FetchRequest server_defaults_;
+  const uint32_t max_batch_size_;
+};
+
+// `dst` with the fields set in `src` laid over it. Headers are appended;
+// a non-empty retry_on / retry_on_status list replaces the previous one.
+void MergeRequest(const fetch::v1::FetchRequest& src,
+                  fetch::v1::FetchRequest* dst);
+
+}  // namespace fetchd::api
+
+#endif  // FETCHD_SERVICE_API_REQUEST_VALIDATION_H_

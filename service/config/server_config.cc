@@ -1,0 +1,180 @@
+#include "service/config/server_config.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "service/common/proto_duration.h"
+
+namespace fetchd::config {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
+absl::Status CheckRange(absl::string_view field, uint64_t value, uint64_t min,
+                        uint64_t max) {
+  if (value < min || value > max) {
+    return Invalid(field, absl::StrCat("must be between ", min, " and ", max,
+                                       ", got ", value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPositive(absl::string_view field,
+                           const google::protobuf::Duration& d) {
+  if (!IsValidProtoDuration(d) || FromProto(d) <= absl::ZeroDuration()) {
+    return Invalid(field, "must be a positive duration");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+fetch::v1::ServerConfig DefaultServerConfig() {
+  fetch::v1::ServerConfig c;
+  c.set_listen("127.0.0.1:50051");
+  c.set_workers(std::max(1u, std::thread::hardware_concurrency()));
+
+  auto* limits = c.mutable_limits();
+  limits->set_max_in_flight(1024);
+  limits->set_max_per_host(16);
+  limits->set_max_batch_size(10000);
+  limits->set_max_pending(100000);
+  limits->set_stream_window(256);
+  limits->set_max_active_calls(1000);
+
+  auto* d = c.mutable_request_defaults();
+  d->set_method("GET");
+  *d->mutable_timeouts()->mutable_total() = TimeUtil::SecondsToDuration(30);
+  *d->mutable_timeouts()->mutable_connect() = TimeUtil::SecondsToDuration(10);
+  *d->mutable_timeouts()->mutable_read_idle() = TimeUtil::SecondsToDuration(30);
+  *d->mutable_timeouts()->mutable_queue() = TimeUtil::SecondsToDuration(60);
+  d->mutable_retry()->set_max_attempts(3);
+  *d->mutable_retry()->mutable_base_backoff() =
+      TimeUtil::MillisecondsToDuration(100);
+  *d->mutable_retry()->mutable_max_backoff() = TimeUtil::SecondsToDuration(10);
+  d->mutable_retry()->set_honor_retry_after(true);
+  d->mutable_retry()->set_retry_non_idempotent(false);
+  d->set_follow_redirects(true);
+  d->set_max_redirects(10);
+  d->set_max_body_bytes(2 << 20);
+  d->set_fail_on_http_error(false);
+
+  auto* b = c.mutable_request_bounds();
+  *b->mutable_max_total_timeout() = TimeUtil::SecondsToDuration(300);
+  *b->mutable_max_connect_timeout() = TimeUtil::SecondsToDuration(60);
+  *b->mutable_max_read_idle_timeout() = TimeUtil::SecondsToDuration(300);
+  *b->mutable_max_queue_timeout() = TimeUtil::SecondsToDuration(600);
+  b->set_max_attempts(10);
+  *b->mutable_max_backoff() = TimeUtil::SecondsToDuration(60);
+  *b->mutable_max_retry_after() = TimeUtil::SecondsToDuration(60);
+  b->set_max_redirects(20);
+  b->set_max_body_bytes(64 << 20);
+  b->set_max_url_bytes(8192);
+  b->set_max_headers(100);
+  b->set_max_request_body_bytes(16 << 20);
+  return c;
+}
+
+absl::StatusOr<fetch::v1::ServerConfig> MergeJsonConfig(
+    const fetch::v1::ServerConfig& base, const std::string& json) {
+  fetch::v1::ServerConfig parsed;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  const auto status =
+      google::protobuf::util::JsonStringToMessage(json, &parsed, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(std::string(status.message()));
+  }
+  fetch::v1::ServerConfig merged = base;
+  merged.MergeFrom(parsed);
+  return merged;
+}
+
+absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
+    const fetch::v1::ServerConfig& base, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<fetch::v1::ServerConfig> merged =
+      MergeJsonConfig(base, text.str());
+  if (!merged.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", merged.status().message()));
+  }
+  return merged;
+}
+
+absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
+  const std::string& listen = c.listen();
+  const size_t colon = listen.rfind(':');
+  if (listen.empty() || colon == std::string::npos || colon == 0 ||
+      colon + 1 == listen.size()) {
+    return Invalid("listen",
+                   absl::StrCat("must be host:port, got \"", listen, "\""));
+  }
+  const auto& l = c.limits();
+  for (absl::Status s : {
+           CheckRange("workers", c.workers(), 1, 256),
+           CheckRange("limits.max_in_flight", l.max_in_flight(), 1, 1000000),
+           CheckRange("limits.max_per_host", l.max_per_host(), 1, 100000),
+           CheckRange("limits.max_batch_size", l.max_batch_size(), 1, 10000000),
+           CheckRange("limits.max_pending", l.max_pending(), 1, 100000000),
+           CheckRange("limits.stream_window", l.stream_window(), 1, 1000000),
+           CheckRange("limits.max_active_calls", l.max_active_calls(), 1,
+                      1000000),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (l.max_batch_size() > l.max_pending()) {
+    return Invalid("limits.max_batch_size",
+                   "must not exceed limits.max_pending");
+  }
+  const auto& b = c.request_bounds();
+  for (absl::Status s : {
+           CheckPositive("request_bounds.max_total_timeout",
+                         b.max_total_timeout()),
+           CheckPositive("request_bounds.max_connect_timeout",
+                         b.max_connect_timeout()),
+           CheckPositive("request_bounds.max_read_idle_timeout",
+                         b.max_read_idle_timeout()),
+           CheckPositive("request_bounds.max_queue_timeout",
+                         b.max_queue_timeout()),
+           CheckPositive("request_bounds.max_backoff", b.max_backoff()),
+           CheckPositive("request_bounds.max_retry_after", b.max_retry_after()),
+           CheckRange("request_bounds.max_attempts", b.max_attempts(), 1, 100),
+           CheckRange("request_bounds.max_redirects", b.max_redirects(), 0,
+                      100),
+           CheckRange("request_bounds.max_body_bytes", b.max_body_bytes(), 1,
+                      uint64_t{1} << 40),
+           CheckRange("request_bounds.max_url_bytes", b.max_url_bytes(), 16,
+                      1 << 20),
+           CheckRange("request_bounds.max_headers", b.max_headers(), 0, 10000),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (!c.request_defaults().id().empty() ||
+      !c.request_defaults().url().empty()) {
+    return Invalid("request_defaults", "id and url must be empty");
+  }
+  return absl::OkStatus();
+}
+
+std::string ConfigToJson(const fetch::v1::ServerConfig& config) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(config, &out, options);
+  return out;
+}
+
+}  // namespace fetchd::config

@@ -1,0 +1,111 @@
+// Batch: the state of one FetchBatch (or Fetch) call that the curl workers
+// share: cancellation, the caller's concurrency semaphore and the stream's
+// credit window. The API layer subclasses it to receive results.
+//
+// Flow control. A job may start an attempt only after TryAcquire():
+//  - a concurrency slot (at most max_concurrency attempts in flight), freed
+//    by ReleaseConcurrency() when the attempt ends;
+//  - a window slot (at most `window` results in flight or finished but not
+//    yet written to the caller), freed by OnResultWritten() once the result
+//    has left, or by ReleaseWindow() when the attempt is retried later.
+// A slow reader therefore holds its own batch at `window`, and memory per
+// stream stays bounded. In ordered mode the job the stream waits for (index
+// == next_to_write) may always take a window slot, so a full window of later
+// results can't deadlock the batch.
+//
+// Thread-safety: all methods may be called from any thread. Deliver() is
+// called by workers, exactly once per job of the batch.
+#ifndef FETCHD_SERVICE_CORE_BATCH_H_
+#define FETCHD_SERVICE_CORE_BATCH_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "fetch/v1/fetch.pb.h"
+
+namespace fetchd::core {
+
+// Wakes the workers so that they retry dispatching blocked jobs.
+class DispatchWaker {
+ public:
+  virtual ~DispatchWaker() = default;
+  virtual void WakeAll() = 0;
+};
+
+class Batch {
+ public:
+  struct Options {
+    int max_concurrency = 1 << 30;
+    int window = 1 << 30;
+    bool ordered = false;
+    // The RPC's deadline; no attempt or retry is started past it.
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+
+  // `waker` must outlive the batch; may be null when nothing ever blocks.
+  Batch(const Options& options, DispatchWaker* waker);
+  virtual ~Batch() = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // Takes a concurrency and a window slot for the job at `index`. On false
+  // the caller keeps the job queued; the batch wakes the workers when a slot
+  // frees up.
+  bool TryAcquire(uint32_t index);
+  void ReleaseConcurrency();
+  void ReleaseWindow();
+
+  // The final result of one job. `holds_window` says whether the job still
+  // holds a window slot, which the implementation returns through
+  // OnResultWritten() when the result has been written.
+  virtual void Deliver(fetch::v1::FetchResult result, bool holds_window) = 0;
+
+  // Marks the batch cancelled with `why` (CANCELLED or DEADLINE_EXCEEDED).
+  // Returns true for the first call only. Jobs not yet finished end with
+  // `why` once their worker processes the cancellation.
+  bool Cancel(fetch::v1::ErrorKind why);
+  bool cancelled() const {
+    return cancel_error() != fetch::v1::ERROR_KIND_NONE;
+  }
+  // NONE until cancelled.
+  fetch::v1::ErrorKind cancel_error() const {
+    return cancel_error_.load(std::memory_order_acquire);
+  }
+
+  absl::Time deadline() const { return options_.deadline; }
+  bool ordered() const { return options_.ordered; }
+
+  // Called by the owner when a result has been written to the caller.
+  void OnResultWritten(bool held_window);
+  // Ordered mode: the index of the next result the stream will write.
+  void set_next_to_write(uint32_t index) {
+    next_to_write_.store(index, std::memory_order_release);
+    WakeIfStarved();
+  }
+
+  // Window slots in use now (in flight + finished, unwritten): for tests and
+  // metrics.
+  int window_in_use() const {
+    return window_used_.load(std::memory_order_relaxed);
+  }
+  int window_high_water() const {
+    return window_high_water_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  void WakeIfStarved();
+
+  const Options options_;
+  DispatchWaker* const waker_;
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> window_used_{0};
+  std::atomic<int> window_high_water_{0};
+  std::atomic<uint32_t> next_to_write_{0};
+  std::atomic<bool> starved_{false};
+  std::atomic<fetch::v1::ErrorKind> cancel_error_{fetch::v1::ERROR_KIND_NONE};
+};
+
+}  // namespace fetchd::core
+
+#endif  // FETCHD_SERVICE_CORE_BATCH_H_

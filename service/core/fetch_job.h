@@ -1,0 +1,56 @@
+// FetchJob: one validated request with every option resolved (defaults
+// applied, server bounds checked), plus its progress through the scheduler.
+// Plain data: it moves from the API layer to one curl worker, which owns it
+// until its result is delivered.
+#ifndef FETCHD_SERVICE_CORE_FETCH_JOB_H_
+#define FETCHD_SERVICE_CORE_FETCH_JOB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "service/core/batch.h"
+#include "service/core/retry_policy.h"
+
+namespace fetchd::core {
+
+struct FetchJob {
+  std::shared_ptr<Batch> batch;
+  uint32_t index = 0;
+  std::string id;
+
+  std::string url;
+  std::string method = "GET";
+  // "Name: value", in the caller's order.
+  std::vector<std::string> header_lines;
+  std::string body;
+
+  absl::Duration total_timeout = absl::Seconds(30);
+  absl::Duration connect_timeout = absl::Seconds(10);
+  absl::Duration read_idle_timeout = absl::Seconds(30);
+  absl::Duration queue_timeout = absl::Seconds(60);
+  RetryParams retry;
+  bool follow_redirects = true;
+  uint32_t max_redirects = 10;
+  uint64_t max_body_bytes = 2 << 20;
+  bool fail_on_http_error = false;
+
+  // scheme://host:port, lower case: the unit of per-host limits and sharding.
+  std::string host_key;
+
+  // Progress, owned by the worker.
+  int attempts = 0;
+  // When the job started waiting for its current slot.
+  absl::Time queued_at;
+  // Queue wait of earlier attempts.
+  absl::Duration queue_wait;
+  // Earliest start of the next attempt (retry backoff); InfinitePast when
+  // the job may start at once.
+  absl::Time not_before = absl::InfinitePast();
+};
+
+}  // namespace fetchd::core
+
+#endif  // FETCHD_SERVICE_CORE_FETCH_JOB_H_

@@ -1,0 +1,36 @@
+// Fetcher: what the API layer needs from the engine. The curl worker pool
+// implements it; API tests may substitute their own.
+//
+// Thread-safety: every method may be called from any thread.
+#ifndef FETCHD_SERVICE_CORE_FETCHER_H_
+#define FETCHD_SERVICE_CORE_FETCHER_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "service/core/batch.h"
+#include "service/core/fetch_job.h"
+
+namespace fetchd::core {
+
+// Gauges of the engine, summed over workers (updated once per worker loop).
+struct FetcherStats {
+  int64_t in_flight = 0;  // attempts running in curl
+  int64_t queued = 0;     // waiting for a slot
+  int64_t delayed = 0;    // waiting for a retry backoff to end
+};
+
+class Fetcher : public DispatchWaker {
+ public:
+  // Takes the jobs; each gets exactly one Batch::Deliver() of its batch.
+  virtual void Submit(std::vector<std::unique_ptr<FetchJob>> jobs) = 0;
+  // Ends every queued, delayed or running job of `batch` with
+  // batch->cancel_error(). Call after batch->Cancel().
+  virtual void CancelBatch(const std::shared_ptr<Batch>& batch) = 0;
+  virtual FetcherStats stats() const = 0;
+};
+
+}  // namespace fetchd::core
+
+#endif  // FETCHD_SERVICE_CORE_FETCHER_H_

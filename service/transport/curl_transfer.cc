@@ -1,0 +1,357 @@
+#include "service/transport/curl_transfer.h"
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace fetchd::transport {
+namespace {
+
+using fetch::v1::ErrorKind;
+using google::protobuf::util::TimeUtil;
+
+// Applies curl_easy_setopt calls, keeping the first failure.
+class Options {
+ public:
+  explicit Options(CURL* easy) : easy_(easy) {}
+  template <typename T>
+  Options& Set(CURLoption option, T value) {
+    if (code_ == CURLE_OK) {
+      code_ = curl_easy_setopt(easy_, option, value);
+      if (code_ != CURLE_OK) failed_ = option;
+    }
+    return *this;
+  }
+  absl::Status status() const {
+    if (code_ == CURLE_OK) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("curl_easy_setopt(", failed_,
+                                            "): ", curl_easy_strerror(code_)));
+  }
+
+ private:
+  CURL* easy_;
+  CURLcode code_ = CURLE_OK;
+  int failed_ = 0;
+};
+
+long ToMillis(absl::Duration d) {  // NOLINT(google-runtime-int): curl's type.
+  return static_cast<long>(        // NOLINT(google-runtime-int)
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
+
+void SetDuration(google::protobuf::Duration* out, curl_off_t micros) {
+  *out = TimeUtil::MicrosecondsToDuration(std::max<curl_off_t>(0, micros));
+}
+
+ErrorKind ClassifyCurlError(CURLcode code, bool connected,
+                            bool connect_timeout_binds) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return fetch::v1::ERROR_KIND_DNS;
+    case CURLE_COULDNT_CONNECT:
+      return fetch::v1::ERROR_KIND_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+      if (!connected && connect_timeout_binds) {
+        return fetch::v1::ERROR_KIND_CONNECT_TIMEOUT;
+      }
+      return fetch::v1::ERROR_KIND_TOTAL_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return fetch::v1::ERROR_KIND_TLS;
+    case CURLE_TOO_MANY_REDIRECTS:
+      return fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS;
+    case CURLE_FILESIZE_EXCEEDED:
+      return fetch::v1::ERROR_KIND_BODY_TOO_LARGE;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      return fetch::v1::ERROR_KIND_INVALID_REQUEST;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_RANGE_ERROR:
+      return fetch::v1::ERROR_KIND_PROTOCOL;
+    default:
+      return fetch::v1::ERROR_KIND_INTERNAL;
+  }
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' ||
+                        s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+Transfer::Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
+                   const Clock* clock)
+    : job_(std::move(job)), easy_(std::move(easy)), clock_(clock) {}
+
+absl::Status Transfer::Start(absl::Time now) {
+  const core::FetchJob& job = *job_;
+  result_.Clear();
+  error_buffer_[0] = '\0';
+  started_ = now;
+  last_activity_ = now;
+  connected_ = false;
+  abort_ = Abort::kNone;
+  attempt_timeout_ = std::min(job.total_timeout, job.batch->deadline() - now);
+
+  curl_slist* list = nullptr;
+  for (const std::string& line : job.header_lines) {
+    curl_slist* next = curl_slist_append(list, line.c_str());
+    if (next == nullptr) {
+      curl_slist_free_all(list);
+      return absl::ResourceExhaustedError("curl_slist_append failed");
+    }
+    list = next;
+  }
+  // No "Expect: 100-continue" round trip for bodies unless asked for.
+  if (!job.body.empty()) {
+    curl_slist* next = curl_slist_append(list, "Expect:");
+    if (next != nullptr) list = next;
+  }
+  request_headers_.reset(list);
+
+  CURL* easy = easy_.get();
+  Options opts(easy);
+  opts.Set(CURLOPT_URL, job.url.c_str())
+      .Set(CURLOPT_PRIVATE, static_cast<void*>(this))
+      .Set(CURLOPT_NOSIGNAL, 1L)
+      .Set(CURLOPT_ERRORBUFFER, error_buffer_)
+      .Set(CURLOPT_PROTOCOLS_STR, "http,https")
+      .Set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+      // Proxies only when configured, never from the environment.
+      .Set(CURLOPT_PROXY, "")
+      .Set(CURLOPT_FOLLOWLOCATION, job.follow_redirects ? 1L : 0L)
+      .Set(CURLOPT_MAXREDIRS, static_cast<long>(job.max_redirects))  // NOLINT
+      .Set(CURLOPT_TIMEOUT_MS, ToMillis(attempt_timeout_))
+      .Set(CURLOPT_CONNECTTIMEOUT_MS, ToMillis(job.connect_timeout))
+      // Decode every encoding libcurl supports; the body cap counts decoded
+      // bytes in OnBody.
+      .Set(CURLOPT_ACCEPT_ENCODING, "")
+      .Set(CURLOPT_WRITEFUNCTION, &Transfer::OnBody)
+      .Set(CURLOPT_WRITEDATA, static_cast<void*>(this))
+      .Set(CURLOPT_HEADERFUNCTION, &Transfer::OnHeader)
+      .Set(CURLOPT_HEADERDATA, static_cast<void*>(this))
+      .Set(CURLOPT_PREREQFUNCTION, &Transfer::OnPrereq)
+      .Set(CURLOPT_PREREQDATA, static_cast<void*>(this))
+      .Set(CURLOPT_HTTPHEADER, request_headers_.get())
+      .Set(CURLOPT_MAXFILESIZE_LARGE,
+           static_cast<curl_off_t>(job.max_body_bytes));
+
+  if (job.method == "HEAD") {
+    opts.Set(CURLOPT_NOBODY, 1L);
+  } else if (job.method != "GET" || !job.body.empty()) {
+    if (!job.body.empty() || job.method == "POST") {
+      opts.Set(CURLOPT_POSTFIELDSIZE_LARGE,
+               static_cast<curl_off_t>(job.body.size()))
+          .Set(CURLOPT_POSTFIELDS, job.body.data());
+    }
+    if (job.method != "POST")
+      opts.Set(CURLOPT_CUSTOMREQUEST, job.method.c_str());
+  }
+  return opts.status();
+}
+
+absl::Time Transfer::IdleDeadline() const {
+  if (!connected_) return absl::InfiniteFuture();
+  return last_activity_ + job_->read_idle_timeout;
+}
+
+size_t Transfer::OnBody(char* data, size_t size, size_t count, void* self) {
+  auto* t = static_cast<Transfer*>(self);
+  const size_t n = size * count;
+  std::string* body = t->result_.mutable_body();
+  if (body->size() + n > t->job_->max_body_bytes) {
+    t->abort_ = Abort::kBodyTooLarge;
+    return 0;  // Short count: curl aborts with CURLE_WRITE_ERROR.
+  }
+  body->append(data, n);
+  t->last_activity_ = t->clock_->Now();
+  return n;
+}
+
+size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
+  auto* t = static_cast<Transfer*>(self);
+  const size_t n = size * count;
+  t->last_activity_ = t->clock_->Now();
+  std::string_view line(data, n);
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new response (after a redirect or 100 Continue): keep only the last.
+    t->result_.clear_headers();
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return n;
+  fetch::v1::Header* header = t->result_.add_headers();
+  header->set_name(std::string(Trim(line.substr(0, colon))));
+  header->set_value(std::string(Trim(line.substr(colon + 1))));
+  return n;
+}
+
+int Transfer::OnPrereq(void* self, char* /*primary_ip*/, char* /*local_ip*/,
+                       int /*primary_port*/, int /*local_port*/) {
+  auto* t = static_cast<Transfer*>(self);
+  t->connected_ = true;
+  t->last_activity_ = t->clock_->Now();
+  return CURL_PREREQFUNC_OK;
+}
+
+void Transfer::SetError(ErrorKind kind, std::string message) {
+  result_.set_error(kind);
+  result_.set_error_message(std::move(message));
+}
+
+void Transfer::FillTransferInfo() {
+  CURL* easy = easy_.get();
+  long status = 0;  // NOLINT(google-runtime-int)
+  if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK) {
+    result_.set_status(static_cast<uint32_t>(status));
+  }
+  char* url = nullptr;
+  if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+      url != nullptr) {
+    result_.set_final_url(url);
+  }
+  char* ip = nullptr;
+  long port = 0;  // NOLINT(google-runtime-int)
+  if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
+      ip != nullptr && ip[0] != '\0' &&
+      curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &port) == CURLE_OK) {
+    const absl::string_view addr(ip);
+    result_.set_remote_address(addr.find(':') == std::string_view::npos
+                                   ? absl::StrCat(addr, ":", port)
+                                   : absl::StrCat("[", addr, "]:", port));
+  }
+  long version = 0;  // NOLINT(google-runtime-int)
+  if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK) {
+    switch (version) {
+      case CURL_HTTP_VERSION_1_0:
+        result_.set_http_version("1.0");
+        break;
+      case CURL_HTTP_VERSION_1_1:
+        result_.set_http_version("1.1");
+        break;
+      case CURL_HTTP_VERSION_2_0:
+        result_.set_http_version("2");
+        break;
+      case CURL_HTTP_VERSION_3:
+        result_.set_http_version("3");
+        break;
+      default:
+        break;
+    }
+  }
+  long connects = 0;  // NOLINT(google-runtime-int)
+  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
+    result_.set_connection_reused(connected_ && connects == 0);
+  }
+  long redirects = 0;  // NOLINT(google-runtime-int)
+  if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_COUNT, &redirects) ==
+      CURLE_OK) {
+    result_.set_redirects(static_cast<uint32_t>(redirects));
+  }
+  curl_off_t uploaded = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK) {
+    result_.set_bytes_sent(static_cast<uint64_t>(uploaded));
+  }
+  result_.set_bytes_received(result_.body().size());
+
+  curl_off_t dns = 0, connect = 0, tls = 0, first_byte = 0, total = 0;
+  curl_easy_getinfo(easy, CURLINFO_NAMELOOKUP_TIME_T, &dns);
+  curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect);
+  curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &tls);
+  curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first_byte);
+  curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
+  fetch::v1::Timings* timings = result_.mutable_timings();
+  SetDuration(timings->mutable_dns(), dns);
+  SetDuration(timings->mutable_connect(), connect > 0 ? connect - dns : 0);
+  SetDuration(timings->mutable_tls(), tls > 0 ? tls - connect : 0);
+  SetDuration(timings->mutable_first_byte(), first_byte);
+  SetDuration(timings->mutable_total(), total);
+}
+
+core::AttemptOutcome Transfer::Finish(CURLcode code) {
+  FillTransferInfo();
+  core::AttemptOutcome outcome;
+  outcome.request_sent = connected_;
+  outcome.status = result_.status();
+
+  switch (abort_) {
+    case Abort::kBodyTooLarge:
+      SetError(fetch::v1::ERROR_KIND_BODY_TOO_LARGE,
+               absl::StrCat("response body exceeds max_body_bytes (",
+                            job_->max_body_bytes, ")"));
+      break;
+    case Abort::kReadIdle:
+      SetError(fetch::v1::ERROR_KIND_READ_TIMEOUT,
+               absl::StrCat("read-idle timeout: no data for ",
+                            absl::FormatDuration(job_->read_idle_timeout)));
+      break;
+    case Abort::kCancelled:
+      SetError(fetch::v1::ERROR_KIND_CANCELLED, "cancelled");
+      break;
+    case Abort::kNone:
+      if (code == CURLE_OK) break;
+      {
+        const bool connect_binds = job_->connect_timeout <= attempt_timeout_;
+        const ErrorKind kind =
+            ClassifyCurlError(code, connected_, connect_binds);
+        std::string detail =
+            error_buffer_[0] != '\0' ? error_buffer_ : curl_easy_strerror(code);
+        if (kind == fetch::v1::ERROR_KIND_TOTAL_TIMEOUT) {
+          detail = absl::StrCat("total timeout (",
+                                absl::FormatDuration(attempt_timeout_),
+                                "): ", detail);
+        } else if (kind == fetch::v1::ERROR_KIND_CONNECT_TIMEOUT) {
+          detail = absl::StrCat("connect timeout (",
+                                absl::FormatDuration(job_->connect_timeout),
+                                "): ", detail);
+        }
+        SetError(kind, std::move(detail));
+      }
+      break;
+  }
+  if (result_.error() == fetch::v1::ERROR_KIND_NONE &&
+      job_->fail_on_http_error && result_.status() >= 400) {
+    SetError(fetch::v1::ERROR_KIND_HTTP_STATUS,
+             absl::StrCat("HTTP status ", result_.status()));
+  }
+  outcome.error = result_.error();
+
+  curl_off_t retry_after = 0;
+  if (curl_easy_getinfo(easy_.get(), CURLINFO_RETRY_AFTER, &retry_after) ==
+          CURLE_OK &&
+      retry_after > 0) {
+    outcome.retry_after = absl::Seconds(retry_after);
+  }
+  return outcome;
+}
+
+}  // namespace fetchd::transport

@@ -1,0 +1,354 @@
+#include "service/transport/curl_worker.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "service/common/proto_duration.h"
+#include "spdlog/spdlog.h"
+
+namespace fetchd::transport {
+namespace {
+
+using fetch::v1::ErrorKind;
+
+// Bounds one poll so the loop re-checks its state at least this often.
+constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
+// Easy handles kept for reuse after their transfer ends.
+constexpr size_t kMaxIdleEasy = 256;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
+    const core::HostScheduler::Limits& limits, const Clock* clock) {
+  CurlMultiPtr multi(curl_multi_init());
+  if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
+  // Keep enough idle connections for every transfer this worker may run.
+  const CURLMcode code = curl_multi_setopt(
+      multi.get(), CURLMOPT_MAXCONNECTS,
+      static_cast<long>(std::max(limits.max_in_flight, 16)));  // NOLINT
+  if (code != CURLM_OK) {
+    return absl::InternalError(
+        absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
+  }
+  std::unique_ptr<CurlWorker> worker(
+      new CurlWorker(limits, clock, std::move(multi)));
+  worker->thread_ = std::thread([w = worker.get()] { w->Run(); });
+  return worker;
+}
+
+CurlWorker::CurlWorker(const core::HostScheduler::Limits& limits,
+                       const Clock* clock, CurlMultiPtr multi)
+    : clock_(clock), multi_(std::move(multi)), scheduler_(limits) {}
+
+CurlWorker::~CurlWorker() { Stop(); }
+
+void CurlWorker::Stop() {
+  stopping_.store(true, std::memory_order_release);
+  curl_multi_wakeup(multi_.get());
+  if (thread_.joinable()) thread_.join();
+}
+
+void CurlWorker::Post(Task task) {
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.push_back(std::move(task));
+  }
+  curl_multi_wakeup(multi_.get());
+}
+
+void CurlWorker::Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) {
+  Post([this, jobs = std::move(jobs)]() mutable {
+    const absl::Time now = clock_->Now();
+    for (auto& job : jobs) scheduler_.Enqueue(std::move(job), now);
+  });
+}
+
+void CurlWorker::CancelBatch(std::shared_ptr<core::Batch> batch) {
+  Post([this, batch = std::move(batch)]() { CancelBatchNow(batch.get()); });
+}
+
+void CurlWorker::Wake() { curl_multi_wakeup(multi_.get()); }
+
+core::FetcherStats CurlWorker::stats() const {
+  return core::FetcherStats{stat_in_flight_.load(std::memory_order_relaxed),
+                            stat_queued_.load(std::memory_order_relaxed),
+                            stat_delayed_.load(std::memory_order_relaxed)};
+}
+
+void CurlWorker::RunInbox() {
+  std::vector<Task> tasks;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    tasks.swap(inbox_);
+  }
+  for (Task& task : tasks) std::move(task)();
+}
+
+void CurlWorker::Run() {
+  while (true) {
+    RunInbox();
+    if (stopping_.load(std::memory_order_acquire)) break;
+    absl::Time now = clock_->Now();
+    ExpireQueued(now);
+    AbortIdle(now);
+    Dispatch(now);
+
+    int still_running = 0;
+    CURLMcode mc = curl_multi_perform(multi_.get(), &still_running);
+    if (mc != CURLM_OK) {
+      spdlog::error("curl_multi_perform: {}", curl_multi_strerror(mc));
+    }
+    now = clock_->Now();
+    bool finished_any = false;
+    int pending = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &pending)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode code = msg->data.result;
+      HandleDone(easy, code, now);
+      finished_any = true;
+    }
+    PublishStats();
+    // Finished transfers freed slots: start queued jobs before sleeping.
+    if (finished_any) continue;
+
+    const absl::Time wake = std::min(
+        {scheduler_.NextEvent(), next_idle_check_, now + kMaxPollWait});
+    const int timeout_ms = static_cast<int>(
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(
+                                absl::Ceil(wake - now, absl::Milliseconds(1))),
+                            0, absl::ToInt64Milliseconds(kMaxPollWait)));
+    mc = curl_multi_poll(multi_.get(), nullptr, 0, timeout_ms, nullptr);
+    if (mc != CURLM_OK) {
+      spdlog::error("curl_multi_poll: {}", curl_multi_strerror(mc));
+    }
+  }
+  // Work posted before the stop still gets its results.
+  RunInbox();
+  CancelAll("server shutting down");
+  PublishStats();
+}
+
+void CurlWorker::ExpireQueued(absl::Time now) {
+  for (auto& job : scheduler_.TakeExpired(now)) {
+    const std::string message =
+        absl::StrCat("waited ", absl::FormatDuration(job->queue_wait),
+                     " for a connection slot (queue timeout ",
+                     absl::FormatDuration(job->queue_timeout), ")");
+    DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_QUEUE_TIMEOUT, message);
+  }
+}
+
+void CurlWorker::AbortIdle(absl::Time now) {
+  if (now < next_idle_check_) return;
+  absl::Time next = absl::InfiniteFuture();
+  std::vector<CURL*> idle;
+  for (const auto& [easy, transfer] : running_) {
+    const absl::Time deadline = transfer->IdleDeadline();
+    if (deadline <= now) {
+      idle.push_back(easy);
+    } else {
+      // Not yet connected: the deadline can't come before now + idle.
+      next = std::min(next, deadline == absl::InfiniteFuture()
+                                ? now + transfer->job().read_idle_timeout
+                                : deadline);
+    }
+  }
+  next_idle_check_ = next;
+  for (CURL* easy : idle) {
+    std::unique_ptr<Transfer> transfer = Detach(easy);
+    transfer->set_abort(Transfer::Abort::kReadIdle);
+    FinishAttempt(std::move(transfer), CURLE_OK, now);
+  }
+}
+
+void CurlWorker::Dispatch(absl::Time now) {
+  while (std::unique_ptr<core::FetchJob> job = scheduler_.Next(now)) {
+    core::Batch& batch = *job->batch;
+    ErrorKind early = fetch::v1::ERROR_KIND_NONE;
+    std::string message;
+    if (batch.cancelled()) {
+      early = batch.cancel_error();
+      message = "batch cancelled before this request started";
+    } else if (now >= batch.deadline()) {
+      early = fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED;
+      message = "the RPC deadline passed before this request started";
+    }
+    if (early == fetch::v1::ERROR_KIND_NONE) {
+      StartAttempt(std::move(job), now);
+      continue;
+    }
+    scheduler_.Release(job->host_key);
+    batch.ReleaseConcurrency();
+    fetch::v1::FetchResult result;
+    result.set_error(early);
+    result.set_error_message(std::move(message));
+    Deliver(*job, std::move(result), /*holds_window=*/true);
+  }
+}
+
+void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
+                              absl::Time now) {
+  ++job->attempts;
+  CurlEasyPtr easy = AcquireEasy();
+  absl::Status status = easy == nullptr
+                            ? absl::InternalError("curl_easy_init failed")
+                            : absl::OkStatus();
+  auto transfer =
+      std::make_unique<Transfer>(std::move(job), std::move(easy), clock_);
+  if (status.ok()) status = transfer->Start(now);
+  if (status.ok()) {
+    const CURLMcode mc = curl_multi_add_handle(multi_.get(), transfer->easy());
+    if (mc != CURLM_OK) {
+      status = absl::InternalError(
+          absl::StrCat("curl_multi_add_handle: ", curl_multi_strerror(mc)));
+    }
+  }
+  core::FetchJob& started = transfer->job();
+  if (!status.ok()) {
+    scheduler_.Release(started.host_key);
+    started.batch->ReleaseConcurrency();
+    fetch::v1::FetchResult result;
+    result.set_error(fetch::v1::ERROR_KIND_INTERNAL);
+    result.set_error_message(std::string(status.message()));
+    Deliver(started, std::move(result), /*holds_window=*/true);
+    if (transfer->easy() != nullptr) RecycleEasy(transfer->TakeEasy());
+    return;
+  }
+  next_idle_check_ =
+      std::min(next_idle_check_, now + started.read_idle_timeout);
+  CURL* key = transfer->easy();
+  running_.emplace(key, std::move(transfer));
+}
+
+std::unique_ptr<Transfer> CurlWorker::Detach(CURL* easy) {
+  auto it = running_.find(easy);
+  if (it == running_.end()) return nullptr;
+  std::unique_ptr<Transfer> transfer = std::move(it->second);
+  running_.erase(it);
+  const CURLMcode mc = curl_multi_remove_handle(multi_.get(), easy);
+  if (mc != CURLM_OK) {
+    spdlog::error("curl_multi_remove_handle: {}", curl_multi_strerror(mc));
+  }
+  scheduler_.Release(transfer->job().host_key);
+  transfer->job().batch->ReleaseConcurrency();
+  return transfer;
+}
+
+void CurlWorker::HandleDone(CURL* easy, CURLcode code, absl::Time now) {
+  std::unique_ptr<Transfer> transfer = Detach(easy);
+  if (transfer == nullptr) {
+    spdlog::error("curl reported a transfer fetchd doesn't know");
+    return;
+  }
+  FinishAttempt(std::move(transfer), code, now);
+}
+
+void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
+                               CURLcode code, absl::Time now) {
+  const core::AttemptOutcome outcome = transfer->Finish(code);
+  core::FetchJob& job = transfer->job();
+  if (!job.batch->cancelled()) {
+    const std::optional<core::RetryDecision> retry = core::DecideRetry(
+        job.retry, outcome, job.attempts, core::IsIdempotent(job.method),
+        job.batch->deadline() - now, rng_);
+    if (retry.has_value()) {
+      // The job leaves the window while it waits; it competes for a slot
+      // again when its backoff ends.
+      job.batch->ReleaseWindow();
+      RecycleEasy(transfer->TakeEasy());
+      scheduler_.EnqueueAt(transfer->TakeJob(), now + retry->delay);
+      return;
+    }
+  }
+  fetch::v1::FetchResult result = std::move(transfer->result());
+  RecycleEasy(transfer->TakeEasy());
+  Deliver(job, std::move(result), /*holds_window=*/true);
+}
+
+void CurlWorker::CancelBatchNow(const core::Batch* batch) {
+  const ErrorKind why = batch->cancel_error();
+  for (auto& job : scheduler_.TakeBatch(batch)) {
+    DeliverEarly(std::move(job), why,
+                 "batch cancelled before this request finished");
+  }
+  std::vector<CURL*> easies;
+  for (const auto& [easy, transfer] : running_) {
+    if (transfer->job().batch.get() == batch) easies.push_back(easy);
+  }
+  for (CURL* easy : easies) {
+    std::unique_ptr<Transfer> transfer = Detach(easy);
+    transfer->set_abort(Transfer::Abort::kCancelled);
+    transfer->Finish(CURLE_OK);
+    fetch::v1::FetchResult result = std::move(transfer->result());
+    result.set_error(why);
+    result.set_error_message("batch cancelled while this request was running");
+    RecycleEasy(transfer->TakeEasy());
+    Deliver(transfer->job(), std::move(result), /*holds_window=*/true);
+  }
+  PublishStats();
+}
+
+void CurlWorker::CancelAll(std::string_view why) {
+  std::vector<CURL*> easies;
+  for (const auto& [easy, transfer] : running_) easies.push_back(easy);
+  for (CURL* easy : easies) {
+    std::unique_ptr<Transfer> transfer = Detach(easy);
+    transfer->set_abort(Transfer::Abort::kCancelled);
+    transfer->Finish(CURLE_OK);
+    fetch::v1::FetchResult result = std::move(transfer->result());
+    result.set_error_message(std::string(why));
+    Deliver(transfer->job(), std::move(result), /*holds_window=*/true);
+  }
+  for (auto& job : scheduler_.TakeAll()) {
+    DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_CANCELLED,
+                 std::string(why));
+  }
+}
+
+void CurlWorker::DeliverEarly(std::unique_ptr<core::FetchJob> job,
+                              ErrorKind kind, std::string message) {
+  fetch::v1::FetchResult result;
+  result.set_error(kind);
+  result.set_error_message(std::move(message));
+  Deliver(*job, std::move(result), /*holds_window=*/false);
+}
+
+void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
+                         bool holds_window) {
+  result.set_id(job.id);
+  result.set_index(job.index);
+  result.set_attempts(static_cast<uint32_t>(job.attempts));
+  if (result.final_url().empty()) result.set_final_url(job.url);
+  *result.mutable_timings()->mutable_queue_wait() = ToProto(job.queue_wait);
+  job.batch->Deliver(std::move(result), holds_window);
+}
+
+CurlEasyPtr CurlWorker::AcquireEasy() {
+  if (!idle_easy_.empty()) {
+    CurlEasyPtr easy = std::move(idle_easy_.back());
+    idle_easy_.pop_back();
+    curl_easy_reset(easy.get());
+    return easy;
+  }
+  return CurlEasyPtr(curl_easy_init());
+}
+
+void CurlWorker::RecycleEasy(CurlEasyPtr easy) {
+  if (easy != nullptr && idle_easy_.size() < kMaxIdleEasy) {
+    idle_easy_.push_back(std::move(easy));
+  }
+}
+
+void CurlWorker::PublishStats() {
+  stat_in_flight_.store(static_cast<int64_t>(running_.size()),
+                        std::memory_order_relaxed);
+  stat_queued_.store(static_cast<int64_t>(scheduler_.queued()),
+                     std::memory_order_relaxed);
+  stat_delayed_.store(static_cast<int64_t>(scheduler_.delayed()),
+                      std::memory_order_relaxed);
+}
+
+}  // namespace fetchd::transport

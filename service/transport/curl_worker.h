@@ -1,0 +1,103 @@
+// CurlWorker: one thread that owns a curl multi handle, its easy handles and
+// the HostScheduler of the hosts sharded to it. It runs the canonical
+// curl-multi loop (curl_multi_perform / curl_multi_poll); other threads only
+// Post() work to its inbox, which wakes it with curl_multi_wakeup. No curl
+// handle ever crosses threads.
+//
+// Each loop iteration: run posted tasks (new jobs, cancellations), expire
+// jobs past their queue timeout, abort transfers past their read-idle
+// timeout, start the jobs the scheduler allows, drive curl, then handle
+// finished transfers: retry after backoff or deliver the result.
+#ifndef FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_
+#define FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "service/common/clock.h"
+#include "service/core/fetcher.h"
+#include "service/core/host_scheduler.h"
+#include "service/transport/curl_handles.h"
+#include "service/transport/curl_transfer.h"
+
+namespace fetchd::transport {
+
+class CurlWorker {
+ public:
+  // Creates the multi handle and starts the thread. `clock` must outlive the
+  // worker.
+  static absl::StatusOr<std::unique_ptr<CurlWorker>> Start(
+      const core::HostScheduler::Limits& limits, const Clock* clock);
+  // Stop()s.
+  ~CurlWorker();
+  CurlWorker(const CurlWorker&) = delete;
+  CurlWorker& operator=(const CurlWorker&) = delete;
+
+  // Any thread.
+  void Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs);
+  void CancelBatch(std::shared_ptr<core::Batch> batch);
+  void Wake();
+  // Ends every job left with CANCELLED ("shutting down") and joins the
+  // thread. Idempotent.
+  void Stop();
+
+  core::FetcherStats stats() const;
+
+ private:
+  using Task = absl::AnyInvocable<void() &&>;
+
+  CurlWorker(const core::HostScheduler::Limits& limits, const Clock* clock,
+             CurlMultiPtr multi);
+  void Post(Task task);
+  void Run();
+  void RunInbox();
+  void ExpireQueued(absl::Time now);
+  void AbortIdle(absl::Time now);
+  void Dispatch(absl::Time now);
+  void StartAttempt(std::unique_ptr<core::FetchJob> job, absl::Time now);
+  void HandleDone(CURL* easy, CURLcode code, absl::Time now);
+  // Takes a running transfer out of the multi and frees its slots.
+  std::unique_ptr<Transfer> Detach(CURL* easy);
+  void FinishAttempt(std::unique_ptr<Transfer> transfer, CURLcode code,
+                     absl::Time now);
+  void CancelBatchNow(const core::Batch* batch);
+  void CancelAll(std::string_view why);
+  // Delivers a final result for a job that holds no window slot.
+  void DeliverEarly(std::unique_ptr<core::FetchJob> job,
+                    fetch::v1::ErrorKind kind, std::string message);
+  void Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
+               bool holds_window);
+  CurlEasyPtr AcquireEasy();
+  void RecycleEasy(CurlEasyPtr easy);
+  void PublishStats();
+
+  const Clock* const clock_;
+  CurlMultiPtr multi_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  absl::Mutex inbox_mu_;
+  std::vector<Task> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+
+  // Owned by the worker thread.
+  core::HostScheduler scheduler_;
+  absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> running_;
+  std::vector<CurlEasyPtr> idle_easy_;
+  absl::BitGen rng_;
+  absl::Time next_idle_check_ = absl::InfiniteFuture();
+
+  std::atomic<int64_t> stat_in_flight_{0};
+  std::atomic<int64_t> stat_queued_{0};
+  std::atomic<int64_t> stat_delayed_{0};
+};
+
+}  // namespace fetchd::transport
+
+#endif  // FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_

@@ -1,0 +1,69 @@
+#include "service/transport/worker_pool.h"
+
+#include <utility>
+
+#include "absl/hash/hash.h"
+
+namespace fetchd::transport {
+
+absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
+    const Options& options, const Clock* clock) {
+  const int n = std::max(1, options.workers);
+  core::HostScheduler::Limits limits;
+  limits.max_per_host = options.max_per_host;
+  limits.max_in_flight = std::max(1, (options.max_in_flight + n - 1) / n);
+  std::vector<std::unique_ptr<CurlWorker>> workers;
+  for (int i = 0; i < n; ++i) {
+    absl::StatusOr<std::unique_ptr<CurlWorker>> worker =
+        CurlWorker::Start(limits, clock);
+    if (!worker.ok()) return worker.status();  // Started ones stop on return.
+    workers.push_back(*std::move(worker));
+  }
+  return std::unique_ptr<WorkerPool>(new WorkerPool(std::move(workers)));
+}
+
+WorkerPool::~WorkerPool() { Stop(); }
+
+size_t WorkerPool::WorkerFor(const std::string& host_key) const {
+  return absl::Hash<std::string>{}(host_key) % workers_.size();
+}
+
+void WorkerPool::Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) {
+  if (workers_.size() == 1) {
+    workers_[0]->Submit(std::move(jobs));
+    return;
+  }
+  std::vector<std::vector<std::unique_ptr<core::FetchJob>>> shards(
+      workers_.size());
+  for (auto& job : jobs) {
+    shards[WorkerFor(job->host_key)].push_back(std::move(job));
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    if (!shards[i].empty()) workers_[i]->Submit(std::move(shards[i]));
+  }
+}
+
+void WorkerPool::CancelBatch(const std::shared_ptr<core::Batch>& batch) {
+  for (auto& worker : workers_) worker->CancelBatch(batch);
+}
+
+void WorkerPool::WakeAll() {
+  for (auto& worker : workers_) worker->Wake();
+}
+
+core::FetcherStats WorkerPool::stats() const {
+  core::FetcherStats total;
+  for (const auto& worker : workers_) {
+    const core::FetcherStats s = worker->stats();
+    total.in_flight += s.in_flight;
+    total.queued += s.queued;
+    total.delayed += s.delayed;
+  }
+  return total;
+}
+
+void WorkerPool::Stop() {
+  for (auto& worker : workers_) worker->Stop();
+}
+
+}  // namespace fetchd::transport

@@ -1,0 +1,53 @@
+// WorkerPool: the engine. N CurlWorkers; each job goes to the worker that
+// owns its host (hash of scheme://host:port), so per-host limits and
+// connection reuse stay inside one thread. The global in-flight limit is
+// split evenly between workers.
+//
+// Thread-safety: every public method may be called from any thread, except
+// that Submit/CancelBatch must not be called after (or during) Stop().
+#ifndef FETCHD_SERVICE_TRANSPORT_WORKER_POOL_H_
+#define FETCHD_SERVICE_TRANSPORT_WORKER_POOL_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "service/common/clock.h"
+#include "service/core/fetcher.h"
+#include "service/transport/curl_worker.h"
+
+namespace fetchd::transport {
+
+class WorkerPool final : public core::Fetcher {
+ public:
+  struct Options {
+    int workers = 1;
+    int max_per_host = 16;
+    // Across all workers.
+    int max_in_flight = 1024;
+  };
+
+  // Starts the workers. Requires curl_global_init() to have been called.
+  static absl::StatusOr<std::unique_ptr<WorkerPool>> Create(
+      const Options& options, const Clock* clock);
+  ~WorkerPool() override;
+
+  void Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) override;
+  void CancelBatch(const std::shared_ptr<core::Batch>& batch) override;
+  void WakeAll() override;
+  core::FetcherStats stats() const override;
+
+  // Ends every unfinished job with CANCELLED and joins the workers.
+  void Stop();
+
+ private:
+  explicit WorkerPool(std::vector<std::unique_ptr<CurlWorker>> workers)
+      : workers_(std::move(workers)) {}
+  size_t WorkerFor(const std::string& host_key) const;
+
+  std::vector<std::unique_ptr<CurlWorker>> workers_;
+};
+
+}  // namespace fetchd::transport
+
+#endif  // FETCHD_SERVICE_TRANSPORT_WORKER_POOL_H_
