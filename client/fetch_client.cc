@@ -1,0 +1,141 @@
+#include "client/fetch_client.h"
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/status.h"
+#include "grpcpp/support/string_ref.h"
+
+namespace fetchd::client {
+namespace {
+
+// Trailer in which fetchd tells a RESOURCE_EXHAUSTED caller when to retry.
+constexpr absl::string_view kRetryAfterTrailer = "retry-after-ms";
+
+absl::string_view ChannelStateName(grpc_connectivity_state state) {
+  switch (state) {
+    case GRPC_CHANNEL_IDLE:
+      return "IDLE";
+    case GRPC_CHANNEL_CONNECTING:
+      return "CONNECTING";
+    case GRPC_CHANNEL_READY:
+      return "READY";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+      return "TRANSIENT_FAILURE";
+    case GRPC_CHANNEL_SHUTDOWN:
+      return "SHUTDOWN";
+  }
+  return "UNKNOWN";
+}
+
+// The one place where a grpc::Status becomes an absl::Status. Both use the
+// canonical status codes, so the code converts by value.
+absl::Status FromGrpcStatus(
+    const grpc::Status& status,
+    const std::multimap<grpc::string_ref, grpc::string_ref>& trailers) {
+  if (status.ok()) {
+    return absl::OkStatus();
+  }
+  std::string message = status.error_message();
+  auto retry_after = trailers.find(
+      grpc::string_ref(kRetryAfterTrailer.data(), kRetryAfterTrailer.size()));
+  if (retry_after != trailers.end()) {
+    absl::StrAppend(&message, message.empty() ? "" : " ", "(",
+                    kRetryAfterTrailer, ": ",
+                    absl::string_view(retry_after->second.data(),
+                                      retry_after->second.size()),
+                    ")");
+  }
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      message);
+}
+
+void SetDeadline(absl::Time deadline, grpc::ClientContext& context) {
+  // No deadline is gRPC's default; an infinite absl::Time does not convert.
+  if (deadline == absl::InfiniteFuture()) {
+    return;
+  }
+  context.set_deadline(absl::ToChronoTime(deadline));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
+    const std::string& target, const ClientOptions& options) {
+  if (target.empty()) {
+    return absl::InvalidArgumentError("fetchd target is empty");
+  }
+  if (options.max_receive_message_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_receive_message_bytes must be positive, got ",
+                     options.max_receive_message_bytes));
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  // TODO(fetchd): TLS credentials once the server supports them.
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), args);
+
+  // ChannelInterface::WaitForConnected(), but keeping the last state for the
+  // error message.
+  const std::chrono::system_clock::time_point deadline =
+      absl::ToChronoTime(absl::Now() + options.connect_timeout);
+  grpc_connectivity_state state;
+  while ((state = channel->GetState(/*try_to_connect=*/true)) !=
+         GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_SHUTDOWN ||
+        !channel->WaitForStateChange(state, deadline)) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to fetchd at ", target, " within ",
+                       absl::FormatDuration(options.connect_timeout),
+                       " (channel state: ", ChannelStateName(state), ")"));
+    }
+  }
+  return std::unique_ptr<FetchClient>(new FetchClient(std::move(channel)));
+}
+
+FetchClient::FetchClient(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)),
+      stub_(fetch::v1::FetchService::NewStub(channel_)) {}
+
+FetchClient::~FetchClient() = default;
+
+absl::Status FetchClient::FetchBatch(
+    const fetch::v1::BatchRequest& request,
+    absl::FunctionRef<void(const fetch::v1::FetchEvent&)> on_event,
+    absl::Time deadline) {
+  grpc::ClientContext context;
+  SetDeadline(deadline, context);
+  std::unique_ptr<grpc::ClientReader<fetch::v1::FetchEvent>> reader =
+      stub_->FetchBatch(&context, request);
+  fetch::v1::FetchEvent event;
+  while (reader->Read(&event)) {
+    on_event(event);
+  }
+  const grpc::Status status = reader->Finish();
+  return FromGrpcStatus(status, context.GetServerTrailingMetadata());
+}
+
+absl::StatusOr<fetch::v1::FetchResult> FetchClient::Fetch(
+    const fetch::v1::FetchRequest& request, absl::Time deadline) {
+  grpc::ClientContext context;
+  SetDeadline(deadline, context);
+  fetch::v1::FetchResult result;
+  const grpc::Status status = stub_->Fetch(&context, request, &result);
+  absl::Status converted =
+      FromGrpcStatus(status, context.GetServerTrailingMetadata());
+  if (!converted.ok()) {
+    return converted;
+  }
+  return result;
+}
+
+}  // namespace fetchd::client

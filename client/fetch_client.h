@@ -1,0 +1,85 @@
+// FetchClient: a synchronous C++ client for the fetch.v1.FetchService API.
+//
+// A FetchClient owns one gRPC channel to one fetchd server. All methods are
+// thread-safe: several threads may run RPCs on the same client at once (each
+// call has its own grpc::ClientContext). The client must outlive every RPC
+// started on it, including RPCs started on stub() by the caller.
+//
+// Errors: every method returns absl::Status; a gRPC status is converted with
+// its code and message unchanged. A failed URL is not an RPC error: it arrives
+// as a FetchResult whose `error` is set (see fetch.proto).
+#ifndef FETCHD_CLIENT_FETCH_CLIENT_H_
+#define FETCHD_CLIENT_FETCH_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fetch/v1/fetch.grpc.pb.h"
+#include "fetch/v1/fetch.pb.h"
+#include "grpcpp/channel.h"
+
+namespace fetchd::client {
+
+struct ClientOptions {
+  // Longest time Connect() waits for the channel to become ready.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Largest response message accepted from the server (gRPC's default is
+  // 4 MiB; a FetchResult carries a whole response body).
+  int max_receive_message_bytes = 64 << 20;
+};
+
+class FetchClient {
+ public:
+  // Opens an insecure (plaintext) channel to `target` ("host:port" or any
+  // gRPC target URI) and waits up to options.connect_timeout for it to be
+  // ready.
+  //
+  // Errors: INVALID_ARGUMENT if `target` is empty or the options are out of
+  // range; UNAVAILABLE, naming the target, if the channel is not ready in time.
+  static absl::StatusOr<std::unique_ptr<FetchClient>> Connect(
+      const std::string& target, const ClientOptions& options = {});
+
+  FetchClient(const FetchClient&) = delete;
+  FetchClient& operator=(const FetchClient&) = delete;
+  ~FetchClient();
+
+  // Runs the FetchBatch RPC and calls `on_event` for every event as it
+  // arrives, on the calling thread, before returning. `on_event` must not
+  // call back into this RPC; the event it receives is valid only during the
+  // call.
+  //
+  // Returns the RPC's final status: OK once every request has its result
+  // (whatever those results are), otherwise the server's or the transport's
+  // status with its code and message. When the server sends a
+  // "retry-after-ms" trailer (RESOURCE_EXHAUSTED), its value is appended to
+  // the message as "(retry-after-ms: N)". Events delivered before a failure
+  // remain valid results.
+  absl::Status FetchBatch(
+      const fetch::v1::BatchRequest& request,
+      absl::FunctionRef<void(const fetch::v1::FetchEvent&)> on_event,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // Runs the unary Fetch RPC. A failed URL is an OK status with
+  // FetchResult.error set; errors are as for FetchBatch().
+  absl::StatusOr<fetch::v1::FetchResult> Fetch(
+      const fetch::v1::FetchRequest& request,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // The generated stub, for callers that need the async or callback API.
+  // Owned by this client; thread-safe.
+  fetch::v1::FetchService::Stub& stub() { return *stub_; }
+
+ private:
+  explicit FetchClient(std::shared_ptr<grpc::Channel> channel);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<fetch::v1::FetchService::Stub> stub_;
+};
+
+}  // namespace fetchd::client
+
+#endif  // FETCHD_CLIENT_FETCH_CLIENT_H_

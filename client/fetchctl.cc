@@ -1,0 +1,231 @@
+// fetchctl: the command-line client of fetchd (usage: FetchctlUsage(), or
+// `fetchctl --help`).
+//
+// Output: one JSON FetchResult per line on stdout, flushed per line, unless
+// --quiet. On stderr: an optional progress bar, a summary line (with the
+// progress bar or --quiet) and errors.
+//
+// Exit status (ExitCode in fetchctl_options.h):
+//   0  every result has error ERROR_KIND_NONE
+//   1  at least one result failed
+//   2  usage error (bad flag, unreadable file, bad JSON line)
+//   3  RPC error (fetchd unreachable, RESOURCE_EXHAUSTED, ...); the status
+//      code name and message go to stderr
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/fetch_client.h"
+#include "client/fetchctl_options.h"
+#include "fetch/v1/fetch.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fetchd::client {
+namespace {
+
+double PerSecond(int64_t count, absl::Duration elapsed) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  return seconds > 0 ? static_cast<double>(count) / seconds : 0.0;
+}
+
+// "[=====>    ] 1234/5000  812 req/s  3 errors" on stderr, redrawn in place.
+// Single-threaded.
+class ProgressBar {
+ public:
+  ProgressBar(int64_t total, absl::Time start) : total_(total), start_(start) {}
+
+  // Redraws unless the last redraw was less than kRedrawInterval ago.
+  void Update(int64_t done, int64_t errors, absl::Time now) {
+    if (now - last_draw_ < kRedrawInterval) {
+      return;
+    }
+    Draw(done, errors, now);
+  }
+
+  // Draws the final state and ends the line.
+  void Finish(int64_t done, int64_t errors, absl::Time now) {
+    Draw(done, errors, now);
+    std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  static constexpr absl::Duration kRedrawInterval = absl::Milliseconds(100);
+  static constexpr int64_t kWidth = 30;
+
+  void Draw(int64_t done, int64_t errors, absl::Time now) {
+    const int64_t filled =
+        total_ > 0 ? kWidth * std::min(done, total_) / total_ : kWidth;
+    std::string bar(static_cast<size_t>(filled), '=');
+    if (filled < kWidth) {
+      bar.push_back('>');
+      bar.append(static_cast<size_t>(kWidth - filled - 1), ' ');
+    }
+    std::string line =
+        absl::StrFormat("[%s] %d/%d  %.0f req/s  %d errors", bar, done, total_,
+                        PerSecond(done, now - start_), errors);
+    // Blank out what is left of a longer previous line.
+    const size_t width = line.size();
+    if (width < last_width_) {
+      line.append(last_width_ - width, ' ');
+    }
+    last_width_ = width;
+    std::fprintf(stderr, "\r%s", line.c_str());
+    std::fflush(stderr);
+    last_draw_ = now;
+  }
+
+  const int64_t total_;
+  const absl::Time start_;
+  absl::Time last_draw_ = absl::InfinitePast();
+  size_t last_width_ = 0;
+};
+
+// Writes `result` as one line of JSON on stdout and flushes it.
+void PrintResult(const fetch::v1::FetchResult& result, bool include_body) {
+  std::string json;
+  google::protobuf::util::Status status;
+  if (include_body || result.body().empty()) {
+    status = google::protobuf::util::MessageToJsonString(result, &json);
+  } else {
+    fetch::v1::FetchResult without_body = result;
+    without_body.clear_body();
+    status = google::protobuf::util::MessageToJsonString(without_body, &json);
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "fetchctl: cannot print result %u as JSON: %s\n",
+                 result.index(), status.ToString().c_str());
+    return;
+  }
+  json.push_back('\n');
+  std::fwrite(json.data(), 1, json.size(), stdout);
+  std::fflush(stdout);
+}
+
+int UsageError(const absl::Status& status) {
+  std::fprintf(stderr,
+               "fetchctl: %s\nTry 'fetchctl --help' for more information.\n",
+               std::string(status.message()).c_str());
+  return kExitUsage;
+}
+
+int RpcError(const absl::Status& status) {
+  std::fprintf(stderr, "fetchctl: %s: %s\n",
+               absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
+  return kExitRpcError;
+}
+
+int Run(const FetchctlOptions& options) {
+  absl::StatusOr<fetch::v1::BatchRequest> batch = BuildBatchRequest(options);
+  if (!batch.ok()) {
+    return UsageError(batch.status());
+  }
+
+  absl::StatusOr<std::unique_ptr<FetchClient>> client =
+      FetchClient::Connect(options.server);
+  if (!client.ok()) {
+    return RpcError(client.status());
+  }
+
+  const bool progress =
+      options.progress == ProgressMode::kOn ||
+      (options.progress == ProgressMode::kAuto && isatty(STDERR_FILENO) == 1);
+  const int64_t total = batch->requests_size();
+  int64_t received = 0;
+  int64_t failed = 0;
+  const absl::Time start = absl::Now();
+  std::optional<ProgressBar> bar;
+  if (progress) {
+    bar.emplace(total, start);
+    bar->Update(received, failed, start);
+  }
+  const absl::Time deadline = options.rpc_deadline == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : start + options.rpc_deadline;
+
+  const absl::Status status = (*client)->FetchBatch(
+      *batch,
+      [&](const fetch::v1::FetchEvent& event) {
+        if (!event.has_result()) {
+          return;  // An event kind newer than us.
+        }
+        const fetch::v1::FetchResult& result = event.result();
+        ++received;
+        if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+          ++failed;
+        }
+        if (!options.quiet) {
+          PrintResult(result, options.include_body);
+        }
+        if (bar.has_value()) {
+          bar->Update(received, failed, absl::Now());
+        }
+      },
+      deadline);
+  const absl::Time end = absl::Now();
+  if (bar.has_value()) {
+    bar->Finish(received, failed, end);
+  }
+
+  if (!status.ok()) {
+    return RpcError(status);
+  }
+  if (received != total) {
+    std::fprintf(
+        stderr, "fetchctl: fetchd sent %lld results for %lld requests\n",
+        static_cast<long long>(received), static_cast<long long>(total));
+    return kExitRpcError;
+  }
+  if (progress || options.quiet) {
+    std::fprintf(stderr,
+                 "fetchctl: %lld result%s in %.2fs (%.0f req/s): %lld ok, "
+                 "%lld failed\n",
+                 static_cast<long long>(received), received == 1 ? "" : "s",
+                 absl::ToDoubleSeconds(end - start),
+                 PerSecond(received, end - start),
+                 static_cast<long long>(received - failed),
+                 static_cast<long long>(failed));
+  }
+  return failed > 0 ? kExitFailedResults : kExitOk;
+}
+
+}  // namespace
+}  // namespace fetchd::client
+
+int main(int argc, char** argv) {
+  using fetchd::client::Command;
+  // Batch input is read with std::cin only; stdout and stderr use stdio.
+  std::ios::sync_with_stdio(false);
+
+  // Still single-threaded: nothing can call setenv() concurrently.
+  const char* env_server =
+      std::getenv("FETCHD_SERVER");  // NOLINT(concurrency-mt-unsafe)
+  const absl::StatusOr<fetchd::client::FetchctlOptions> options =
+      fetchd::client::ParseFetchctlArgs(
+          std::vector<std::string>(argv, argv + argc),
+          env_server == nullptr ? "" : env_server);
+  if (!options.ok()) {
+    return fetchd::client::UsageError(options.status());
+  }
+  if (options->command == Command::kHelp) {
+    const std::string usage = fetchd::client::FetchctlUsage();
+    std::fwrite(usage.data(), 1, usage.size(), stdout);
+    return fetchd::client::kExitOk;
+  }
+  return fetchd::client::Run(*options);
+}
