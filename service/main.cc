@@ -76,6 +76,7 @@ absl::StatusOr<fetch::v1::ServerConfig> BuildConfig() {
                [&](uint32_t v) { limits->set_max_pending(v); });
   override_int(FLAGS_stream_window,
                [&](uint32_t v) { limits->set_stream_window(v); });
+  config::ResolveAutoValues(&config);
   if (absl::Status s = config::ValidateServerConfig(config); !s.ok()) {
     return s;
   }

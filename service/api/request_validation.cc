@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
+#include "service/common/proto_merge.h"
 #include "service/transport/curl_handles.h"
 
 namespace fetchd::api {
@@ -119,7 +120,7 @@ void MergeRequest(const FetchRequest& src, FetchRequest* dst) {
   if (src.retry().retry_on_status_size() > 0) {
     dst->mutable_retry()->clear_retry_on_status();
   }
-  dst->MergeFrom(src);
+  MergeOver(src, dst);
 }
 
 RequestValidator::RequestValidator(const fetch::v1::ServerConfig& config)

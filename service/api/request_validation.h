@@ -53,7 +53,8 @@ class RequestValidator {
   const uint32_t max_batch_size_;
 };
 
-// `dst` with the fields set in `src` laid over it. Headers are appended;
+// `dst` with the fields set in `src` laid over it (MergeOver: a Duration
+// replaces the previous one whole). Headers are appended;
 // a non-empty retry_on / retry_on_status list replaces the previous one.
 void MergeRequest(const fetch::v1::FetchRequest& src,
                   fetch::v1::FetchRequest* dst);

@@ -1,5 +1,6 @@
 #include "service/config/server_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -8,6 +9,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "service/common/proto_duration.h"
+#include "service/common/proto_merge.h"
 
 namespace fetchd::config {
 namespace {
@@ -40,7 +42,7 @@ absl::Status CheckPositive(absl::string_view field,
 fetch::v1::ServerConfig DefaultServerConfig() {
   fetch::v1::ServerConfig c;
   c.set_listen("127.0.0.1:50051");
-  c.set_workers(std::max(1u, std::thread::hardware_concurrency()));
+  c.set_workers(0);  // one per hardware thread, see ResolveAutoValues
 
   auto* limits = c.mutable_limits();
   limits->set_max_in_flight(1024);
@@ -94,7 +96,7 @@ absl::StatusOr<fetch::v1::ServerConfig> MergeJsonConfig(
     return absl::InvalidArgumentError(std::string(status.message()));
   }
   fetch::v1::ServerConfig merged = base;
-  merged.MergeFrom(parsed);
+  MergeOver(parsed, &merged);
   return merged;
 }
 
@@ -113,6 +115,13 @@ absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
   return merged;
 }
 
+void ResolveAutoValues(fetch::v1::ServerConfig* config) {
+  if (config->workers() == 0) {
+    config->set_workers(
+        std::clamp(std::thread::hardware_concurrency(), 1u, 256u));
+  }
+}
+
 absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
   const std::string& listen = c.listen();
   const size_t colon = listen.rfind(':');
@@ -123,7 +132,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
   }
   const auto& l = c.limits();
   for (absl::Status s : {
-           CheckRange("workers", c.workers(), 1, 256),
+           CheckRange("workers", c.workers(), 0, 256),
            CheckRange("limits.max_in_flight", l.max_in_flight(), 1, 1000000),
            CheckRange("limits.max_per_host", l.max_per_host(), 1, 100000),
            CheckRange("limits.max_batch_size", l.max_batch_size(), 1, 10000000),

@@ -26,6 +26,10 @@ absl::StatusOr<fetch::v1::ServerConfig> MergeJsonConfig(
 absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
     const fetch::v1::ServerConfig& base, const std::string& path);
 
+// Replaces "automatic" values by concrete ones: workers 0 becomes the number
+// of hardware threads (at most 256).
+void ResolveAutoValues(fetch::v1::ServerConfig* config);
+
 // Checks limits and bounds; InvalidArgument "field: rule" otherwise. The
 // request defaults are checked against the bounds by api::RequestValidator.
 absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& config);

@@ -5,41 +5,49 @@ namespace fetchd::core {
 Batch::Batch(const Options& options, DispatchWaker* waker)
     : options_(options), waker_(waker) {}
 
-bool Batch::TryAcquire(uint32_t index) {
-  int in_flight = in_flight_.load(std::memory_order_relaxed);
-  do {
-    if (in_flight >= options_.max_concurrency) {
-      starved_.store(true, std::memory_order_release);
-      return false;
-    }
-  } while (!in_flight_.compare_exchange_weak(in_flight, in_flight + 1,
-                                             std::memory_order_acq_rel));
+namespace {
+constexpr uint64_t kOneInFlight = 1;
+constexpr uint64_t kOneWindow = uint64_t{1} << 32;
+}  // namespace
 
+bool Batch::TryAcquireOnce(uint32_t index) {
   const bool head = options_.ordered &&
-                    index == next_to_write_.load(std::memory_order_acquire);
-  int used = window_used_.load(std::memory_order_relaxed);
-  do {
-    if (used >= options_.window && !head) {
-      in_flight_.fetch_sub(1, std::memory_order_acq_rel);
-      starved_.store(true, std::memory_order_release);
-      return false;
+                    index == next_to_write_.load(std::memory_order_seq_cst);
+  uint64_t slots = slots_.load(std::memory_order_seq_cst);
+  while (true) {
+    const auto in_flight = static_cast<int64_t>(slots & 0xffffffffu);
+    const auto window = static_cast<int64_t>(slots >> 32);
+    if (in_flight >= options_.max_concurrency) return false;
+    if (window >= options_.window && !head) return false;
+    if (slots_.compare_exchange_weak(slots, slots + kOneInFlight + kOneWindow,
+                                     std::memory_order_seq_cst)) {
+      int high = window_high_water_.load(std::memory_order_relaxed);
+      while (window + 1 > high &&
+             !window_high_water_.compare_exchange_weak(
+                 high, static_cast<int>(window + 1),
+                 std::memory_order_relaxed)) {
+      }
+      return true;
     }
-  } while (!window_used_.compare_exchange_weak(used, used + 1,
-                                               std::memory_order_acq_rel));
-  int high = window_high_water_.load(std::memory_order_relaxed);
-  while (used + 1 > high && !window_high_water_.compare_exchange_weak(
-                                high, used + 1, std::memory_order_relaxed)) {
   }
-  return true;
+}
+
+bool Batch::TryAcquire(uint32_t index) {
+  if (TryAcquireOnce(index)) return true;
+  // Say that a job waits, then look again: a release that ran before it
+  // could see the flag happened before this second look, so no wakeup is
+  // lost.
+  starved_.store(true, std::memory_order_seq_cst);
+  return TryAcquireOnce(index);
 }
 
 void Batch::ReleaseConcurrency() {
-  in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  slots_.fetch_sub(kOneInFlight, std::memory_order_seq_cst);
   WakeIfStarved();
 }
 
 void Batch::ReleaseWindow() {
-  window_used_.fetch_sub(1, std::memory_order_acq_rel);
+  slots_.fetch_sub(kOneWindow, std::memory_order_seq_cst);
   WakeIfStarved();
 }
 
@@ -54,8 +62,8 @@ bool Batch::Cancel(fetch::v1::ErrorKind why) {
 }
 
 void Batch::WakeIfStarved() {
-  if (waker_ != nullptr && starved_.load(std::memory_order_acquire) &&
-      starved_.exchange(false, std::memory_order_acq_rel)) {
+  if (waker_ != nullptr && starved_.load(std::memory_order_seq_cst) &&
+      starved_.exchange(false, std::memory_order_seq_cst)) {
     waker_->WakeAll();
   }
 }

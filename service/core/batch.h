@@ -80,14 +80,14 @@ class Batch {
   void OnResultWritten(bool held_window);
   // Ordered mode: the index of the next result the stream will write.
   void set_next_to_write(uint32_t index) {
-    next_to_write_.store(index, std::memory_order_release);
+    next_to_write_.store(index, std::memory_order_seq_cst);
     WakeIfStarved();
   }
 
   // Window slots in use now (in flight + finished, unwritten): for tests and
   // metrics.
   int window_in_use() const {
-    return window_used_.load(std::memory_order_relaxed);
+    return static_cast<int>(slots_.load(std::memory_order_relaxed) >> 32);
   }
   int window_high_water() const {
     return window_high_water_.load(std::memory_order_relaxed);
@@ -95,11 +95,14 @@ class Batch {
 
  private:
   void WakeIfStarved();
+  // One attempt at taking both slots at once; no side effects on failure.
+  bool TryAcquireOnce(uint32_t index);
 
   const Options options_;
   DispatchWaker* const waker_;
-  std::atomic<int> in_flight_{0};
-  std::atomic<int> window_used_{0};
+  // Both counters in one word so that a slot pair is taken atomically:
+  // attempts in flight in the low 32 bits, window slots used in the high.
+  std::atomic<uint64_t> slots_{0};
   std::atomic<int> window_high_water_{0};
   std::atomic<uint32_t> next_to_write_{0};
   std::atomic<bool> starved_{false};

@@ -1,0 +1,274 @@
+// fetchd_load: the fetchd side of the benchmark. It sends N GET requests for
+// one URL through a running fetchd as FetchBatch calls on the generated sync
+// stub, reads every FetchEvent and checks each result.
+//
+//   fetchd_load --server 127.0.0.1:PORT --url http://127.0.0.1:P/1k
+//               --requests N --concurrency C [--batch_size K]
+//
+// By default one batch carries all N requests with max_concurrency = C; with
+// --batch_size K the requests go in batches of K, one after another. Prints
+// the same JSON line as raw_curl_multi:
+//   {"requests":N,"ok":N,"seconds":S,"bytes":B,"peak_rss_kib":K}
+// "ok" counts results with status 200 and error NONE, delivered exactly once
+// for their index, in batches whose RPC ended OK; "seconds" is the wall time
+// of the RPCs (batch building and channel setup excluded); "bytes" sums every
+// result body received, failed requests included; "peak_rss_kib" is this
+// process's VmHWM at the end.
+//
+// Exit status: 0 when every request was ok, 1 when some failed, 2 on a usage
+// error, 3 when fetchd does not accept a connection within
+// --connect_timeout_s (5 s by default).
+//
+// Only loopback addresses are accepted: the benchmark must not leave the
+// machine.
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "fetch/v1/fetch.grpc.pb.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "fetchd address, HOST:PORT");
+ABSL_FLAG(std::string, url, "", "URL to GET (http, loopback host only)");
+ABSL_FLAG(int64_t, requests, 20000, "Requests in total");
+ABSL_FLAG(int32_t, concurrency, 64, "BatchRequest.max_concurrency");
+ABSL_FLAG(int64_t, batch_size, 0,
+          "Requests per FetchBatch call, batches run sequentially; 0 sends "
+          "all requests in one batch");
+ABSL_FLAG(int32_t, connect_timeout_s, 5,
+          "Give up (exit 3) when fetchd does not accept a connection in time");
+ABSL_FLAG(int32_t, deadline_s, 600, "Deadline of each FetchBatch call");
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoServer = 3;
+constexpr int kMaxReportedFailures = 10;
+constexpr int kMaxReceiveMessageBytes = 64 << 20;
+
+// Peak resident set of this process since exec, in KiB (VmHWM), or -1.
+// getrusage's ru_maxrss is no substitute: Linux carries the parent's
+// high-water mark across fork and exec, so a child of a 20 MB Python script
+// reports at least 20 MB.
+int64_t PeakRssKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      int64_t kib = -1;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                               absl::StripPrefix(line, "VmHWM:"), "kB")),
+                           &kib)) {
+        return kib;
+      }
+    }
+  }
+  return -1;
+}
+
+// Host part of "host:port" or "[v6]:port".
+absl::string_view HostOf(absl::string_view authority) {
+  if (absl::StartsWith(authority, "[")) {
+    const size_t close = authority.find(']');
+    return close == absl::string_view::npos ? authority
+                                            : authority.substr(0, close + 1);
+  }
+  return authority.substr(0, authority.rfind(':'));
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
+}
+
+bool IsLoopbackHttpUrl(absl::string_view url) {
+  constexpr absl::string_view kScheme = "http://";
+  if (!absl::StartsWith(url, kScheme)) return false;
+  absl::string_view authority = url.substr(kScheme.size());
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.find('@') != absl::string_view::npos) return false;
+  return IsLoopbackHost(HostOf(authority));
+}
+
+// Tally of the results of all batches. Failures are grouped by reason so
+// that a broken run says why in a few lines.
+struct Tally {
+  int64_t ok = 0;
+  uint64_t bytes = 0;
+  std::map<std::string, int64_t> failures;
+
+  void Fail(const std::string& reason, int64_t count = 1) {
+    const int64_t before = failures[reason];
+    failures[reason] += count;
+    if (before < kMaxReportedFailures) {
+      std::fprintf(stderr, "fetchd_load: request failed: %s\n", reason.c_str());
+    }
+  }
+};
+
+// Runs one FetchBatch call and adds its results to `tally`.
+void RunBatch(fetch::v1::FetchService::Stub& stub,
+              const fetch::v1::BatchRequest& batch, Tally& tally) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(absl::GetFlag(FLAGS_deadline_s)));
+  std::unique_ptr<grpc::ClientReader<fetch::v1::FetchEvent>> reader =
+      stub.FetchBatch(&context, batch);
+
+  const int size = batch.requests_size();
+  std::vector<bool> seen(static_cast<size_t>(size), false);
+  int64_t received = 0;
+  int64_t batch_ok = 0;
+  uint64_t batch_bytes = 0;
+  fetch::v1::FetchEvent event;
+  while (reader->Read(&event)) {
+    if (!event.has_result()) {
+      tally.Fail("FetchEvent without a result");
+      continue;
+    }
+    const fetch::v1::FetchResult& result = event.result();
+    if (result.index() >= static_cast<uint32_t>(size) || seen[result.index()]) {
+      tally.Fail(absl::StrCat("unexpected or repeated index ", result.index()));
+      continue;
+    }
+    seen[result.index()] = true;
+    ++received;
+    if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+      tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
+                              result.error_message()));
+    } else if (result.status() != 200) {
+      tally.Fail(absl::StrCat("HTTP status ", result.status()));
+    } else {
+      ++batch_ok;
+      batch_bytes += result.body().size();
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  tally.bytes += batch_bytes;
+  if (!status.ok()) {
+    // The stream did not end cleanly: none of this batch's results count.
+    tally.Fail(absl::StrCat("FetchBatch RPC ended with status ",
+                            status.error_code(), ": ", status.error_message()),
+               size - received + batch_ok);
+    return;
+  }
+  tally.ok += batch_ok;
+  if (received < size) {
+    tally.Fail("no result for a request of the batch", size - received);
+  }
+}
+
+std::vector<fetch::v1::BatchRequest> MakeBatches(const std::string& url,
+                                                 int64_t requests,
+                                                 int64_t batch_size,
+                                                 int32_t concurrency) {
+  std::vector<fetch::v1::BatchRequest> batches;
+  for (int64_t first = 0; first < requests; first += batch_size) {
+    fetch::v1::BatchRequest& batch = batches.emplace_back();
+    batch.set_max_concurrency(static_cast<uint32_t>(concurrency));
+    const int64_t count = std::min(batch_size, requests - first);
+    batch.mutable_requests()->Reserve(static_cast<int>(count));
+    for (int64_t i = 0; i < count; ++i) batch.add_requests()->set_url(url);
+  }
+  return batches;
+}
+
+int Run() {
+  const std::string server = absl::GetFlag(FLAGS_server);
+  const std::string url = absl::GetFlag(FLAGS_url);
+  const int64_t requests = absl::GetFlag(FLAGS_requests);
+  const int32_t concurrency = absl::GetFlag(FLAGS_concurrency);
+  int64_t batch_size = absl::GetFlag(FLAGS_batch_size);
+  if (batch_size == 0) batch_size = requests;
+  if (requests <= 0 || concurrency <= 0 || batch_size <= 0 ||
+      batch_size > INT32_MAX || absl::GetFlag(FLAGS_connect_timeout_s) <= 0 ||
+      absl::GetFlag(FLAGS_deadline_s) <= 0) {
+    std::fprintf(stderr,
+                 "fetchd_load: --requests, --concurrency, --batch_size and "
+                 "timeouts must be positive\n");
+    return kExitUsage;
+  }
+  if (!IsLoopbackHost(HostOf(server))) {
+    std::fprintf(stderr,
+                 "fetchd_load: --server '%s' is not a loopback HOST:PORT; "
+                 "benchmarks stay local\n",
+                 server.c_str());
+    return kExitUsage;
+  }
+  if (!IsLoopbackHttpUrl(url)) {
+    std::fprintf(stderr,
+                 "fetchd_load: --url '%s' is not an http:// URL on a loopback "
+                 "host; benchmarks stay local\n",
+                 url.c_str());
+    return kExitUsage;
+  }
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  // An http_proxy in the environment must not redirect a loopback bench.
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      server, grpc::InsecureChannelCredentials(), args);
+  const int32_t connect_timeout_s = absl::GetFlag(FLAGS_connect_timeout_s);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(connect_timeout_s))) {
+    std::fprintf(stderr,
+                 "fetchd_load: cannot connect to fetchd at %s within %d s; "
+                 "is it running?\n",
+                 server.c_str(), connect_timeout_s);
+    return kExitNoServer;
+  }
+  std::unique_ptr<fetch::v1::FetchService::Stub> stub =
+      fetch::v1::FetchService::NewStub(channel);
+
+  const std::vector<fetch::v1::BatchRequest> batches =
+      MakeBatches(url, requests, batch_size, concurrency);
+  Tally tally;
+  const auto start = std::chrono::steady_clock::now();
+  for (const fetch::v1::BatchRequest& batch : batches) {
+    RunBatch(*stub, batch, tally);
+  }
+  const std::chrono::duration<double> elapsed =
+      std::chrono::steady_clock::now() - start;
+
+  for (const auto& [reason, count] : tally.failures) {
+    std::fprintf(stderr, "fetchd_load: %lld x %s\n",
+                 static_cast<long long>(count), reason.c_str());
+  }
+  std::printf("%s\n", absl::StrFormat(
+                          R"({"requests":%d,"ok":%d,"seconds":%.6f,"bytes":%d,)"
+                          R"("peak_rss_kib":%d})",
+                          requests, tally.ok, elapsed.count(), tally.bytes,
+                          PeakRssKib())
+                          .c_str());
+  std::fflush(stdout);
+  return tally.ok == requests ? 0 : kExitFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "fetchd_load --server HOST:PORT --url URL --requests N --concurrency C "
+      "[--batch_size K]\nLoad client for the fetchd benchmark.");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

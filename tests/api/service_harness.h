@@ -1,0 +1,147 @@
+// ServiceHarness: a real fetchd inside the test process — curl worker pool,
+// FetchServiceImpl and a gRPC server on 127.0.0.1:0 — plus a client
+// connected to it over TCP. Tests tweak the config before Start().
+#ifndef FETCHD_TESTS_API_SERVICE_HARNESS_H_
+#define FETCHD_TESTS_API_SERVICE_HARNESS_H_
+
+#include <curl/curl.h>
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/fetch_client.h"
+#include "fetch/v1/config.pb.h"
+#include "fetch/v1/fetch.pb.h"
+#include "gtest/gtest.h"
+#include "service/api/fetch_service.h"
+#include "service/common/clock.h"
+#include "service/config/server_config.h"
+#include "service/transport/worker_pool.h"
+
+namespace fetchd::testing {
+
+class ServiceHarness {
+ public:
+  ServiceHarness() : config_(config::DefaultServerConfig()) {
+    curl_global_init(CURL_GLOBAL_ALL);
+    config_.set_listen("127.0.0.1:0");
+    config_.set_workers(2);
+  }
+  ~ServiceHarness() { Stop(); }
+
+  fetch::v1::ServerConfig& config() { return config_; }
+
+  void Start() {
+    ASSERT_TRUE(config::ValidateServerConfig(config_).ok());
+    transport::WorkerPool::Options options;
+    options.workers = static_cast<int>(config_.workers());
+    options.max_per_host = static_cast<int>(config_.limits().max_per_host());
+    options.max_in_flight = static_cast<int>(config_.limits().max_in_flight());
+    auto pool = transport::WorkerPool::Create(options, RealClock::Get());
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+    auto service =
+        api::FetchServiceImpl::Create(config_, pool_.get(), RealClock::Get());
+    ASSERT_TRUE(service.ok()) << service.status();
+    service_ = *std::move(service);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(config_.listen(),
+                             grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    target_ = "127.0.0.1:" + std::to_string(port);
+    auto client = client::FetchClient::Connect(target_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+
+  void Stop() {
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+    }
+    if (pool_ != nullptr) pool_->Stop();
+    server_.reset();
+    client_.reset();
+    service_.reset();
+    pool_.reset();
+  }
+
+  // Runs a batch to the end; checks that every request got exactly one
+  // result (indices 0..n-1 once each) when the RPC ended OK.
+  std::vector<fetch::v1::FetchResult> Run(const fetch::v1::BatchRequest& batch,
+                                          absl::Status* status = nullptr) {
+    std::vector<fetch::v1::FetchResult> results;
+    absl::Status s = client_->FetchBatch(
+        batch, [&](const fetch::v1::FetchEvent& event) {
+          results.push_back(event.result());
+        });
+    if (status != nullptr) {
+      *status = s;
+    } else {
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    if (s.ok()) {
+      std::set<uint32_t> seen;
+      for (const auto& r : results) {
+        EXPECT_TRUE(seen.insert(r.index()).second)
+            << "index " << r.index() << " twice";
+      }
+      EXPECT_EQ(results.size(), static_cast<size_t>(batch.requests_size()));
+      EXPECT_EQ(seen.size(), static_cast<size_t>(batch.requests_size()));
+    }
+    return results;
+  }
+
+  // Results indexed by request index.
+  std::vector<fetch::v1::FetchResult> RunByIndex(
+      const fetch::v1::BatchRequest& batch) {
+    std::vector<fetch::v1::FetchResult> by_index(batch.requests_size());
+    for (auto& r : Run(batch)) by_index.at(r.index()) = std::move(r);
+    return by_index;
+  }
+
+  client::FetchClient& client() { return *client_; }
+  fetch::v1::FetchService::Stub& stub() { return client_->stub(); }
+  api::FetchServiceImpl& service() { return *service_; }
+  transport::WorkerPool& pool() { return *pool_; }
+  const std::string& target() const { return target_; }
+
+ private:
+  fetch::v1::ServerConfig config_;
+  std::unique_ptr<transport::WorkerPool> pool_;
+  std::unique_ptr<api::FetchServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<client::FetchClient> client_;
+  std::string target_;
+};
+
+inline fetch::v1::FetchRequest* AddUrl(fetch::v1::BatchRequest* batch,
+                                       const std::string& url) {
+  fetch::v1::FetchRequest* r = batch->add_requests();
+  r->set_url(url);
+  r->set_id("r" + std::to_string(batch->requests_size() - 1));
+  return r;
+}
+
+inline google::protobuf::Duration Millis(int64_t ms) {
+  google::protobuf::Duration d;
+  d.set_seconds(ms / 1000);
+  d.set_nanos(static_cast<int32_t>((ms % 1000) * 1000000));
+  return d;
+}
+
+inline double Seconds(const google::protobuf::Duration& d) {
+  return static_cast<double>(d.seconds()) + d.nanos() / 1e9;
+}
+
+}  // namespace fetchd::testing
+
+#endif  // FETCHD_TESTS_API_SERVICE_HARNESS_H_
