@@ -74,8 +74,8 @@ class BatchCall final : public core::Batch,
       return;
     }
     if (ordered()) {
-      out_of_order_.emplace(result.index(),
-                            Pending{std::move(result), holds_window});
+      const uint32_t index = result.index();
+      out_of_order_.emplace(index, Pending{std::move(result), holds_window});
       while (!out_of_order_.empty() &&
              out_of_order_.begin()->first == next_index_) {
         ready_.push_back(std::move(out_of_order_.begin()->second));
