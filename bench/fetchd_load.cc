@@ -140,25 +140,24 @@ void RunBatch(fetch::v1::FetchService::Stub& stub,
   uint64_t batch_bytes = 0;
   fetch::v1::FetchEvent event;
   while (reader->Read(&event)) {
-    if (!event.has_result()) {
-      tally.Fail("FetchEvent without a result");
-      continue;
-    }
-    const fetch::v1::FetchResult& result = event.result();
-    if (result.index() >= static_cast<uint32_t>(size) || seen[result.index()]) {
-      tally.Fail(absl::StrCat("unexpected or repeated index ", result.index()));
-      continue;
-    }
-    seen[result.index()] = true;
-    ++received;
-    if (result.error() != fetch::v1::ERROR_KIND_NONE) {
-      tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
-                              result.error_message()));
-    } else if (result.status() != 200) {
-      tally.Fail(absl::StrCat("HTTP status ", result.status()));
-    } else {
-      ++batch_ok;
-      batch_bytes += result.body().size();
+    for (const fetch::v1::FetchResult& result : event.results()) {
+      if (result.index() >= static_cast<uint32_t>(size) ||
+          seen[result.index()]) {
+        tally.Fail(
+            absl::StrCat("unexpected or repeated index ", result.index()));
+        continue;
+      }
+      seen[result.index()] = true;
+      ++received;
+      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+        tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
+                                result.error_message()));
+      } else if (result.status() != 200) {
+        tally.Fail(absl::StrCat("HTTP status ", result.status()));
+      } else {
+        ++batch_ok;
+        batch_bytes += result.body().size();
+      }
     }
   }
   const grpc::Status status = reader->Finish();

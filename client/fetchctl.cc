@@ -161,16 +161,14 @@ int Run(const FetchctlOptions& options) {
   const absl::Status status = (*client)->FetchBatch(
       *batch,
       [&](const fetch::v1::FetchEvent& event) {
-        if (!event.has_result()) {
-          return;  // An event kind newer than us.
-        }
-        const fetch::v1::FetchResult& result = event.result();
-        ++received;
-        if (result.error() != fetch::v1::ERROR_KIND_NONE) {
-          ++failed;
-        }
-        if (!options.quiet) {
-          PrintResult(result, options.include_body);
+        for (const fetch::v1::FetchResult& result : event.results()) {
+          ++received;
+          if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+            ++failed;
+          }
+          if (!options.quiet) {
+            PrintResult(result, options.include_body);
+          }
         }
         if (bar.has_value()) {
           bar->Update(received, failed, absl::Now());

@@ -23,6 +23,10 @@ using fetch::v1::FetchResult;
 
 // Hint sent with RESOURCE_EXHAUSTED.
 constexpr int kRetryAfterMs = 1000;
+// Results that finished during the previous write go out in one message, up
+// to this many bytes (a larger single result goes alone). Well below gRPC's
+// 4 MiB default receive limit.
+constexpr size_t kMaxEventBytes = 1 << 20;
 
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
@@ -85,13 +89,18 @@ class BatchCall final : public core::Batch,
     } else {
       ready_.push_back(Pending{std::move(result), holds_window});
     }
+  }
+
+  void Flush() override {
+    absl::MutexLock lock(&mu_);
     MaybeWriteLocked();
   }
 
   void OnWriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
-    OnResultWritten(writing_holds_window_);
+    for (int i = 0; i < writing_window_slots_; ++i) OnResultWritten(true);
+    writing_window_slots_ = 0;
     if (!ok) {
       // The stream is broken (client gone); OnCancel follows.
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
@@ -135,15 +144,24 @@ class BatchCall final : public core::Batch,
       if (unwritten_ == 0) FinishLocked(grpc::Status::OK);
       return;
     }
-    Pending next = std::move(ready_.front());
-    ready_.pop_front();
-    --unwritten_;
-    writing_holds_window_ = next.holds_window;
-    written_index_ = next.result.index();
-    event_.mutable_result()->Swap(&next.result);
+    event_.Clear();
+    size_t bytes = 0;
+    while (!ready_.empty() &&
+           (event_.results_size() == 0 ||
+            bytes + ready_.front().result.ByteSizeLong() <= kMaxEventBytes)) {
+      Pending& next = ready_.front();
+      bytes += next.result.ByteSizeLong();
+      if (next.holds_window) ++writing_window_slots_;
+      written_index_ = next.result.index();
+      event_.add_results()->Swap(&next.result);
+      ready_.pop_front();
+      --unwritten_;
+    }
     write_in_flight_ = true;
     // OnWriteDone is never run inline from StartWrite (gRPC 1.51), so
-    // holding mu_ here can't deadlock.
+    // holding mu_ here can't deadlock. (No buffer_hint: a hinted write may
+    // not complete until a later write flushes it, and the next write only
+    // starts from OnWriteDone.)
     reactor_->StartWrite(&event_);
   }
 
@@ -169,7 +187,8 @@ class BatchCall final : public core::Batch,
   int64_t unwritten_ ABSL_GUARDED_BY(mu_);
   FetchEvent event_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_holds_window_ ABSL_GUARDED_BY(mu_) = false;
+  // Window slots held by the results of the message being written.
+  int writing_window_slots_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t written_index_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -380,6 +399,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
     (*job)->batch = call;
     jobs.push_back(*std::move(job));
   }
+  call->Flush();  // the invalid items' results
   if (!jobs.empty()) fetcher_->Submit(std::move(jobs));
   return reactor;
 }

@@ -10,45 +10,60 @@ constexpr uint64_t kOneInFlight = 1;
 constexpr uint64_t kOneWindow = uint64_t{1} << 32;
 }  // namespace
 
-bool Batch::TryAcquireOnce(uint32_t index) {
+Batch::Shortage Batch::TryAcquireOnce(uint32_t index) {
   const bool head = options_.ordered &&
                     index == next_to_write_.load(std::memory_order_seq_cst);
   uint64_t slots = slots_.load(std::memory_order_seq_cst);
   while (true) {
     const auto in_flight = static_cast<int64_t>(slots & 0xffffffffu);
     const auto window = static_cast<int64_t>(slots >> 32);
-    if (in_flight >= options_.max_concurrency) return false;
-    if (window >= options_.window && !head) return false;
+    if (in_flight >= options_.max_concurrency) return Shortage::kConcurrency;
+    if (window >= options_.window && !head) return Shortage::kWindow;
     if (slots_.compare_exchange_weak(slots, slots + kOneInFlight + kOneWindow,
                                      std::memory_order_seq_cst)) {
       int high = window_high_water_.load(std::memory_order_relaxed);
-      while (window + 1 > high &&
-             !window_high_water_.compare_exchange_weak(
-                 high, static_cast<int>(window + 1),
-                 std::memory_order_relaxed)) {
+      while (window + 1 > high && !window_high_water_.compare_exchange_weak(
+                                      high, static_cast<int>(window + 1),
+                                      std::memory_order_relaxed)) {
       }
-      return true;
+      return Shortage::kNone;
     }
   }
 }
 
-bool Batch::TryAcquire(uint32_t index) {
-  if (TryAcquireOnce(index)) return true;
-  // Say that a job waits, then look again: a release that ran before it
-  // could see the flag happened before this second look, so no wakeup is
-  // lost.
-  starved_.store(true, std::memory_order_seq_cst);
-  return TryAcquireOnce(index);
+bool Batch::TryAcquire(uint32_t index, int waiter) {
+  const uint64_t bit = uint64_t{1} << (waiter % 64);
+  bool waits_concurrency = false;
+  bool waits_window = false;
+  // Say which slot the job waits for, then look again: a release that ran
+  // before it could see the bit happened before the next look, so no wakeup
+  // is lost. Ends after at most three looks.
+  while (true) {
+    switch (TryAcquireOnce(index)) {
+      case Shortage::kNone:
+        return true;
+      case Shortage::kConcurrency:
+        if (waits_concurrency) return false;
+        waits_concurrency = true;
+        starved_concurrency_.fetch_or(bit, std::memory_order_seq_cst);
+        break;
+      case Shortage::kWindow:
+        if (waits_window) return false;
+        waits_window = true;
+        starved_window_.fetch_or(bit, std::memory_order_seq_cst);
+        break;
+    }
+  }
 }
 
 void Batch::ReleaseConcurrency() {
   slots_.fetch_sub(kOneInFlight, std::memory_order_seq_cst);
-  WakeIfStarved();
+  WakeIfStarved(starved_concurrency_);
 }
 
 void Batch::ReleaseWindow() {
   slots_.fetch_sub(kOneWindow, std::memory_order_seq_cst);
-  WakeIfStarved();
+  WakeIfStarved(starved_window_);
 }
 
 void Batch::OnResultWritten(bool held_window) {
@@ -61,10 +76,13 @@ bool Batch::Cancel(fetch::v1::ErrorKind why) {
                                                std::memory_order_acq_rel);
 }
 
-void Batch::WakeIfStarved() {
-  if (waker_ != nullptr && starved_.load(std::memory_order_seq_cst) &&
-      starved_.exchange(false, std::memory_order_seq_cst)) {
-    waker_->WakeAll();
+void Batch::WakeIfStarved(std::atomic<uint64_t>& starved) {
+  if (waker_ == nullptr || starved.load(std::memory_order_seq_cst) == 0) {
+    return;
+  }
+  if (const uint64_t workers = starved.exchange(0, std::memory_order_seq_cst);
+      workers != 0) {
+    waker_->Wake(workers);
   }
 }
 

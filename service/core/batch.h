@@ -26,11 +26,13 @@
 
 namespace fetchd::core {
 
-// Wakes the workers so that they retry dispatching blocked jobs.
+// Wakes workers so that they retry dispatching blocked jobs.
 class DispatchWaker {
  public:
   virtual ~DispatchWaker() = default;
-  virtual void WakeAll() = 0;
+  // `workers`: bit (i % 64) for worker i. Implementations may skip the
+  // calling worker, whose loop dispatches again anyway.
+  virtual void Wake(uint64_t workers) = 0;
 };
 
 class Batch {
@@ -50,16 +52,20 @@ class Batch {
   Batch& operator=(const Batch&) = delete;
 
   // Takes a concurrency and a window slot for the job at `index`. On false
-  // the caller keeps the job queued; the batch wakes the workers when a slot
-  // frees up.
-  bool TryAcquire(uint32_t index);
+  // the caller keeps the job queued; the batch wakes worker `waiter` (see
+  // DispatchWaker) when a slot frees up.
+  bool TryAcquire(uint32_t index, int waiter = 0);
   void ReleaseConcurrency();
   void ReleaseWindow();
 
   // The final result of one job. `holds_window` says whether the job still
   // holds a window slot, which the implementation returns through
-  // OnResultWritten() when the result has been written.
+  // OnResultWritten() when the result has been written. The implementation
+  // may hold results until Flush(), so that a burst goes out together.
   virtual void Deliver(fetch::v1::FetchResult result, bool holds_window) = 0;
+  // Sends what Deliver() held. Whoever calls Deliver() calls Flush() after
+  // its burst (a worker: once per loop iteration).
+  virtual void Flush() {}
 
   // Marks the batch cancelled with `why` (CANCELLED or DEADLINE_EXCEEDED).
   // Returns true for the first call only. Jobs not yet finished end with
@@ -81,7 +87,7 @@ class Batch {
   // Ordered mode: the index of the next result the stream will write.
   void set_next_to_write(uint32_t index) {
     next_to_write_.store(index, std::memory_order_seq_cst);
-    WakeIfStarved();
+    WakeIfStarved(starved_window_);
   }
 
   // Window slots in use now (in flight + finished, unwritten): for tests and
@@ -94,9 +100,10 @@ class Batch {
   }
 
  private:
-  void WakeIfStarved();
+  enum class Shortage { kNone, kConcurrency, kWindow };
+  void WakeIfStarved(std::atomic<uint64_t>& starved);
   // One attempt at taking both slots at once; no side effects on failure.
-  bool TryAcquireOnce(uint32_t index);
+  Shortage TryAcquireOnce(uint32_t index);
 
   const Options options_;
   DispatchWaker* const waker_;
@@ -105,7 +112,10 @@ class Batch {
   std::atomic<uint64_t> slots_{0};
   std::atomic<int> window_high_water_{0};
   std::atomic<uint32_t> next_to_write_{0};
-  std::atomic<bool> starved_{false};
+  // Workers with a job of this batch blocked on a concurrency / a window
+  // slot (DispatchWaker bits); each release wakes only its waiters.
+  std::atomic<uint64_t> starved_concurrency_{0};
+  std::atomic<uint64_t> starved_window_{0};
   std::atomic<fetch::v1::ErrorKind> cancel_error_{fetch::v1::ERROR_KIND_NONE};
 };
 

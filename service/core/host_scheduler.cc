@@ -97,7 +97,7 @@ std::unique_ptr<FetchJob> HostScheduler::TakeFromHost(Host& host) {
     Lane lane = std::move(host.lanes.front());
     host.lanes.pop_front();
     FetchJob& head = *lane.jobs.front();
-    if (head.batch->TryAcquire(head.index)) {
+    if (head.batch->TryAcquire(head.index, worker_)) {
       std::unique_ptr<FetchJob> job = std::move(lane.jobs.front());
       lane.jobs.pop_front();
       if (!lane.jobs.empty()) host.lanes.push_back(std::move(lane));

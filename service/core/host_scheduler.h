@@ -42,7 +42,10 @@ class HostScheduler {
   };
   using JobList = std::vector<std::unique_ptr<FetchJob>>;
 
-  explicit HostScheduler(const Limits& limits) : limits_(limits) {}
+  // `worker` identifies the owner to Batch::TryAcquire, so that a batch that
+  // frees a slot wakes only the workers waiting for it.
+  explicit HostScheduler(const Limits& limits, int worker = 0)
+      : limits_(limits), worker_(worker) {}
 
   // Queues a new job; its queue wait starts at `now`.
   void Enqueue(std::unique_ptr<FetchJob> job, absl::Time now);
@@ -93,6 +96,7 @@ class HostScheduler {
   void EraseIfIdle(const std::string& key);
 
   const Limits limits_;
+  const int worker_;
   absl::flat_hash_map<std::string, Host> hosts_;
   // Hosts that may have a startable job, served round-robin.
   std::deque<std::string> ready_;

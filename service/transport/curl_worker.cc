@@ -18,10 +18,14 @@ constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
 // Easy handles kept for reuse after their transfer ends.
 constexpr size_t kMaxIdleEasy = 256;
 
+thread_local int current_worker = -1;
+
 }  // namespace
 
+int CurlWorker::CurrentIndex() { return current_worker; }
+
 absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
-    const core::HostScheduler::Limits& limits, const Clock* clock) {
+    int index, const core::HostScheduler::Limits& limits, const Clock* clock) {
   CurlMultiPtr multi(curl_multi_init());
   if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
   // Keep enough idle connections for every transfer this worker may run.
@@ -33,14 +37,20 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
         absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
   }
   std::unique_ptr<CurlWorker> worker(
-      new CurlWorker(limits, clock, std::move(multi)));
-  worker->thread_ = std::thread([w = worker.get()] { w->Run(); });
+      new CurlWorker(index, limits, clock, std::move(multi)));
+  worker->thread_ = std::thread([w = worker.get()] {
+    current_worker = w->index_;
+    w->Run();
+  });
   return worker;
 }
 
-CurlWorker::CurlWorker(const core::HostScheduler::Limits& limits,
+CurlWorker::CurlWorker(int index, const core::HostScheduler::Limits& limits,
                        const Clock* clock, CurlMultiPtr multi)
-    : clock_(clock), multi_(std::move(multi)), scheduler_(limits) {}
+    : index_(index),
+      clock_(clock),
+      multi_(std::move(multi)),
+      scheduler_(limits, index) {}
 
 CurlWorker::~CurlWorker() { Stop(); }
 
@@ -110,6 +120,7 @@ void CurlWorker::Run() {
       HandleDone(easy, code, now);
       finished_any = true;
     }
+    FlushDelivered();
     PublishStats();
     // Finished transfers freed slots: start queued jobs before sleeping.
     if (finished_any) continue;
@@ -128,6 +139,7 @@ void CurlWorker::Run() {
   // Work posted before the stop still gets its results.
   RunInbox();
   CancelAll("server shutting down");
+  FlushDelivered();
   PublishStats();
 }
 
@@ -324,6 +336,16 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   if (result.final_url().empty()) result.set_final_url(job.url);
   *result.mutable_timings()->mutable_queue_wait() = ToProto(job.queue_wait);
   job.batch->Deliver(std::move(result), holds_window);
+  if (delivered_.empty() || delivered_.back() != job.batch) {
+    delivered_.push_back(job.batch);
+  }
+}
+
+void CurlWorker::FlushDelivered() {
+  // A batch may appear more than once (interleaved deliveries); Flush() of
+  // an already flushed batch does nothing.
+  for (const auto& batch : delivered_) batch->Flush();
+  delivered_.clear();
 }
 
 CurlEasyPtr CurlWorker::AcquireEasy() {

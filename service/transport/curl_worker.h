@@ -33,8 +33,11 @@ class CurlWorker {
  public:
   // Creates the multi handle and starts the thread. `clock` must outlive the
   // worker.
+  // `index` identifies the worker in its pool (see core::DispatchWaker).
   static absl::StatusOr<std::unique_ptr<CurlWorker>> Start(
-      const core::HostScheduler::Limits& limits, const Clock* clock);
+      int index, const core::HostScheduler::Limits& limits, const Clock* clock);
+  // The index of the worker running the calling thread; -1 elsewhere.
+  static int CurrentIndex();
   // Stop()s.
   ~CurlWorker();
   CurlWorker(const CurlWorker&) = delete;
@@ -53,8 +56,8 @@ class CurlWorker {
  private:
   using Task = absl::AnyInvocable<void() &&>;
 
-  CurlWorker(const core::HostScheduler::Limits& limits, const Clock* clock,
-             CurlMultiPtr multi);
+  CurlWorker(int index, const core::HostScheduler::Limits& limits,
+             const Clock* clock, CurlMultiPtr multi);
   void Post(Task task);
   void Run();
   void RunInbox();
@@ -77,7 +80,10 @@ class CurlWorker {
   CurlEasyPtr AcquireEasy();
   void RecycleEasy(CurlEasyPtr easy);
   void PublishStats();
+  // Flushes the batches that got results since the last call.
+  void FlushDelivered();
 
+  const int index_;
   const Clock* const clock_;
   CurlMultiPtr multi_;
   std::thread thread_;
@@ -92,6 +98,8 @@ class CurlWorker {
   std::vector<CurlEasyPtr> idle_easy_;
   absl::BitGen rng_;
   absl::Time next_idle_check_ = absl::InfiniteFuture();
+  // Batches given results in this loop iteration (see Batch::Flush).
+  std::vector<std::shared_ptr<core::Batch>> delivered_;
 
   std::atomic<int64_t> stat_in_flight_{0};
   std::atomic<int64_t> stat_queued_{0};

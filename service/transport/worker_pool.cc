@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   std::vector<std::unique_ptr<CurlWorker>> workers;
   for (int i = 0; i < n; ++i) {
     absl::StatusOr<std::unique_ptr<CurlWorker>> worker =
-        CurlWorker::Start(limits, clock);
+        CurlWorker::Start(i, limits, clock);
     if (!worker.ok()) return worker.status();  // Started ones stop on return.
     workers.push_back(*std::move(worker));
   }
@@ -47,8 +47,13 @@ void WorkerPool::CancelBatch(const std::shared_ptr<core::Batch>& batch) {
   for (auto& worker : workers_) worker->CancelBatch(batch);
 }
 
-void WorkerPool::WakeAll() {
-  for (auto& worker : workers_) worker->Wake();
+void WorkerPool::Wake(uint64_t workers) {
+  const int self = CurlWorker::CurrentIndex();
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (static_cast<int>(i) != self && (workers >> (i % 64) & 1) != 0) {
+      workers_[i]->Wake();
+    }
+  }
 }
 
 core::FetcherStats WorkerPool::stats() const {

@@ -34,7 +34,7 @@ class WorkerPool final : public core::Fetcher {
 
   void Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) override;
   void CancelBatch(const std::shared_ptr<core::Batch>& batch) override;
-  void WakeAll() override;
+  void Wake(uint64_t workers) override;
   core::FetcherStats stats() const override;
 
   // Ends every unfinished job with CANCELLED and joins the workers.

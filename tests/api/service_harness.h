@@ -79,9 +79,9 @@ class ServiceHarness {
   std::vector<fetch::v1::FetchResult> Run(const fetch::v1::BatchRequest& batch,
                                           absl::Status* status = nullptr) {
     std::vector<fetch::v1::FetchResult> results;
-    absl::Status s = client_->FetchBatch(
-        batch, [&](const fetch::v1::FetchEvent& event) {
-          results.push_back(event.result());
+    absl::Status s =
+        client_->FetchBatch(batch, [&](const fetch::v1::FetchEvent& event) {
+          for (const auto& r : event.results()) results.push_back(r);
         });
     if (status != nullptr) {
       *status = s;

@@ -10,7 +10,11 @@ namespace {
 
 class CountingWaker : public DispatchWaker {
  public:
-  void WakeAll() override { ++wakes; }
+  void Wake(uint64_t workers) override {
+    ++wakes;
+    last_workers = workers;
+  }
+  uint64_t last_workers = 0;
   int wakes = 0;
 };
 
@@ -142,6 +146,17 @@ TEST(BatchTest, OptionsAreExposed) {
   EXPECT_EQ(batch.deadline(), absl::UnixEpoch() + absl::Seconds(5));
   EXPECT_EQ(TestBatch(Batch::Options{}, nullptr).deadline(),
             absl::InfiniteFuture());
+}
+
+TEST(BatchTest, WakesOnlyTheWorkersThatWait) {
+  CountingWaker waker;
+  TestBatch batch(Limits(/*max_concurrency=*/1, /*window=*/100), &waker);
+  ASSERT_TRUE(batch.TryAcquire(0, /*waiter=*/1));
+  EXPECT_FALSE(batch.TryAcquire(1, /*waiter=*/3));
+  EXPECT_FALSE(batch.TryAcquire(2, /*waiter=*/5));
+  batch.ReleaseConcurrency();
+  EXPECT_EQ(waker.wakes, 1);
+  EXPECT_EQ(waker.last_workers, (uint64_t{1} << 3) | (uint64_t{1} << 5));
 }
 
 TEST(BatchTest, StarvedBatchWakesOnceWhenAConcurrencySlotFrees) {
