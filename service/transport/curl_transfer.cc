@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -212,6 +214,14 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   fetch::v1::Header* header = t->result_.add_headers();
   header->set_name(std::string(Trim(line.substr(0, colon))));
   header->set_value(std::string(Trim(line.substr(colon + 1))));
+  // Size the body once instead of growing it chunk by chunk. Only a hint:
+  // the cap is enforced on the bytes that arrive (decoded).
+  uint64_t length = 0;
+  if (absl::EqualsIgnoreCase(header->name(), "content-length") &&
+      absl::SimpleAtoi(header->value(), &length)) {
+    t->result_.mutable_body()->reserve(
+        static_cast<size_t>(std::min(length, t->job_->max_body_bytes)));
+  }
   return n;
 }
 
