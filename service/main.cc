@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/api/fetch_service.h"
 #include "service/common/clock.h"
+#include "service/common/proto_duration.h"
 #include "service/config/server_config.h"
 #include "service/transport/worker_pool.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -34,6 +35,14 @@ ABSL_FLAG(int, max_per_host, -1, "limits.max_per_host override");
 ABSL_FLAG(int, max_batch_size, -1, "limits.max_batch_size override");
 ABSL_FLAG(int, max_pending, -1, "limits.max_pending override");
 ABSL_FLAG(int, stream_window, -1, "limits.stream_window override");
+ABSL_FLAG(absl::Duration, default_timeout, absl::ZeroDuration(),
+          "request_defaults.timeouts.total override (e.g. 15s)");
+ABSL_FLAG(absl::Duration, default_connect_timeout, absl::ZeroDuration(),
+          "request_defaults.timeouts.connect override");
+ABSL_FLAG(int, default_max_attempts, -1,
+          "request_defaults.retry.max_attempts override (1 = no retries)");
+ABSL_FLAG(int, max_attempts, -1,
+          "request_bounds.max_attempts override (the most a caller may ask)");
 ABSL_FLAG(std::string, port_file, "",
           "after start, write the bound gRPC port to this file");
 ABSL_FLAG(bool, print_config, false, "print the effective config and exit");
@@ -76,6 +85,21 @@ absl::StatusOr<fetch::v1::ServerConfig> BuildConfig() {
                [&](uint32_t v) { limits->set_max_pending(v); });
   override_int(FLAGS_stream_window,
                [&](uint32_t v) { limits->set_stream_window(v); });
+  auto* defaults = config.mutable_request_defaults();
+  override_int(FLAGS_default_max_attempts, [&](uint32_t v) {
+    defaults->mutable_retry()->set_max_attempts(v);
+  });
+  override_int(FLAGS_max_attempts, [&](uint32_t v) {
+    config.mutable_request_bounds()->set_max_attempts(v);
+  });
+  if (const absl::Duration d = absl::GetFlag(FLAGS_default_timeout);
+      d != absl::ZeroDuration()) {
+    *defaults->mutable_timeouts()->mutable_total() = ToProto(d);
+  }
+  if (const absl::Duration d = absl::GetFlag(FLAGS_default_connect_timeout);
+      d != absl::ZeroDuration()) {
+    *defaults->mutable_timeouts()->mutable_connect() = ToProto(d);
+  }
   config::ResolveAutoValues(&config);
   if (absl::Status s = config::ValidateServerConfig(config); !s.ok()) {
     return s;

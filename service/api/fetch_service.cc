@@ -327,7 +327,11 @@ grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
                         "fetchd is shutting down; retry on another replica");
   }
   const auto refuse = [&](std::string message) {
+    // Our own hint, and gRPC's standard pushback for clients with a retry
+    // policy.
     context->AddTrailingMetadata("retry-after-ms",
+                                 std::to_string(kRetryAfterMs));
+    context->AddTrailingMetadata("grpc-retry-pushback-ms",
                                  std::to_string(kRetryAfterMs));
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         std::move(message));
