@@ -173,8 +173,10 @@ int Run() {
   }
   server->GetHealthCheckService()->SetServingStatus("fetch.v1.FetchService",
                                                     true);
-  spdlog::info("fetchd listening on {} (port {}), {} workers", config->listen(),
-               port, config->workers());
+  const std::string host =
+      config->listen().substr(0, config->listen().rfind(':'));
+  spdlog::info("fetchd listening on {}:{}, {} workers", host, port,
+               config->workers());
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";
   }
