@@ -11,8 +11,9 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
   prometheus-cpp-dev
+  grpc-proto  # health.proto and reflection.proto, for the clients
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev nginx curl
+  libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp
 )
 
