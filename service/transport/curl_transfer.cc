@@ -331,11 +331,18 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
       if (code == CURLE_OK) break;
       {
         const bool connect_binds = job_->connect_timeout <= attempt_timeout_;
-        const ErrorKind kind =
-            ClassifyCurlError(code, connected_, connect_binds);
+        ErrorKind kind = ClassifyCurlError(code, connected_, connect_binds);
         std::string detail =
             error_buffer_[0] != '\0' ? error_buffer_ : curl_easy_strerror(code);
-        if (kind == fetch::v1::ERROR_KIND_TOTAL_TIMEOUT) {
+        if (kind == fetch::v1::ERROR_KIND_TOTAL_TIMEOUT &&
+            attempt_timeout_ < job_->total_timeout) {
+          // The attempt was cut short by the RPC deadline, not by its own
+          // total timeout.
+          kind = fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED;
+          detail = absl::StrCat("the RPC deadline ended the transfer after ",
+                                absl::FormatDuration(attempt_timeout_), ": ",
+                                detail);
+        } else if (kind == fetch::v1::ERROR_KIND_TOTAL_TIMEOUT) {
           detail = absl::StrCat("total timeout (",
                                 absl::FormatDuration(attempt_timeout_),
                                 "): ", detail);
