@@ -104,7 +104,8 @@ absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
 
 FetchClient::FetchClient(std::shared_ptr<grpc::Channel> channel)
     : channel_(std::move(channel)),
-      stub_(fetch::v1::FetchService::NewStub(channel_)) {}
+      stub_(fetch::v1::FetchService::NewStub(channel_)),
+      health_stub_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 FetchClient::~FetchClient() = default;
 
@@ -136,6 +137,22 @@ absl::StatusOr<fetch::v1::FetchResult> FetchClient::Fetch(
     return converted;
   }
   return result;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+FetchClient::CheckHealth(const std::string& service, absl::Time deadline) {
+  grpc::ClientContext context;
+  SetDeadline(deadline, context);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = health_stub_->Check(&context, request, &response);
+  absl::Status converted =
+      FromGrpcStatus(status, context.GetServerTrailingMetadata());
+  if (!converted.ok()) {
+    return converted;
+  }
+  return response.status();
 }
 
 }  // namespace fetchd::client

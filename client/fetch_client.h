@@ -20,9 +20,15 @@
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "fetch/v1/fetch.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/channel.h"
 
 namespace fetchd::client {
+
+// The service name under which fetchd reports FetchService's health
+// (grpc.health.v1); "" is the whole server.
+inline constexpr char kFetchServiceHealthName[] = "fetch.v1.FetchService";
 
 struct ClientOptions {
   // Longest time Connect() waits for the channel to become ready.
@@ -69,6 +75,14 @@ class FetchClient {
       const fetch::v1::FetchRequest& request,
       absl::Time deadline = absl::InfiniteFuture());
 
+  // Runs grpc.health.v1.Health/Check for `service` and returns its serving
+  // status: SERVING, or NOT_SERVING while fetchd drains. Errors as for
+  // FetchBatch(); the server answers NOT_FOUND for a service it does not
+  // know.
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+  CheckHealth(const std::string& service,
+              absl::Time deadline = absl::InfiniteFuture());
+
   // The generated stub, for callers that need the async or callback API.
   // Owned by this client; thread-safe.
   fetch::v1::FetchService::Stub& stub() { return *stub_; }
@@ -78,6 +92,7 @@ class FetchClient {
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<fetch::v1::FetchService::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
 };
 
 }  // namespace fetchd::client

@@ -3,11 +3,12 @@
 //
 // Output: one JSON FetchResult per line on stdout, flushed per line, unless
 // --quiet. On stderr: an optional progress bar, a summary line (with the
-// progress bar or --quiet) and errors.
+// progress bar or --quiet) and errors. `health` prints the serving status
+// (SERVING, NOT_SERVING, ...) on stdout.
 //
 // Exit status (ExitCode in fetchctl_options.h):
-//   0  every result has error ERROR_KIND_NONE
-//   1  at least one result failed
+//   0  every result has error ERROR_KIND_NONE; health: SERVING
+//   1  at least one result failed; health: not SERVING
 //   2  usage error (bad flag, unreadable file, bad JSON line)
 //   3  RPC error (fetchd unreachable, RESOURCE_EXHAUSTED, ...); the status
 //      code name and message go to stderr
@@ -130,7 +131,38 @@ int RpcError(const absl::Status& status) {
   return kExitRpcError;
 }
 
+absl::Time DeadlineFrom(absl::Time start, const FetchctlOptions& options) {
+  return options.rpc_deadline == absl::InfiniteDuration()
+             ? absl::InfiniteFuture()
+             : start + options.rpc_deadline;
+}
+
+// `fetchctl health`: Health/Check of FetchService.
+int RunHealth(const FetchctlOptions& options) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<FetchClient>> client =
+      FetchClient::Connect(options.server);
+  if (!client.ok()) {
+    return RpcError(client.status());
+  }
+  const absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
+      status = (*client)->CheckHealth(kFetchServiceHealthName,
+                                      DeadlineFrom(start, options));
+  if (!status.ok()) {
+    return RpcError(status.status());
+  }
+  std::printf("%s\n",
+              grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status)
+                  .c_str());
+  return *status == grpc::health::v1::HealthCheckResponse::SERVING
+             ? kExitOk
+             : kExitFailedResults;
+}
+
 int Run(const FetchctlOptions& options) {
+  if (options.command == Command::kHealth) {
+    return RunHealth(options);
+  }
   absl::StatusOr<fetch::v1::BatchRequest> batch = BuildBatchRequest(options);
   if (!batch.ok()) {
     return UsageError(batch.status());
@@ -154,9 +186,7 @@ int Run(const FetchctlOptions& options) {
     bar.emplace(total, start);
     bar->Update(received, failed, start);
   }
-  const absl::Time deadline = options.rpc_deadline == absl::InfiniteDuration()
-                                  ? absl::InfiniteFuture()
-                                  : start + options.rpc_deadline;
+  const absl::Time deadline = DeadlineFrom(start, options);
 
   const absl::Status status = (*client)->FetchBatch(
       *batch,

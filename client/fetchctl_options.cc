@@ -380,13 +380,22 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
 
   if (positional.empty()) {
     return absl::InvalidArgumentError(
-        "missing command: expected 'get URL...' or 'batch'");
+        "missing command: expected 'get URL...', 'batch' or 'health'");
   }
   if (positional[0] == "get") {
     options.command = Command::kGet;
     options.urls.assign(positional.begin() + 1, positional.end());
     if (options.urls.empty()) {
       return absl::InvalidArgumentError("get: missing URL");
+    }
+    if (file_set) {
+      return FlagError('f', "only valid with 'batch'");
+    }
+  } else if (positional[0] == "health") {
+    options.command = Command::kHealth;
+    if (positional.size() > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("health: unexpected argument '", positional[1], "'"));
     }
     if (file_set) {
       return FlagError('f', "only valid with 'batch'");
@@ -399,8 +408,9 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
                        "' (use -f FILE to read a file)"));
     }
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", positional[0], "': expected 'get' or 'batch'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command '", positional[0],
+                     "': expected 'get', 'batch' or 'health'"));
   }
 
   // Like curl: a body without an explicit method is a POST.
@@ -421,6 +431,7 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
 std::string FetchctlUsage() {
   return R"(Usage: fetchctl [OPTIONS] get URL [URL...]
        fetchctl [OPTIONS] batch [-f FILE]
+       fetchctl [--server HOST:PORT] [--deadline SECONDS] health
 
 Fetches URLs through a fetchd server. Prints one JSON object per result (a
 fetch.v1.FetchResult in the protobuf JSON mapping) on stdout, one per line, as
@@ -430,6 +441,9 @@ batch reads one request per line from FILE (stdin when FILE is "-" or -f is
 absent): a line starting with '{' is a JSON fetch.v1.FetchRequest, any other
 line is a URL; blank lines and lines starting with '#' are skipped. The request
 options below are defaults for every request; a JSON line overrides them.
+
+health asks fetchd's grpc.health.v1 service about fetch.v1.FetchService and
+prints its status: SERVING, or NOT_SERVING while fetchd drains.
 
 Server:
       --server HOST:PORT       fetchd address (default: $FETCHD_SERVER, else
@@ -469,8 +483,8 @@ Output:
   -h, --help                   print this help and exit
 
 Exit status:
-  0  every request succeeded (error ERROR_KIND_NONE)
-  1  at least one request failed
+  0  every request succeeded (error ERROR_KIND_NONE); health: SERVING
+  1  at least one request failed; health: not SERVING
   2  usage error (bad option, unreadable file, bad JSON line)
   3  RPC error (fetchd unreachable, RESOURCE_EXHAUSTED, ...); the status is
      printed on stderr
@@ -520,8 +534,9 @@ absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
       return batch;
     case Command::kBatch:
       break;
+    case Command::kHealth:
     case Command::kHelp:
-      return absl::InvalidArgumentError("no request to build for --help");
+      return absl::InvalidArgumentError("no batch to build for this command");
   }
 
   const bool from_stdin = options.input_path == "-";

@@ -22,9 +22,9 @@ namespace fetchd::client {
 
 // fetchctl's exit status (also listed by --help).
 enum ExitCode : int {
-  // Every result has error ERROR_KIND_NONE.
+  // Every result has error ERROR_KIND_NONE; `health`: SERVING.
   kExitOk = 0,
-  // At least one result has an error.
+  // At least one result has an error; `health`: not SERVING.
   kExitFailedResults = 1,
   // Bad option, unreadable file, bad JSON line.
   kExitUsage = 2,
@@ -34,7 +34,7 @@ enum ExitCode : int {
 
 inline constexpr absl::string_view kDefaultServer = "127.0.0.1:50051";
 
-enum class Command { kGet, kBatch, kHelp };
+enum class Command { kGet, kBatch, kHealth, kHelp };
 
 // Whether fetchctl draws a progress bar on stderr.
 enum class ProgressMode {
@@ -70,7 +70,7 @@ struct FetchctlOptions {
 // Returns command kHelp when -h/--help is given. Errors: INVALID_ARGUMENT
 // with a message naming the offending flag or argument (unknown flag,
 // missing or malformed value, header without ':', unreadable -d @FILE,
-// missing command or URL).
+// missing command or URL, an argument after `health`).
 absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
     const std::vector<std::string>& args, absl::string_view env_server);
 
@@ -91,7 +91,7 @@ absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
 // `get`, or the requests read from options.input_path for `batch`.
 //
 // Errors: INVALID_ARGUMENT if the input file cannot be read, has a bad line or
-// no request at all.
+// no request at all, or for a command that sends no batch.
 absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
     const FetchctlOptions& options);
 

@@ -12,17 +12,26 @@
 #include <memory>
 #include <string>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "service/api/fetch_service.h"
 #include "service/common/clock.h"
+#include "service/common/logging.h"
 #include "service/common/proto_duration.h"
+#include "service/config/config_overrides.h"
 #include "service/config/server_config.h"
+#include "service/metrics/fetch_metrics.h"
+#include "service/metrics/metrics_server.h"
 #include "service/transport/worker_pool.h"
-#include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+
+extern char** environ;
 
 ABSL_FLAG(std::string, config, "",
           "JSON file with a fetch.v1.ServerConfig (protobuf JSON mapping)");
@@ -45,70 +54,54 @@ ABSL_FLAG(int, max_attempts, -1,
           "request_bounds.max_attempts override (the most a caller may ask)");
 ABSL_FLAG(std::string, port_file, "",
           "after start, write the bound gRPC port to this file");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "metrics.listen override: where /metrics is served, host:port "
+          "(port 0 picks a free port)");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "after start, write the bound metrics port to this file");
 ABSL_FLAG(bool, print_config, false, "print the effective config and exit");
 ABSL_FLAG(bool, check_config, false, "validate the config and exit");
 ABSL_FLAG(int, drain_seconds, 10,
           "on SIGTERM, how long running calls may take before they are "
           "cancelled");
-ABSL_FLAG(std::string, log_level, "info", "trace|debug|info|warn|error");
+ABSL_FLAG(std::string, log_level, "",
+          "log_level override: trace|debug|info|warn|error|critical|off");
 
 namespace fetchd {
 namespace {
 
-constexpr int kMaxMessageBytes = 64 << 20;
-
-absl::StatusOr<fetch::v1::ServerConfig> BuildConfig() {
-  fetch::v1::ServerConfig config = config::DefaultServerConfig();
-  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    absl::StatusOr<fetch::v1::ServerConfig> loaded =
-        config::LoadConfigFile(config, path);
-    if (!loaded.ok()) return loaded.status();
-    config = *std::move(loaded);
+// The flags that override the config and were given: --config and those
+// of config::ConfigOverrides(), each of which must be defined above. A flag
+// still at its default (-1, 0s or "": "not given") overrides nothing.
+absl::StatusOr<config::ValueMap> GivenConfigFlags() {
+  std::vector<absl::string_view> names = {config::kConfigFileFlag};
+  for (const config::ConfigOverride& entry : config::ConfigOverrides()) {
+    names.push_back(entry.name);
   }
-  if (const std::string listen = absl::GetFlag(FLAGS_listen); !listen.empty()) {
-    config.set_listen(listen);
-  }
-  const auto override_int = [](const absl::Flag<int>& flag, auto setter) {
-    if (const int value = absl::GetFlag(flag); value >= 0) {
-      setter(static_cast<uint32_t>(value));
+  config::ValueMap given;
+  for (absl::string_view name : names) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) {
+      return absl::InternalError(absl::StrCat("no flag --", name));
     }
-  };
-  auto* limits = config.mutable_limits();
-  override_int(FLAGS_workers, [&](uint32_t v) { config.set_workers(v); });
-  override_int(FLAGS_max_in_flight,
-               [&](uint32_t v) { limits->set_max_in_flight(v); });
-  override_int(FLAGS_max_per_host,
-               [&](uint32_t v) { limits->set_max_per_host(v); });
-  override_int(FLAGS_max_batch_size,
-               [&](uint32_t v) { limits->set_max_batch_size(v); });
-  override_int(FLAGS_max_pending,
-               [&](uint32_t v) { limits->set_max_pending(v); });
-  override_int(FLAGS_stream_window,
-               [&](uint32_t v) { limits->set_stream_window(v); });
-  auto* defaults = config.mutable_request_defaults();
-  override_int(FLAGS_default_max_attempts, [&](uint32_t v) {
-    defaults->mutable_retry()->set_max_attempts(v);
-  });
-  override_int(FLAGS_max_attempts, [&](uint32_t v) {
-    config.mutable_request_bounds()->set_max_attempts(v);
-  });
-  if (const absl::Duration d = absl::GetFlag(FLAGS_default_timeout);
-      d != absl::ZeroDuration()) {
-    *defaults->mutable_timeouts()->mutable_total() = ToProto(d);
+    if (std::string value = flag->CurrentValue();
+        value != flag->DefaultValue()) {
+      given.emplace(std::string(name), std::move(value));
+    }
   }
-  if (const absl::Duration d = absl::GetFlag(FLAGS_default_connect_timeout);
-      d != absl::ZeroDuration()) {
-    *defaults->mutable_timeouts()->mutable_connect() = ToProto(d);
-  }
-  config::ResolveAutoValues(&config);
-  if (absl::Status s = config::ValidateServerConfig(config); !s.ok()) {
-    return s;
-  }
-  return config;
+  return given;
 }
 
-int Run() {
-  absl::StatusOr<fetch::v1::ServerConfig> config = BuildConfig();
+// Defaults, --config file, the FETCHD_* variables of `env`, flags.
+absl::StatusOr<fetch::v1::ServerConfig> BuildConfig(
+    const config::ValueMap& env) {
+  absl::StatusOr<config::ValueMap> flags = GivenConfigFlags();
+  if (!flags.ok()) return flags.status();
+  return config::BuildServerConfig({env, *std::move(flags)});
+}
+
+int Run(const config::ValueMap& env) {
+  absl::StatusOr<fetch::v1::ServerConfig> config = BuildConfig(env);
   if (!config.ok()) {
     std::cerr << "fetchd: invalid config: " << config.status().message()
               << "\n";
@@ -117,6 +110,15 @@ int Run() {
   if (absl::GetFlag(FLAGS_print_config)) {
     std::cout << config::ConfigToJson(*config) << "\n";
     return 0;
+  }
+  // Validated by BuildServerConfig(), so the level is known.
+  spdlog::set_default_logger(logging::MakeJsonStdoutLogger(
+      "fetchd", logging::ParseLogLevel(config->log_level())
+                    .value_or(spdlog::level::info)));
+  for (const std::string& name : config::UnknownFetchdVariables(env)) {
+    logging::Log(spdlog::level::warn,
+                 absl::StrCat("ignoring unknown environment variable ", name),
+                 {{"variable", name}});
   }
 
   // Signals are taken by sigwait() below; block them before any thread
@@ -131,7 +133,22 @@ int Run() {
     spdlog::critical("curl_global_init failed");
     return 1;
   }
+  metrics::FetchMetrics::Options metrics_options;
+  metrics_options.host_labels.assign(config->metrics().host_labels().begin(),
+                                     config->metrics().host_labels().end());
+  metrics_options.access_log_sample_rate =
+      config->metrics().access_log_sample_rate();
+  metrics_options.version = FETCHD_VERSION;
+  metrics_options.grpc_version = grpc::Version();
+  metrics_options.curl_version = curl_version_info(CURLVERSION_NOW)->version;
+  absl::StatusOr<std::unique_ptr<metrics::FetchMetrics>> metrics =
+      metrics::FetchMetrics::Create(metrics_options);
+  if (!metrics.ok()) {
+    spdlog::critical("{}", metrics.status().ToString());
+    return 1;
+  }
   transport::WorkerPool::Options pool_options;
+  pool_options.observer = metrics->get();
   pool_options.workers = static_cast<int>(config->workers());
   pool_options.max_per_host = static_cast<int>(config->limits().max_per_host());
   pool_options.max_in_flight =
@@ -143,7 +160,8 @@ int Run() {
     return 1;
   }
   absl::StatusOr<std::unique_ptr<api::FetchServiceImpl>> service =
-      api::FetchServiceImpl::Create(*config, pool->get(), RealClock::Get());
+      api::FetchServiceImpl::Create(*config, pool->get(), RealClock::Get(),
+                                    metrics->get());
   if (!service.ok()) {
     std::cerr << "fetchd: invalid config: " << service.status().message()
               << "\n";
@@ -161,11 +179,23 @@ int Run() {
   builder.AddListeningPort(config->listen(), grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(service->get());
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
-  // Find dead peers so that their streams don't hold resources.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  const fetch::v1::Grpc& grpc_config = config->grpc();
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(grpc_config.max_message_bytes()));
+  builder.SetMaxSendMessageSize(
+      static_cast<int>(grpc_config.max_message_bytes()));
+  // Find dead peers so that their streams don't hold resources. Validation
+  // keeps these durations within an int of milliseconds.
+  const auto millis = [](const google::protobuf::Duration& d) {
+    return static_cast<int>(absl::ToInt64Milliseconds(FromProto(d)));
+  };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             millis(grpc_config.keepalive_time()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             millis(grpc_config.keepalive_timeout()));
+  if (const int age = millis(grpc_config.max_connection_age()); age > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::critical("cannot listen on {}", config->listen());
@@ -175,22 +205,73 @@ int Run() {
                                                     true);
   const std::string host =
       config->listen().substr(0, config->listen().rfind(':'));
-  spdlog::info("fetchd listening on {}:{}, {} workers", host, port,
-               config->workers());
+  logging::Log(spdlog::level::info,
+               absl::StrCat("fetchd listening on ", host, ":", port, ", ",
+                            config->workers(), " workers"),
+               {{"address", absl::StrCat(host, ":", port)},
+                {"port", port},
+                {"workers", config->workers()}});
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";
   }
 
+  // Gauges read at scrape time; valid until the metrics server stops.
+  (*metrics)->SetLiveSource([pool = pool->get(), service = service->get()] {
+    metrics::FetchMetrics::LiveStats live;
+    live.engine = pool->stats();
+    live.pending = service->pending();
+    live.active_calls = {service->active_calls(core::CallMethod::kFetchBatch),
+                         service->active_calls(core::CallMethod::kFetch)};
+    return live;
+  });
+  absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> metrics_server =
+      metrics::MetricsServer::Start(config->metrics().listen(),
+                                    (*metrics)->collectable());
+  if (!metrics_server.ok()) {
+    spdlog::critical("{}", metrics_server.status().ToString());
+    return 1;
+  }
+  (*metrics)->SetServing(true);
+  logging::Log(spdlog::level::info,
+               absl::StrCat("metrics on http://", (*metrics_server)->address(),
+                            "/metrics"),
+               {{"metrics_address", (*metrics_server)->address()}});
+  if (const std::string path = absl::GetFlag(FLAGS_metrics_port_file);
+      !path.empty()) {
+    std::ofstream(path) << (*metrics_server)->port() << "\n";
+  }
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  spdlog::info("signal {}: draining for up to {}s", signal_number,
-               absl::GetFlag(FLAGS_drain_seconds));
+  (*metrics)->SetServing(false);
   (*service)->StartDraining();
   server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::seconds(absl::GetFlag(FLAGS_drain_seconds)));
+  // Logged once draining is in effect: tests wait for this line.
+  logging::Log(spdlog::level::info,
+               absl::StrCat("signal ", signal_number, ": draining for up to ",
+                            absl::GetFlag(FLAGS_drain_seconds), "s"),
+               {{"signal", signal_number},
+                {"drain_seconds", absl::GetFlag(FLAGS_drain_seconds)}});
+  // Shutdown() closes the listener and sends GOAWAY on every connection, so
+  // wait for the running calls first: meanwhile health checks still get
+  // NOT_SERVING and new calls UNAVAILABLE. The rest of the grace period goes
+  // to Shutdown(), which then cancels what is left.
+  const absl::Time drain_deadline =
+      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  while ((*service)->active_calls() > 0 && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (const int64_t left = (*service)->active_calls(); left > 0) {
+    logging::Log(spdlog::level::warn,
+                 absl::StrCat("drain grace period over: cancelling ", left,
+                              " running calls"),
+                 {{"calls", left}});
+  }
+  server->Shutdown(absl::ToChronoTime(drain_deadline));
   (*pool)->Stop();
   server.reset();
+  // Its gauges read the service and the pool.
+  metrics_server->reset();
   service->reset();
   pool->reset();
   curl_global_cleanup();
@@ -206,7 +287,6 @@ int main(int argc, char** argv) {
       "fetchd: gRPC HTTP fetch service.\n  fetchd [--config FILE] [--listen "
       "HOST:PORT] [--workers N] ...");
   absl::ParseCommandLine(argc, argv);
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("fetchd"));
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
-  return fetchd::Run();
+  // Still single-threaded: nothing changes the environment meanwhile.
+  return fetchd::Run(fetchd::config::EnvironmentMap(environ));
 }

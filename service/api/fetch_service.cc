@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -51,14 +52,18 @@ class BatchCall final : public core::Batch,
                         public std::enable_shared_from_this<BatchCall> {
  public:
   BatchCall(const Options& options, FetchServiceImpl* service,
-            core::Fetcher* fetcher, bool fail_fast, int64_t total)
+            core::Fetcher* fetcher, bool fail_fast, int64_t total,
+            absl::Time started)
       : core::Batch(options, fetcher),
         service_(service),
         fetcher_(fetcher),
         fail_fast_(fail_fast),
+        started_(started),
         unwritten_(total) {}
 
-  ~BatchCall() override { service_->OnCallDone(window_high_water()); }
+  ~BatchCall() override {
+    service_->OnCallDone(core::CallMethod::kFetchBatch, window_high_water());
+  }
 
   void Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
     absl::MutexLock lock(&mu_);
@@ -169,12 +174,16 @@ class BatchCall final : public core::Batch,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || reactor_ == nullptr) return;
     finished_ = true;
+    service_->ReportCall(core::CallMethod::kFetchBatch, status, started_,
+                         /*rejected=*/false);
     reactor_->Finish(status);
   }
 
   FetchServiceImpl* const service_;
   core::Fetcher* const fetcher_;
   const bool fail_fast_;
+  // When the handler started (service clock).
+  const absl::Time started_;
 
   absl::Mutex mu_;
   grpc::ServerWriteReactor<FetchEvent>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -229,14 +238,17 @@ class UnaryCall final : public core::Batch,
  public:
   UnaryCall(const Options& options, FetchServiceImpl* service,
             core::Fetcher* fetcher, grpc::CallbackServerContext* context,
-            FetchResult* response)
+            FetchResult* response, absl::Time started)
       : core::Batch(options, fetcher),
         service_(service),
         fetcher_(fetcher),
         context_(context),
-        response_(response) {}
+        response_(response),
+        started_(started) {}
 
-  ~UnaryCall() override { service_->OnCallDone(window_high_water()); }
+  ~UnaryCall() override {
+    service_->OnCallDone(core::CallMethod::kFetch, window_high_water());
+  }
 
   // Keeps the call alive until both gRPC (OnDone) and the worker (Deliver)
   // are done with it.
@@ -252,7 +264,7 @@ class UnaryCall final : public core::Batch,
     if (finished_) return;
     finished_ = true;
     *response_ = std::move(result);
-    Finish(grpc::Status::OK);
+    FinishLocked(grpc::Status::OK);
   }
 
   void OnCancel() override {
@@ -265,9 +277,10 @@ class UnaryCall final : public core::Batch,
     absl::MutexLock lock(&mu_);
     if (finished_) return;
     finished_ = true;
-    Finish(deadline_passed ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                          "deadline exceeded")
-                           : grpc::Status::CANCELLED);
+    FinishLocked(deadline_passed
+                     ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                    "deadline exceeded")
+                     : grpc::Status::CANCELLED);
   }
 
   void OnDone() override {
@@ -280,10 +293,19 @@ class UnaryCall final : public core::Batch,
   }
 
  private:
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    service_->ReportCall(core::CallMethod::kFetch, status, started_,
+                         /*rejected=*/false);
+    Finish(status);
+  }
+
   FetchServiceImpl* const service_;
   core::Fetcher* const fetcher_;
   grpc::CallbackServerContext* const context_;
   FetchResult* const response_;
+  // When the handler started (service clock).
+  const absl::Time started_;
   absl::Mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<UnaryCall> self_ ABSL_GUARDED_BY(mu_);
@@ -293,35 +315,64 @@ class UnaryCall final : public core::Batch,
 
 absl::StatusOr<std::unique_ptr<FetchServiceImpl>> FetchServiceImpl::Create(
     const fetch::v1::ServerConfig& config, core::Fetcher* fetcher,
-    const Clock* clock) {
+    const Clock* clock, core::FetchObserver* observer) {
   RequestValidator validator(config);
   if (absl::Status s = validator.CheckServerDefaults(); !s.ok()) return s;
-  return std::unique_ptr<FetchServiceImpl>(
-      new FetchServiceImpl(config, std::move(validator), fetcher, clock));
+  return std::unique_ptr<FetchServiceImpl>(new FetchServiceImpl(
+      config, std::move(validator), fetcher, clock, observer));
 }
 
 FetchServiceImpl::FetchServiceImpl(const fetch::v1::ServerConfig& config,
                                    RequestValidator validator,
-                                   core::Fetcher* fetcher, const Clock* clock)
+                                   core::Fetcher* fetcher, const Clock* clock,
+                                   core::FetchObserver* observer)
     : limits_(config.limits()),
       validator_(std::move(validator)),
       fetcher_(fetcher),
-      clock_(clock) {}
+      clock_(clock),
+      observer_(observer) {}
 
 void FetchServiceImpl::OnRequestsDone(int64_t n) {
   pending_.fetch_sub(n, std::memory_order_relaxed);
 }
 
-void FetchServiceImpl::OnCallDone(int64_t window_high_water) {
+void FetchServiceImpl::OnCallDone(core::CallMethod method,
+                                  int64_t window_high_water) {
   active_calls_.fetch_sub(1, std::memory_order_relaxed);
+  active_by_method_[static_cast<int>(method)].fetch_sub(
+      1, std::memory_order_relaxed);
   int64_t high = window_high_water_.load(std::memory_order_relaxed);
   while (window_high_water > high &&
          !window_high_water_.compare_exchange_weak(high, window_high_water)) {
   }
 }
 
+void FetchServiceImpl::ReportCall(core::CallMethod method,
+                                  const grpc::Status& status,
+                                  absl::Time started, bool rejected) const {
+  if (observer_ == nullptr) return;
+  observer_->OnCallFinished(method,
+                            static_cast<absl::StatusCode>(status.error_code()),
+                            clock_->Now() - started, rejected);
+}
+
+void FetchServiceImpl::ReportInvalid(const FetchRequest& request,
+                                     const FetchRequest& defaults,
+                                     const FetchResult& result,
+                                     absl::Time admitted) const {
+  if (observer_ == nullptr) return;
+  // Sampling only (the access log): a thread's own generator, no lock.
+  thread_local absl::InsecureBitGen rng;
+  const std::string& method =
+      request.method().empty() ? defaults.method() : request.method();
+  observer_->OnResult(
+      core::FinishedRequest{method, request.url(),
+                            /*host_key=*/{}, clock_->Now() - admitted},
+      result, rng);
+}
+
 grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
-                                     int64_t n) {
+                                     core::CallMethod method, int64_t n) {
   if (draining_.load(std::memory_order_acquire)) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "fetchd is shutting down; retry on another replica");
@@ -352,6 +403,8 @@ grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
     }
   } while (!pending_.compare_exchange_weak(pending, pending + n,
                                            std::memory_order_relaxed));
+  active_by_method_[static_cast<int>(method)].fetch_add(
+      1, std::memory_order_relaxed);
   return grpc::Status::OK;
 }
 
@@ -369,11 +422,17 @@ absl::Time FetchServiceImpl::DeadlineOf(
 grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
     grpc::CallbackServerContext* context, const BatchRequest* request) {
   using Rejected = RejectedCall<grpc::ServerWriteReactor<FetchEvent>>;
+  constexpr auto kMethod = core::CallMethod::kFetchBatch;
+  const absl::Time started = clock_->Now();
+  const auto reject = [&](const grpc::Status& status) {
+    ReportCall(kMethod, status, started, /*rejected=*/true);
+    return new Rejected(status);
+  };
   if (absl::Status s = validator_.ValidateBatch(*request); !s.ok()) {
-    return new Rejected(ToGrpc(s));
+    return reject(ToGrpc(s));
   }
   const int64_t n = request->requests_size();
-  if (grpc::Status s = Admit(context, n); !s.ok()) return new Rejected(s);
+  if (grpc::Status s = Admit(context, kMethod, n); !s.ok()) return reject(s);
 
   core::Batch::Options options;
   options.max_concurrency = static_cast<int>(
@@ -384,7 +443,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   options.ordered = request->ordered();
   options.deadline = DeadlineOf(context);
   auto call = std::make_shared<BatchCall>(options, this, fetcher_,
-                                          request->fail_fast(), n);
+                                          request->fail_fast(), n, started);
   auto* reactor = new BatchReactor(context, call);
 
   const FetchRequest base = validator_.EffectiveDefaults(request->defaults());
@@ -396,11 +455,13 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
     absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
         validator_.Build(base, item, index);
     if (!job.ok()) {
-      call->Deliver(InvalidResult(item, index, job.status()),
-                    /*holds_window=*/false);
+      FetchResult result = InvalidResult(item, index, job.status());
+      ReportInvalid(item, base, result, started);
+      call->Deliver(std::move(result), /*holds_window=*/false);
       continue;
     }
     (*job)->batch = call;
+    (*job)->admitted_at = started;
     jobs.push_back(*std::move(job));
   }
   call->Flush();  // the invalid items' results
@@ -411,7 +472,10 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
 grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
     grpc::CallbackServerContext* context, const FetchRequest* request,
     FetchResult* response) {
-  if (grpc::Status s = Admit(context, 1); !s.ok()) {
+  constexpr auto kMethod = core::CallMethod::kFetch;
+  const absl::Time started = clock_->Now();
+  if (grpc::Status s = Admit(context, kMethod, 1); !s.ok()) {
+    ReportCall(kMethod, s, started, /*rejected=*/true);
     auto* reactor = context->DefaultReactor();
     reactor->Finish(s);
     return reactor;
@@ -420,17 +484,19 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   options.window = 1;
   options.max_concurrency = 1;
   options.deadline = DeadlineOf(context);
-  auto call =
-      std::make_shared<UnaryCall>(options, this, fetcher_, context, response);
+  auto call = std::make_shared<UnaryCall>(options, this, fetcher_, context,
+                                          response, started);
   call->Start(call);
   const FetchRequest base = validator_.EffectiveDefaults(FetchRequest());
   absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
       validator_.Build(base, *request, 0);
   if (!job.ok()) {
-    call->Deliver(InvalidResult(*request, 0, job.status()),
-                  /*holds_window=*/false);
+    FetchResult result = InvalidResult(*request, 0, job.status());
+    ReportInvalid(*request, base, result, started);
+    call->Deliver(std::move(result), /*holds_window=*/false);
   } else {
     (*job)->batch = call;
+    (*job)->admitted_at = started;
     std::vector<std::unique_ptr<core::FetchJob>> jobs;
     jobs.push_back(*std::move(job));
     fetcher_->Submit(std::move(jobs));

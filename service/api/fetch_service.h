@@ -11,11 +11,16 @@
 // Cancellation (client cancel, RPC deadline, fail_fast) cancels the batch in
 // the Fetcher, which ends its queued and running transfers.
 //
+// Observation: every call's end (method, status, handling time, whether it
+// was refused) and the results of requests that fail validation (the
+// workers report all other results) go to the optional core::FetchObserver.
+//
 // Thread-safety: gRPC calls the handlers from its threads; workers call
 // Batch::Deliver from theirs. Shared state is atomic or guarded per call.
 #ifndef FETCHD_SERVICE_API_FETCH_SERVICE_H_
 #define FETCHD_SERVICE_API_FETCH_SERVICE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -24,6 +29,7 @@
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "service/api/request_validation.h"
 #include "service/common/clock.h"
+#include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 
 namespace fetchd::api {
@@ -31,10 +37,12 @@ namespace fetchd::api {
 class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
  public:
   // Checks config.request_defaults against config.request_bounds.
-  // `fetcher` and `clock` must outlive the service.
+  // `fetcher` and `clock` must outlive the service, and so must `observer`
+  // unless it is null (nothing reported). `clock` must be the fetcher's:
+  // jobs are stamped with their admission time on it.
   static absl::StatusOr<std::unique_ptr<FetchServiceImpl>> Create(
       const fetch::v1::ServerConfig& config, core::Fetcher* fetcher,
-      const Clock* clock);
+      const Clock* clock, core::FetchObserver* observer = nullptr);
 
   grpc::ServerWriteReactor<fetch::v1::FetchEvent>* FetchBatch(
       grpc::CallbackServerContext* context,
@@ -51,6 +59,11 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   int64_t active_calls() const {
     return active_calls_.load(std::memory_order_relaxed);
   }
+  // Admitted calls of `method` not yet done.
+  int64_t active_calls(core::CallMethod method) const {
+    return active_by_method_[static_cast<int>(method)].load(
+        std::memory_order_relaxed);
+  }
   // The most window slots any finished call held at once.
   int64_t window_high_water() const {
     return window_high_water_.load(std::memory_order_relaxed);
@@ -58,23 +71,36 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
 
   // Called by the calls themselves (they live in the .cc file).
   void OnRequestsDone(int64_t n);
-  void OnCallDone(int64_t window_high_water);
+  void OnCallDone(core::CallMethod method, int64_t window_high_water);
+  // A call that started at `started` (on the service's clock) finished
+  // with `status`; `rejected` if it was refused before admission.
+  void ReportCall(core::CallMethod method, const grpc::Status& status,
+                  absl::Time started, bool rejected) const;
+  // The final result of a request that failed validation (no worker saw
+  // it), admitted at `admitted`.
+  void ReportInvalid(const fetch::v1::FetchRequest& request,
+                     const fetch::v1::FetchRequest& defaults,
+                     const fetch::v1::FetchResult& result,
+                     absl::Time admitted) const;
 
  private:
   FetchServiceImpl(const fetch::v1::ServerConfig& config,
                    RequestValidator validator, core::Fetcher* fetcher,
-                   const Clock* clock);
+                   const Clock* clock, core::FetchObserver* observer);
   // Admits a call of `n` requests, or says why not.
-  grpc::Status Admit(grpc::CallbackServerContext* context, int64_t n);
+  grpc::Status Admit(grpc::CallbackServerContext* context,
+                     core::CallMethod method, int64_t n);
   absl::Time DeadlineOf(const grpc::CallbackServerContext* context) const;
 
   const fetch::v1::Limits limits_;
   const RequestValidator validator_;
   core::Fetcher* const fetcher_;
   const Clock* const clock_;
+  core::FetchObserver* const observer_;  // may be null
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> pending_{0};
   std::atomic<int64_t> active_calls_{0};
+  std::array<std::atomic<int64_t>, core::kCallMethods> active_by_method_{};
   std::atomic<int64_t> window_high_water_{0};
 };
 

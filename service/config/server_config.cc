@@ -1,13 +1,16 @@
 #include "service/config/server_config.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
 
@@ -37,12 +40,75 @@ absl::Status CheckPositive(absl::string_view field,
   return absl::OkStatus();
 }
 
+// A duration that gRPC takes as an int of milliseconds: at least 1 ms, at
+// most INT32_MAX ms (about 24 days); zero too if `zero_allowed`.
+absl::Status CheckGrpcMillis(absl::string_view field,
+                             const google::protobuf::Duration& d,
+                             bool zero_allowed) {
+  constexpr absl::Duration kMax = absl::Milliseconds(INT32_MAX);
+  if (!IsValidProtoDuration(d)) return Invalid(field, "not a valid duration");
+  const absl::Duration value = FromProto(d);
+  if (zero_allowed && value == absl::ZeroDuration()) return absl::OkStatus();
+  if (value < absl::Milliseconds(1) || value > kMax) {
+    return Invalid(field, absl::StrCat("must be between 1ms and ",
+                                       absl::FormatDuration(kMax), ", got ",
+                                       absl::FormatDuration(value)));
+  }
+  return absl::OkStatus();
+}
+
+// metrics: listen is host:port with a numeric port (0 picks one); the access
+// log rate is a probability; host label names are plain, and few.
+absl::Status CheckMetrics(const fetch::v1::Metrics& m) {
+  constexpr int kMaxHostLabels = 100;
+  const std::string& listen = m.listen();
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      listen.find_first_of(", \t") != std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(listen).substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return Invalid("metrics.listen",
+                   absl::StrCat("must be host:port with a port from 0 to "
+                                "65535, got \"",
+                                listen, "\""));
+  }
+  // Written so that NaN fails too.
+  if (!(m.access_log_sample_rate() >= 0 && m.access_log_sample_rate() <= 1)) {
+    return Invalid("metrics.access_log_sample_rate",
+                   absl::StrCat("must be between 0 and 1, got ",
+                                m.access_log_sample_rate()));
+  }
+  if (m.host_labels_size() > kMaxHostLabels) {
+    return Invalid("metrics.host_labels",
+                   absl::StrCat("at most ", kMaxHostLabels, " names, got ",
+                                m.host_labels_size()));
+  }
+  for (const std::string& name : m.host_labels()) {
+    if (name.empty() || name == "other" ||
+        name.find_first_of("/?#@ \t") != std::string::npos) {
+      return Invalid("metrics.host_labels",
+                     absl::StrCat("must be host names other than \"other\", "
+                                  "got \"",
+                                  name, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 fetch::v1::ServerConfig DefaultServerConfig() {
   fetch::v1::ServerConfig c;
   c.set_listen("127.0.0.1:50051");
   c.set_workers(0);  // one per hardware thread, see ResolveAutoValues
+  c.set_log_level("info");
+
+  auto* grpc = c.mutable_grpc();
+  *grpc->mutable_keepalive_time() = TimeUtil::SecondsToDuration(30);
+  *grpc->mutable_keepalive_timeout() = TimeUtil::SecondsToDuration(10);
+  grpc->clear_max_connection_age();  // never
+  grpc->set_max_message_bytes(64 << 20);
 
   auto* limits = c.mutable_limits();
   limits->set_max_in_flight(1024);
@@ -51,6 +117,9 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   limits->set_max_pending(100000);
   limits->set_stream_window(256);
   limits->set_max_active_calls(1000);
+
+  // No host labels (every host is "other"), no access log.
+  c.mutable_metrics()->set_listen("127.0.0.1:9464");
 
   auto* d = c.mutable_request_defaults();
   d->set_method("GET");
@@ -130,6 +199,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
     return Invalid("listen",
                    absl::StrCat("must be host:port, got \"", listen, "\""));
   }
+  if (absl::Status s = CheckMetrics(c.metrics()); !s.ok()) return s;
   const auto& l = c.limits();
   for (absl::Status s : {
            CheckRange("workers", c.workers(), 0, 256),
@@ -167,6 +237,24 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckRange("request_bounds.max_url_bytes", b.max_url_bytes(), 16,
                       1 << 20),
            CheckRange("request_bounds.max_headers", b.max_headers(), 0, 10000),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (absl::StatusOr<spdlog::level::level_enum> level =
+          logging::ParseLogLevel(c.log_level());
+      !level.ok()) {
+    return Invalid("log_level", level.status().message());
+  }
+  const auto& g = c.grpc();
+  for (absl::Status s : {
+           CheckGrpcMillis("grpc.keepalive_time", g.keepalive_time(),
+                           /*zero_allowed=*/false),
+           CheckGrpcMillis("grpc.keepalive_timeout", g.keepalive_timeout(),
+                           /*zero_allowed=*/false),
+           CheckGrpcMillis("grpc.max_connection_age", g.max_connection_age(),
+                           /*zero_allowed=*/true),
+           CheckRange("grpc.max_message_bytes", g.max_message_bytes(), 4096,
+                      INT32_MAX),
        }) {
     if (!s.ok()) return s;
   }

@@ -2,8 +2,9 @@
 // JSON file in the protobuf JSON mapping laid over them, and validation that
 // names the field and the rule of the first problem found.
 //
-// Precedence (lowest first): DefaultServerConfig(), the --config file, flags.
-// In the file a zero or absent field keeps its default.
+// Precedence (lowest first): DefaultServerConfig(), the --config file,
+// FETCHD_* environment variables, flags (see config_overrides.h). In the
+// file a zero or absent field keeps its default.
 #ifndef FETCHD_SERVICE_CONFIG_SERVER_CONFIG_H_
 #define FETCHD_SERVICE_CONFIG_SERVER_CONFIG_H_
 

@@ -39,6 +39,10 @@ struct FetchJob {
 
   // scheme://host:port, lower case: the unit of per-host limits and sharding.
   std::string host_key;
+  // When the API layer admitted the request (the start of its call), on the
+  // engine's clock: the start of the request's duration. InfinitePast when
+  // unknown (jobs made by tests).
+  absl::Time admitted_at = absl::InfinitePast();
 
   // Progress, owned by the worker.
   int attempts = 0;

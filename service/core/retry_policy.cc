@@ -71,8 +71,12 @@ std::optional<RetryDecision> DecideRetry(const RetryParams& params,
   absl::Duration delay = FullJitterBackoff(params, attempts_made, rng);
   if (params.honor_retry_after && outcome.retry_after.has_value() &&
       (outcome.status == 429 || outcome.status == 503)) {
-    delay =
-        std::max(delay, std::min(*outcome.retry_after, params.max_retry_after));
+    const absl::Duration retry_after =
+        std::min(*outcome.retry_after, params.max_retry_after);
+    if (retry_after > delay) {
+      delay = retry_after;
+      reason = RetryReason::kRetryAfter;
+    }
   }
   if (delay >= time_left) return std::nullopt;
   return RetryDecision{reason, delay};

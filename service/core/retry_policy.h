@@ -43,8 +43,10 @@ struct AttemptOutcome {
   std::optional<absl::Duration> retry_after;
 };
 
-// Why a request is retried (a bounded label for metrics).
-enum class RetryReason { kError, kStatus };
+// Why a request is retried (a bounded label for metrics): a failure kind
+// in retry_on; a status in retry_on_status, after a backoff; such a status
+// whose Retry-After header set the delay (it was longer than the backoff).
+enum class RetryReason { kError, kStatus, kRetryAfter };
 
 struct RetryDecision {
   RetryReason reason;

@@ -25,7 +25,8 @@ thread_local int current_worker = -1;
 int CurlWorker::CurrentIndex() { return current_worker; }
 
 absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
-    int index, const core::HostScheduler::Limits& limits, const Clock* clock) {
+    int index, const core::HostScheduler::Limits& limits, const Clock* clock,
+    core::FetchObserver* observer) {
   CurlMultiPtr multi(curl_multi_init());
   if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
   // Keep enough idle connections for every transfer this worker may run.
@@ -37,7 +38,7 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
         absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
   }
   std::unique_ptr<CurlWorker> worker(
-      new CurlWorker(index, limits, clock, std::move(multi)));
+      new CurlWorker(index, limits, clock, observer, std::move(multi)));
   worker->thread_ = std::thread([w = worker.get()] {
     current_worker = w->index_;
     w->Run();
@@ -46,9 +47,11 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
 }
 
 CurlWorker::CurlWorker(int index, const core::HostScheduler::Limits& limits,
-                       const Clock* clock, CurlMultiPtr multi)
+                       const Clock* clock, core::FetchObserver* observer,
+                       CurlMultiPtr multi)
     : index_(index),
       clock_(clock),
+      observer_(observer),
       multi_(std::move(multi)),
       scheduler_(limits, index) {}
 
@@ -229,6 +232,10 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
     if (transfer->easy() != nullptr) RecycleEasy(transfer->TakeEasy());
     return;
   }
+  if (observer_ != nullptr) {
+    // The scheduler took the job at `now`; it had waited since queued_at.
+    observer_->OnAttemptStarted(started, now - started.queued_at);
+  }
   next_idle_check_ =
       std::min(next_idle_check_, now + started.read_idle_timeout);
   CURL* key = transfer->easy();
@@ -267,6 +274,7 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
         job.retry, outcome, job.attempts, core::IsIdempotent(job.method),
         job.batch->deadline() - now, rng_);
     if (retry.has_value()) {
+      ReportAttempt(job, transfer->result(), outcome, retry->reason);
       // The job leaves the window while it waits; it competes for a slot
       // again when its backoff ends.
       job.batch->ReleaseWindow();
@@ -275,9 +283,18 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
       return;
     }
   }
+  ReportAttempt(job, transfer->result(), outcome, std::nullopt);
   fetch::v1::FetchResult result = std::move(transfer->result());
   RecycleEasy(transfer->TakeEasy());
   Deliver(job, std::move(result), /*holds_window=*/true);
+}
+
+void CurlWorker::ReportAttempt(const core::FetchJob& job,
+                               const fetch::v1::FetchResult& attempt,
+                               const core::AttemptOutcome& outcome,
+                               std::optional<core::RetryReason> retry) {
+  if (observer_ == nullptr) return;
+  observer_->OnAttemptFinished(job, attempt, outcome.request_sent, retry);
 }
 
 void CurlWorker::CancelBatchNow(const core::Batch* batch) {
@@ -293,7 +310,8 @@ void CurlWorker::CancelBatchNow(const core::Batch* batch) {
   for (CURL* easy : easies) {
     std::unique_ptr<Transfer> transfer = Detach(easy);
     transfer->set_abort(Transfer::Abort::kCancelled);
-    transfer->Finish(CURLE_OK);
+    const core::AttemptOutcome outcome = transfer->Finish(CURLE_OK);
+    ReportAttempt(transfer->job(), transfer->result(), outcome, std::nullopt);
     fetch::v1::FetchResult result = std::move(transfer->result());
     result.set_error(why);
     result.set_error_message("batch cancelled while this request was running");
@@ -309,7 +327,8 @@ void CurlWorker::CancelAll(std::string_view why) {
   for (CURL* easy : easies) {
     std::unique_ptr<Transfer> transfer = Detach(easy);
     transfer->set_abort(Transfer::Abort::kCancelled);
-    transfer->Finish(CURLE_OK);
+    const core::AttemptOutcome outcome = transfer->Finish(CURLE_OK);
+    ReportAttempt(transfer->job(), transfer->result(), outcome, std::nullopt);
     fetch::v1::FetchResult result = std::move(transfer->result());
     result.set_error_message(std::string(why));
     Deliver(transfer->job(), std::move(result), /*holds_window=*/true);
@@ -335,6 +354,14 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   result.set_attempts(static_cast<uint32_t>(job.attempts));
   if (result.final_url().empty()) result.set_final_url(job.url);
   *result.mutable_timings()->mutable_queue_wait() = ToProto(job.queue_wait);
+  if (observer_ != nullptr) {
+    const absl::Duration duration = job.admitted_at == absl::InfinitePast()
+                                        ? absl::ZeroDuration()
+                                        : clock_->Now() - job.admitted_at;
+    observer_->OnResult(
+        core::FinishedRequest{job.method, job.url, job.host_key, duration},
+        result, rng_);
+  }
   job.batch->Deliver(std::move(result), holds_window);
   if (delivered_.empty() || delivered_.back() != job.batch) {
     delivered_.push_back(job.batch);

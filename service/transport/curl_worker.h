@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "service/common/clock.h"
+#include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/core/host_scheduler.h"
 #include "service/transport/curl_handles.h"
@@ -32,10 +34,11 @@ namespace fetchd::transport {
 class CurlWorker {
  public:
   // Creates the multi handle and starts the thread. `clock` must outlive the
-  // worker.
+  // worker, and so must `observer` unless it is null (nothing reported).
   // `index` identifies the worker in its pool (see core::DispatchWaker).
   static absl::StatusOr<std::unique_ptr<CurlWorker>> Start(
-      int index, const core::HostScheduler::Limits& limits, const Clock* clock);
+      int index, const core::HostScheduler::Limits& limits, const Clock* clock,
+      core::FetchObserver* observer = nullptr);
   // The index of the worker running the calling thread; -1 elsewhere.
   static int CurrentIndex();
   // Stop()s.
@@ -57,7 +60,8 @@ class CurlWorker {
   using Task = absl::AnyInvocable<void() &&>;
 
   CurlWorker(int index, const core::HostScheduler::Limits& limits,
-             const Clock* clock, CurlMultiPtr multi);
+             const Clock* clock, core::FetchObserver* observer,
+             CurlMultiPtr multi);
   void Post(Task task);
   void Run();
   void RunInbox();
@@ -70,6 +74,11 @@ class CurlWorker {
   std::unique_ptr<Transfer> Detach(CURL* easy);
   void FinishAttempt(std::unique_ptr<Transfer> transfer, CURLcode code,
                      absl::Time now);
+  // Reports a finished attempt to the observer, if any.
+  void ReportAttempt(const core::FetchJob& job,
+                     const fetch::v1::FetchResult& attempt,
+                     const core::AttemptOutcome& outcome,
+                     std::optional<core::RetryReason> retry);
   void CancelBatchNow(const core::Batch* batch);
   void CancelAll(std::string_view why);
   // Delivers a final result for a job that holds no window slot.
@@ -85,6 +94,7 @@ class CurlWorker {
 
   const int index_;
   const Clock* const clock_;
+  core::FetchObserver* const observer_;  // may be null
   CurlMultiPtr multi_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

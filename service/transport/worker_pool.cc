@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   std::vector<std::unique_ptr<CurlWorker>> workers;
   for (int i = 0; i < n; ++i) {
     absl::StatusOr<std::unique_ptr<CurlWorker>> worker =
-        CurlWorker::Start(i, limits, clock);
+        CurlWorker::Start(i, limits, clock, options.observer);
     if (!worker.ok()) return worker.status();  // Started ones stop on return.
     workers.push_back(*std::move(worker));
   }

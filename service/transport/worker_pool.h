@@ -25,6 +25,9 @@ class WorkerPool final : public core::Fetcher {
     int max_per_host = 16;
     // Across all workers.
     int max_in_flight = 1024;
+    // Told about every attempt and result; null for none. Not owned; must
+    // outlive the pool.
+    core::FetchObserver* observer = nullptr;
   };
 
   // Starts the workers. Requires curl_global_init() to have been called.

@@ -34,6 +34,8 @@ class ServiceHarness {
   ~ServiceHarness() { Stop(); }
 
   fetch::v1::ServerConfig& config() { return config_; }
+  // Told about attempts, results and calls; set before Start(). Not owned.
+  void set_observer(core::FetchObserver* observer) { observer_ = observer; }
 
   void Start() {
     ASSERT_TRUE(config::ValidateServerConfig(config_).ok());
@@ -41,11 +43,12 @@ class ServiceHarness {
     options.workers = static_cast<int>(config_.workers());
     options.max_per_host = static_cast<int>(config_.limits().max_per_host());
     options.max_in_flight = static_cast<int>(config_.limits().max_in_flight());
+    options.observer = observer_;
     auto pool = transport::WorkerPool::Create(options, RealClock::Get());
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
-    auto service =
-        api::FetchServiceImpl::Create(config_, pool_.get(), RealClock::Get());
+    auto service = api::FetchServiceImpl::Create(config_, pool_.get(),
+                                                 RealClock::Get(), observer_);
     ASSERT_TRUE(service.ok()) << service.status();
     service_ = *std::move(service);
     grpc::ServerBuilder builder;
@@ -116,6 +119,7 @@ class ServiceHarness {
 
  private:
   fetch::v1::ServerConfig config_;
+  core::FetchObserver* observer_ = nullptr;
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<api::FetchServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -16,6 +16,7 @@
 namespace fetchd::client {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -282,11 +283,31 @@ TEST(ParseFetchctlArgsTest, FlagErrorsNameTheFlag) {
               HasSubstr("-f/--file"));
 }
 
+TEST(ParseFetchctlArgsTest, Health) {
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--server", "10.0.0.1:1", "--deadline", "2", "health"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->command, Command::kHealth);
+  EXPECT_EQ(options->server, "10.0.0.1:1");
+  EXPECT_EQ(options->rpc_deadline, absl::Seconds(2));
+  EXPECT_TRUE(options->urls.empty());
+
+  absl::StatusOr<FetchctlOptions> from_env = Parse({"health"}, "10.0.0.2:2");
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(from_env->server, "10.0.0.2:2");
+
+  EXPECT_THAT(ParseError({"health", "fetch.v1.FetchService"}),
+              HasSubstr("health: unexpected argument 'fetch.v1.FetchService'"));
+  EXPECT_THAT(ParseError({"-f", "x", "health"}), HasSubstr("-f/--file"));
+  EXPECT_FALSE(BuildBatchRequest(*options).ok());
+}
+
 TEST(ParseFetchctlArgsTest, CommandErrors) {
   EXPECT_THAT(ParseError({}), HasSubstr("missing command"));
   EXPECT_THAT(ParseError({"-q"}), HasSubstr("missing command"));
-  EXPECT_THAT(ParseError({"fetch", "http://a/"}),
-              HasSubstr("unknown command 'fetch'"));
+  EXPECT_THAT(
+      ParseError({"fetch", "http://a/"}),
+      AllOf(HasSubstr("unknown command 'fetch'"), HasSubstr("'health'")));
   EXPECT_THAT(ParseError({"get"}), HasSubstr("missing URL"));
   EXPECT_THAT(ParseError({"batch", "urls.txt"}), HasSubstr("'urls.txt'"));
 }
@@ -307,6 +328,8 @@ TEST(FetchctlUsageTest, ListsEveryFlagAndExitStatus) {
   for (absl::string_view code : {"  0  ", "  1  ", "  2  ", "  3  "}) {
     EXPECT_THAT(usage, HasSubstr(code));
   }
+  EXPECT_THAT(usage, AllOf(HasSubstr("fetchctl [--server HOST:PORT]"),
+                           HasSubstr("health"), HasSubstr("NOT_SERVING")));
 }
 
 TEST(ParseBatchInputTest, UrlAndJsonLinesSkippingCommentsAndBlanks) {

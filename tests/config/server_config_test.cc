@@ -185,8 +185,7 @@ TEST(ServerConfigTest, ValidationNamesTheFieldAndTheRule) {
     std::function<void(ServerConfig&)> mutate;
     std::string message;  // Empty: valid.
   } kCases[] = {
-      {"workers 0 (automatic)", [](ServerConfig& c) { c.set_workers(0); },
-       ""},
+      {"workers 0 (automatic)", [](ServerConfig& c) { c.set_workers(0); }, ""},
       {"workers 1", [](ServerConfig& c) { c.set_workers(1); }, ""},
       {"workers 256", [](ServerConfig& c) { c.set_workers(256); }, ""},
       {"workers 1000", [](ServerConfig& c) { c.set_workers(1000); },
@@ -296,6 +295,101 @@ TEST(ServerConfigTest, JsonRoundTrips) {
   EXPECT_TRUE(differencer.Compare(config, *parsed)) << diff;
   // An explicit false survives (optional field presence).
   EXPECT_TRUE(parsed->request_defaults().has_fail_on_http_error());
+}
+
+TEST(ServerConfigTest, LogLevelAndGrpcDefaultsAndValidation) {
+  const ServerConfig defaults = DefaultServerConfig();
+  EXPECT_EQ(defaults.log_level(), "info");
+  EXPECT_EQ(FromProto(defaults.grpc().keepalive_time()), absl::Seconds(30));
+  EXPECT_EQ(FromProto(defaults.grpc().keepalive_timeout()), absl::Seconds(10));
+  EXPECT_FALSE(defaults.grpc().has_max_connection_age());  // Never.
+  EXPECT_EQ(defaults.grpc().max_message_bytes(), 64u << 20);
+
+  const struct {
+    std::string name;
+    std::function<void(ServerConfig&)> mutate;
+    std::string message;  // Empty: valid.
+  } kCases[] = {
+      {"every log level",
+       [](ServerConfig& c) {
+         for (const char* level :
+              {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+           c.set_log_level(level);
+           EXPECT_TRUE(ValidateServerConfig(c).ok()) << level;
+         }
+       },
+       ""},
+      {"log level warning", [](ServerConfig& c) { c.set_log_level("warning"); },
+       "log_level: must be one of trace, debug, info, warn, error, critical, "
+       "off; got \"warning\""},
+      {"log level empty", [](ServerConfig& c) { c.set_log_level(""); },
+       "log_level: must be one of trace, debug, info, warn, error, critical, "
+       "off; got \"\""},
+      {"keepalive_time missing",
+       [](ServerConfig& c) { c.mutable_grpc()->clear_keepalive_time(); },
+       "grpc.keepalive_time: must be between 1ms and 596h31m23.647s, got 0"},
+      {"keepalive_timeout negative",
+       [](ServerConfig& c) {
+         *c.mutable_grpc()->mutable_keepalive_timeout() =
+             ToProto(absl::Seconds(-1));
+       },
+       "grpc.keepalive_timeout: must be between 1ms and 596h31m23.647s, got "
+       "-1s"},
+      {"keepalive_time too long for an int of ms",
+       [](ServerConfig& c) {
+         *c.mutable_grpc()->mutable_keepalive_time() =
+             ToProto(absl::Hours(24 * 30));
+       },
+       "grpc.keepalive_time: must be between 1ms and 596h31m23.647s, got "
+       "720h"},
+      {"max_connection_age 5m",
+       [](ServerConfig& c) {
+         *c.mutable_grpc()->mutable_max_connection_age() =
+             ToProto(absl::Minutes(5));
+       },
+       ""},
+      {"max_connection_age sub-millisecond",
+       [](ServerConfig& c) {
+         *c.mutable_grpc()->mutable_max_connection_age() =
+             ToProto(absl::Microseconds(10));
+       },
+       "grpc.max_connection_age: must be between 1ms and 596h31m23.647s, got "
+       "10us"},
+      {"max_message_bytes too small",
+       [](ServerConfig& c) { c.mutable_grpc()->set_max_message_bytes(100); },
+       "grpc.max_message_bytes: must be between 4096 and 2147483647, got 100"},
+      {"max_message_bytes above INT32_MAX",
+       [](ServerConfig& c) {
+         c.mutable_grpc()->set_max_message_bytes(3000000000u);
+       },
+       "grpc.max_message_bytes: must be between 4096 and 2147483647, got "
+       "3000000000"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.name);
+    ServerConfig config = DefaultServerConfig();
+    c.mutate(config);
+    const absl::Status status = ValidateServerConfig(config);
+    if (c.message.empty()) {
+      EXPECT_TRUE(status.ok()) << status;
+    } else {
+      EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(Message(status), c.message);
+    }
+  }
+}
+
+TEST(ServerConfigTest, GrpcSettingsMergeFromJson) {
+  const ServerConfig merged = MustMerge(DefaultServerConfig(), R"({
+    "logLevel": "debug",
+    "grpc": {"keepaliveTime": "60s", "maxConnectionAge": "300s",
+             "maxMessageBytes": 1048576}})");
+  EXPECT_EQ(merged.log_level(), "debug");
+  EXPECT_EQ(FromProto(merged.grpc().keepalive_time()), absl::Seconds(60));
+  EXPECT_EQ(FromProto(merged.grpc().keepalive_timeout()), absl::Seconds(10));
+  EXPECT_EQ(FromProto(merged.grpc().max_connection_age()), absl::Minutes(5));
+  EXPECT_EQ(merged.grpc().max_message_bytes(), 1048576u);
+  EXPECT_TRUE(ValidateServerConfig(merged).ok());
 }
 
 }  // namespace

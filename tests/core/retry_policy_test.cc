@@ -219,10 +219,12 @@ std::vector<DecideCase> DecideCases() {
   }
   add({.name = "Retry-After 7s on 503 is honoured",
        .outcome = WithRetryAfter(Status(503), absl::Seconds(7)),
-       .want = Want{RetryReason::kStatus, absl::Seconds(7), absl::Seconds(7)}});
+       .want =
+           Want{RetryReason::kRetryAfter, absl::Seconds(7), absl::Seconds(7)}});
   add({.name = "Retry-After 7s on 429 is honoured",
        .outcome = WithRetryAfter(Status(429), absl::Seconds(7)),
-       .want = Want{RetryReason::kStatus, absl::Seconds(7), absl::Seconds(7)}});
+       .want =
+           Want{RetryReason::kRetryAfter, absl::Seconds(7), absl::Seconds(7)}});
   add({.name = "Retry-After on 502 is ignored",
        .outcome = WithRetryAfter(Status(502), absl::Seconds(7)),
        .want = kStatusRetry});
@@ -231,8 +233,8 @@ std::vector<DecideCase> DecideCases() {
        .want = kStatusRetry});
   add({.name = "Retry-After capped by max_retry_after",
        .outcome = WithRetryAfter(Status(503), absl::Seconds(120)),
-       .want =
-           Want{RetryReason::kStatus, absl::Seconds(60), absl::Seconds(60)}});
+       .want = Want{RetryReason::kRetryAfter, absl::Seconds(60),
+                    absl::Seconds(60)}});
   {
     RetryParams params = BaseParams();
     params.honor_retry_after = false;
@@ -250,7 +252,8 @@ std::vector<DecideCase> DecideCases() {
   add({.name = "delay just inside the time left",
        .outcome = WithRetryAfter(Status(503), absl::Seconds(7)),
        .time_left = absl::Seconds(7) + absl::Nanoseconds(1),
-       .want = Want{RetryReason::kStatus, absl::Seconds(7), absl::Seconds(7)}});
+       .want =
+           Want{RetryReason::kRetryAfter, absl::Seconds(7), absl::Seconds(7)}});
   add({.name = "no time left is final",
        .outcome = Error(fetch::v1::ERROR_KIND_CONNECT, false),
        .time_left = absl::ZeroDuration()});

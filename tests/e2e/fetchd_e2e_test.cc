@@ -1,35 +1,28 @@
 // End-to-end tests through the real binaries: a fetchd child process on
 // 127.0.0.1:0, driven by fetchctl child processes, fetching from an
 // in-process TestHttpServer. Every wait on a child is bounded, so a hang
-// fails the test.
+// fails the test. Operations (config sources, logs, health, reflection) are
+// in operations_e2e_test.cc.
 #include <signal.h>
-#include <stdlib.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/fetchd_e2e_fixture.h"
 #include "tests/e2e/subprocess.h"
 #include "tests/testing/test_http_server.h"
 
@@ -38,11 +31,6 @@ namespace {
 
 using ::fetch::v1::FetchResult;
 using ::testing::HasSubstr;
-
-// Longest a child may run before it is killed and the test fails.
-constexpr absl::Duration kProcessTimeout = absl::Seconds(30);
-// Longest fetchd may take to write its port file.
-constexpr absl::Duration kStartTimeout = absl::Seconds(10);
 
 // Parses fetchctl's stdout: one JSON FetchResult per line.
 absl::StatusOr<std::vector<FetchResult>> ParseResults(
@@ -86,115 +74,6 @@ std::optional<std::string> HeaderValue(const FetchResult& result,
   }
   return std::nullopt;
 }
-
-// Calls `done` every few milliseconds until it returns true or `timeout`
-// passes; returns its last answer. Only for conditions that nothing can await.
-template <typename Predicate>
-bool PollUntil(Predicate done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
-class FetchdE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_TRUE(http_.Start().ok());
-    std::string dir_template =
-        (std::filesystem::temp_directory_path() / "fetchd_e2e.XXXXXX").string();
-    ASSERT_NE(mkdtemp(dir_template.data()), nullptr);
-    dir_ = dir_template;
-  }
-
-  void TearDown() override {
-    if (fetchd_ != nullptr) {
-      const ExitInfo info = fetchd_->Wait(absl::ZeroDuration());  // Kills.
-      if (HasFailure()) {
-        std::cerr << "fetchd: " << Describe(info) << "\n";
-      }
-      fetchd_.reset();
-    }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  // Writes `content` to a new file in the test's directory; returns its
-  // path.
-  std::string WriteFile(absl::string_view name, absl::string_view content) {
-    std::string path = (dir_ / std::string(name)).string();
-    std::ofstream(path) << content;
-    return path;
-  }
-
-  // Starts fetchd on 127.0.0.1:0 with `flags` and waits until it has written
-  // its port file. Call with ASSERT_NO_FATAL_FAILURE.
-  void StartFetchd(std::vector<std::string> flags) {
-    const std::string port_file = (dir_ / "port").string();
-    std::vector<std::string> argv = {FETCHD_BIN, "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    absl::StatusOr<std::unique_ptr<Subprocess>> started =
-        Subprocess::Start(std::move(argv));
-    ASSERT_TRUE(started.ok()) << started.status();
-    fetchd_ = *std::move(started);
-
-    // fetchd writes "PORT\n" after it has started serving. It is another
-    // process, so poll its file, briefly and boundedly.
-    const absl::Time deadline = absl::Now() + kStartTimeout;
-    while (absl::Now() < deadline) {
-      std::ifstream in(port_file);
-      std::stringstream text;
-      text << in.rdbuf();
-      int port = 0;
-      const std::string content = text.str();
-      if (absl::EndsWith(content, "\n") &&
-          absl::SimpleAtoi(absl::StripAsciiWhitespace(content), &port) &&
-          port > 0) {
-        fetchd_address_ = absl::StrCat("127.0.0.1:", port);
-        return;
-      }
-      if (fetchd_->HasExited()) {
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    FAIL() << "fetchd did not write its port: "
-           << Describe(fetchd_->Wait(absl::ZeroDuration()));
-  }
-
-  std::vector<std::string> FetchctlArgv(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {FETCHCTL_BIN, "--server", fetchd_address_,
-                                     "--no-progress"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-
-  // Runs fetchctl against our fetchd and waits for it.
-  ExitInfo RunFetchctl(std::vector<std::string> args) {
-    absl::StatusOr<ExitInfo> info =
-        RunSubprocess(FetchctlArgv(std::move(args)), kProcessTimeout);
-    EXPECT_TRUE(info.ok()) << info.status();
-    return info.ok() ? *std::move(info) : ExitInfo{};
-  }
-
-  ExitInfo RunFetchd(std::vector<std::string> flags) {
-    flags.insert(flags.begin(), FETCHD_BIN);
-    absl::StatusOr<ExitInfo> info =
-        RunSubprocess(std::move(flags), kProcessTimeout);
-    EXPECT_TRUE(info.ok()) << info.status();
-    return info.ok() ? *std::move(info) : ExitInfo{};
-  }
-
-  TestHttpServer http_;
-  std::filesystem::path dir_;
-  std::unique_ptr<Subprocess> fetchd_;
-  std::string fetchd_address_;
-};
 
 TEST_F(FetchdE2eTest, GetReportsSuccessAndConnectFailurePerUrl) {
   ASSERT_NO_FATAL_FAILURE(StartFetchd({"--workers=2"}));
@@ -383,8 +262,9 @@ TEST_F(FetchdE2eTest, SigtermDrainsRunningBatchAndRefusesNewCalls) {
       << "streams started: " << http_.ActiveStreams();
 
   ASSERT_TRUE(fetchd_->Signal(SIGTERM));
-  // fetchd logs this once sigwait() returns, just before it starts draining.
-  ASSERT_TRUE(fetchd_->AwaitStderr("draining", absl::Seconds(10)))
+  // fetchd logs this (on stdout) once sigwait() returns, just before it
+  // starts draining.
+  ASSERT_TRUE(fetchd_->AwaitStdout("draining", absl::Seconds(10)))
       << Describe(fetchd_->Wait(absl::ZeroDuration()));
   const ExitInfo late = RunFetchctl({"get", http_.Url("/ok")});
   const ExitInfo batch_info = (*batch)->Wait(kProcessTimeout);

@@ -25,17 +25,22 @@ namespace fetchd::testing {
 namespace {
 
 // Variables that would send the children's HTTP (libcurl) or gRPC traffic
-// elsewhere than loopback, or point fetchctl at another fetchd.
+// elsewhere than loopback. FETCHD_* variables (fetchd's config, fetchctl's
+// server) are dropped too.
 constexpr absl::string_view kDroppedEnv[] = {
-    "http_proxy", "HTTP_PROXY", "https_proxy",   "HTTPS_PROXY",
-    "all_proxy",  "ALL_PROXY",  "no_proxy",      "NO_PROXY",
-    "grpc_proxy", "GRPC_PROXY", "FETCHD_SERVER",
+    "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+    "ALL_PROXY",  "no_proxy",   "NO_PROXY",    "grpc_proxy",  "GRPC_PROXY",
 };
 
+absl::string_view EnvName(absl::string_view entry) {
+  return entry.substr(0, entry.find('='));
+}
+
 bool IsDropped(absl::string_view entry) {
-  const absl::string_view name = entry.substr(0, entry.find('='));
-  return std::find(std::begin(kDroppedEnv), std::end(kDroppedEnv), name) !=
-         std::end(kDroppedEnv);
+  const absl::string_view name = EnvName(entry);
+  return absl::StartsWith(name, "FETCHD_") ||
+         std::find(std::begin(kDroppedEnv), std::end(kDroppedEnv), name) !=
+             std::end(kDroppedEnv);
 }
 
 absl::Status ErrnoError(absl::string_view what, int error) {
@@ -79,9 +84,15 @@ std::string Describe(const ExitInfo& info) {
 }
 
 absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
-    std::vector<std::string> argv) {
+    std::vector<std::string> argv, std::vector<std::string> extra_env) {
   if (argv.empty()) {
     return absl::InvalidArgumentError("empty argv");
+  }
+  for (const std::string& entry : extra_env) {
+    if (entry.find('=') == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment entry without '=': ", entry));
+    }
   }
 
   // Close-on-exec, so that no other child inherits these pipes and holds
@@ -112,9 +123,16 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
   args.push_back(nullptr);
   std::vector<char*> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    if (!IsDropped(*entry)) {
+    const bool replaced = std::any_of(
+        extra_env.begin(), extra_env.end(), [&](const std::string& added) {
+          return EnvName(added) == EnvName(*entry);
+        });
+    if (!IsDropped(*entry) && !replaced) {
       env.push_back(*entry);
     }
+  }
+  for (std::string& entry : extra_env) {
+    env.push_back(entry.data());
   }
   env.push_back(nullptr);
 
@@ -199,12 +217,21 @@ bool Subprocess::Signal(int signal) {
 }
 
 bool Subprocess::AwaitStderr(absl::string_view text, absl::Duration timeout) {
+  return AwaitOutput(Stream::kStderr, text, timeout);
+}
+
+bool Subprocess::AwaitStdout(absl::string_view text, absl::Duration timeout) {
+  return AwaitOutput(Stream::kStdout, text, timeout);
+}
+
+bool Subprocess::AwaitOutput(Stream stream, absl::string_view text,
+                             absl::Duration timeout) {
   absl::MutexLock lock(&output_mu_);
-  const auto done = [this, text]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return pipes_closed_ || absl::StrContains(stderr_text_, text);
+  const auto done = [this, stream, text]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return pipes_closed_ || absl::StrContains(Output(stream), text);
   };
   output_mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
-  return absl::StrContains(stderr_text_, text);
+  return absl::StrContains(Output(stream), text);
 }
 
 bool Subprocess::HasExited() {
@@ -270,9 +297,10 @@ ExitInfo Subprocess::Wait(absl::Duration timeout) {
 }
 
 absl::StatusOr<ExitInfo> RunSubprocess(std::vector<std::string> argv,
-                                       absl::Duration timeout) {
+                                       absl::Duration timeout,
+                                       std::vector<std::string> env) {
   absl::StatusOr<std::unique_ptr<Subprocess>> process =
-      Subprocess::Start(std::move(argv));
+      Subprocess::Start(std::move(argv), std::move(env));
   if (!process.ok()) {
     return process.status();
   }

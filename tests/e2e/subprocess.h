@@ -3,8 +3,10 @@
 // bound, so that a hung binary fails its test instead of hanging CI.
 //
 // The child gets the parent's environment minus the proxy variables (which
-// libcurl and gRPC would honour) and $FETCHD_SERVER, so tests stay on
-// loopback whatever the machine's environment says.
+// libcurl and gRPC would honour) and every FETCHD_* variable (fetchd's config
+// overrides, fetchctl's $FETCHD_SERVER), so tests stay on loopback and on
+// their own config whatever the machine's environment says; a test adds
+// the variables it wants.
 //
 // Thread safety: every method may be called from any thread; Signal() and
 // HasExited() wait while another thread is in Wait(). The destructor kills
@@ -50,11 +52,12 @@ std::string Describe(const ExitInfo& info);
 
 class Subprocess {
  public:
-  // Starts argv[0] (a path, not searched in $PATH) with `argv`.
-  // Errors: InvalidArgument for an empty argv, Internal if a pipe or the
-  // process cannot be created.
+  // Starts argv[0] (a path, not searched in $PATH) with `argv`, and with
+  // `env` ("NAME=value" entries) added to the environment described above.
+  // Errors: InvalidArgument for an empty argv or an entry of `env` without
+  // '=', Internal if a pipe or the process cannot be created.
   static absl::StatusOr<std::unique_ptr<Subprocess>> Start(
-      std::vector<std::string> argv);
+      std::vector<std::string> argv, std::vector<std::string> env = {});
 
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
@@ -68,8 +71,10 @@ class Subprocess {
   bool Signal(int signal);
 
   // Blocks until the child's stderr contains `text` or `timeout` passes (or
-  // stderr closes); returns whether it does.
+  // the pipes close); returns whether it does.
   bool AwaitStderr(absl::string_view text, absl::Duration timeout);
+  // The same for stdout.
+  bool AwaitStdout(absl::string_view text, absl::Duration timeout);
 
   // Whether the child has ended; reaps it if so (Wait() then returns at
   // once). Does not block.
@@ -85,6 +90,13 @@ class Subprocess {
 
   // Drains both pipes until they close; runs on reader_.
   void ReadPipes(int stdout_fd, int stderr_fd);
+  enum class Stream { kStdout, kStderr };
+  bool AwaitOutput(Stream stream, absl::string_view text,
+                   absl::Duration timeout);
+  const std::string& Output(Stream stream) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(output_mu_) {
+    return stream == Stream::kStdout ? stdout_text_ : stderr_text_;
+  }
   // Reaps the child if it has ended; blocks if `block`. Returns whether it
   // has been reaped.
   bool Reap(bool block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(wait_mu_);
@@ -105,9 +117,10 @@ class Subprocess {
   std::thread reader_;
 };
 
-// Start(argv), then Wait(timeout).
+// Start(argv, env), then Wait(timeout).
 absl::StatusOr<ExitInfo> RunSubprocess(std::vector<std::string> argv,
-                                       absl::Duration timeout);
+                                       absl::Duration timeout,
+                                       std::vector<std::string> env = {});
 
 }  // namespace fetchd::testing
 

@@ -1,0 +1,425 @@
+#include "service/metrics/fetch_metrics.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "absl/random/distributions.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "service/common/proto_duration.h"
+#include "service/metrics/access_log.h"
+#include "service/metrics/process_stats.h"
+#include "spdlog/spdlog.h"
+
+namespace fetchd::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::Counter;
+using prometheus::Histogram;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// Seconds; the same for every histogram (README.md, "Metrics").
+const Histogram::BucketBoundaries& Buckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+      0.5,   1,      2.5,   5,    10,    30,   60};
+  return *buckets;
+}
+
+double Seconds(absl::Duration d) {
+  return std::max(0.0, absl::ToDoubleSeconds(d));
+}
+
+double Seconds(const google::protobuf::Duration& d) {
+  return Seconds(FromProto(d));
+}
+
+std::string Str(std::string_view s) { return std::string(s); }
+
+// The child of `family` in `slot`, created with `labels()` on first use.
+// Racing creators get the same child (Family::Add returns an existing one).
+template <typename T, typename MakeLabels, typename... Args>
+T* CachedChild(std::atomic<T*>& slot, prometheus::Family<T>& family,
+               MakeLabels labels, const Args&... args) {
+  T* child = slot.load(std::memory_order_acquire);
+  if (child != nullptr) return child;
+  try {
+    child = &family.Add(labels(), args...);
+  } catch (const std::exception& e) {
+    spdlog::error("metrics: cannot create a child of {}: {}", family.GetName(),
+                  e.what());
+    return nullptr;
+  }
+  slot.store(child, std::memory_order_release);
+  return child;
+}
+
+MetricFamily OneValue(std::string name, std::string help, MetricType type,
+                      double value) {
+  MetricFamily family{std::move(name), std::move(help), type, {}};
+  ClientMetric metric;
+  if (type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
+}  // namespace
+
+// What the metrics server collects: the registry, then the values read at
+// scrape time.
+class FetchMetrics::Exposition final : public prometheus::Collectable {
+ public:
+  explicit Exposition(const FetchMetrics* metrics) : metrics_(metrics) {}
+  std::vector<MetricFamily> Collect() const override {
+    return metrics_->Collect();
+  }
+
+ private:
+  const FetchMetrics* const metrics_;
+};
+
+absl::StatusOr<std::unique_ptr<FetchMetrics>> FetchMetrics::Create(
+    const Options& options) {
+  std::unique_ptr<FetchMetrics> metrics(new FetchMetrics(options));
+  try {
+    metrics->Register(options);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("cannot register the metrics: ", e.what()));
+  }
+  return metrics;
+}
+
+FetchMetrics::FetchMetrics(const Options& options)
+    : hosts_(options.host_labels),
+      access_log_sample_rate_(options.access_log_sample_rate),
+      exposition_(std::make_shared<Exposition>(this)) {}
+
+FetchMetrics::~FetchMetrics() = default;
+
+std::weak_ptr<prometheus::Collectable> FetchMetrics::collectable() const {
+  return exposition_;
+}
+
+void FetchMetrics::Register(const Options& options) {
+  registry_ = std::make_shared<prometheus::Registry>(
+      prometheus::Registry::InsertBehavior::Throw);
+  prometheus::Registry& r = *registry_;
+
+  requests_family_ =
+      &prometheus::BuildCounter()
+           .Name("fetch_requests_total")
+           .Help(
+               "Requests finished, by method, outcome (ok or the error "
+               "kind), class of the last HTTP status and target host")
+           .Register(r);
+  requests_ = std::make_unique<std::atomic<Counter*>[]>(
+      kMethodLabels.size() * kOutcomes * kStatusClassLabels.size() *
+      hosts_.size());
+  duration_family_ =
+      &prometheus::BuildHistogram()
+           .Name("fetch_request_duration_seconds")
+           .Help(
+               "Time from admission to the final result of a request, "
+               "queue waits and retries included")
+           .Register(r);
+  durations_ = std::make_unique<std::atomic<Histogram*>[]>(
+      kMethodLabels.size() * kOutcomes);
+
+  const auto counter = [&](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(
+        {});
+  };
+  request_body_bytes_ = counter("fetch_request_body_bytes_total",
+                                "Bytes sent as request bodies, all attempts");
+  response_body_bytes_ =
+      counter("fetch_response_body_bytes_total",
+              "Decoded response body bytes received, all attempts");
+  attempts_ = counter("fetch_attempts_total", "Attempts started in curl");
+  redirects_ = counter("fetch_redirects_total", "Redirect hops followed");
+
+  auto& retries = prometheus::BuildCounter()
+                      .Name("fetch_retries_total")
+                      .Help(
+                          "Attempts that will be retried, by reason: error "
+                          "kind, HTTP status, or status with Retry-After")
+                      .Register(r);
+  for (size_t i = 0; i < retries_.size(); ++i) {
+    retries_[i] = &retries.Add({{"reason", Str(kRetryReasonLabels[i])}});
+  }
+  auto& connections =
+      prometheus::BuildCounter()
+          .Name("fetch_connections_total")
+          .Help(
+              "Finished attempts that had a connection, by whether it was "
+              "reused")
+          .Register(r);
+  connections_[0] = &connections.Add({{"reused", "false"}});
+  connections_[1] = &connections.Add({{"reused", "true"}});
+  auto& rejected = prometheus::BuildCounter()
+                       .Name("fetch_rejected_calls_total")
+                       .Help("Calls refused before admission, by reason")
+                       .Register(r);
+  for (size_t i = 0; i < rejected_.size(); ++i) {
+    rejected_[i] = &rejected.Add({{"reason", Str(kRejectReasonLabels[i])}});
+  }
+  // Reserved for the address policy: registered, no series yet.
+  prometheus::BuildCounter()
+      .Name("fetch_denied_total")
+      .Help("Requests denied by the address policy, by rule")
+      .Register(r);
+
+  auto& handled = prometheus::BuildCounter()
+                      .Name("fetch_grpc_server_handled_total")
+                      .Help("gRPC calls completed, by method and status code")
+                      .Register(r);
+  auto& handling = prometheus::BuildHistogram()
+                       .Name("fetch_grpc_server_handling_seconds")
+                       .Help(
+                           "Time from the start of a gRPC call to its "
+                           "status, by method")
+                       .Register(r);
+  for (size_t m = 0; m < kGrpcMethodLabels.size(); ++m) {
+    for (size_t c = 0; c < kGrpcCodeLabels.size(); ++c) {
+      handled_[m][c] = &handled.Add({{"grpc_method", Str(kGrpcMethodLabels[m])},
+                                     {"grpc_code", Str(kGrpcCodeLabels[c])}});
+    }
+    handling_[m] =
+        &handling.Add({{"grpc_method", Str(kGrpcMethodLabels[m])}}, Buckets());
+  }
+
+  auto& phases = prometheus::BuildHistogram()
+                     .Name("fetch_phase_duration_seconds")
+                     .Help(
+                         "Time spent in each phase of an attempt: waiting "
+                         "for a slot, DNS, TCP connect, TLS handshake, "
+                         "waiting for the first byte, transfer")
+                     .Register(r);
+  for (size_t i = 0; i < phases_.size(); ++i) {
+    phases_[i] = &phases.Add({{"phase", Str(kPhaseLabels[i])}}, Buckets());
+  }
+
+  serving_ = &prometheus::BuildGauge()
+                  .Name("fetch_serving")
+                  .Help("1 while serving, 0 while starting or draining")
+                  .Register(r)
+                  .Add({});
+  prometheus::BuildGauge()
+      .Name("fetch_build_info")
+      .Help(
+          "Always 1; the labels name the versions of fetchd, gRPC and "
+          "libcurl")
+      .Register(r)
+      .Add({{"version", options.version},
+            {"grpc_version", options.grpc_version},
+            {"curl_version", options.curl_version}})
+      .Set(1);
+  prometheus::BuildGauge()
+      .Name("fetch_process_start_time_seconds")
+      .Help("Start time of the process, seconds since the Unix epoch")
+      .Register(r)
+      .Add({})
+      .Set(ReadProcessStartTime().value_or(
+          absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())));
+}
+
+void FetchMetrics::SetLiveSource(LiveSource source) {
+  absl::MutexLock lock(&live_mu_);
+  live_ = std::move(source);
+}
+
+void FetchMetrics::SetServing(bool serving) { serving_->Set(serving ? 1 : 0); }
+
+Counter* FetchMetrics::RequestCounter(size_t method, size_t outcome,
+                                      size_t status_class, size_t host) {
+  const size_t index =
+      ((method * kOutcomes + outcome) * kStatusClassLabels.size() +
+       status_class) *
+          hosts_.size() +
+      host;
+  return CachedChild(requests_[index], *requests_family_, [&] {
+    return prometheus::Labels{
+        {"method", Str(kMethodLabels[method])},
+        {"outcome", OutcomeName(outcome)},
+        {"status_class", Str(kStatusClassLabels[status_class])},
+        {"host", hosts_.Name(host)}};
+  });
+}
+
+Histogram* FetchMetrics::DurationHistogram(size_t method, size_t outcome) {
+  return CachedChild(
+      durations_[method * kOutcomes + outcome], *duration_family_,
+      [&] {
+        return prometheus::Labels{{"method", Str(kMethodLabels[method])},
+                                  {"outcome", OutcomeName(outcome)}};
+      },
+      Buckets());
+}
+
+void FetchMetrics::OnAttemptStarted(const core::FetchJob& /*job*/,
+                                    absl::Duration queue_wait) {
+  attempts_->Increment();
+  phases_[static_cast<size_t>(Phase::kQueueWait)]->Observe(Seconds(queue_wait));
+}
+
+void FetchMetrics::OnAttemptFinished(const core::FetchJob& /*job*/,
+                                     const fetch::v1::FetchResult& attempt,
+                                     bool connected,
+                                     std::optional<core::RetryReason> retry) {
+  if (attempt.bytes_sent() > 0) {
+    request_body_bytes_->Increment(static_cast<double>(attempt.bytes_sent()));
+  }
+  if (attempt.bytes_received() > 0) {
+    response_body_bytes_->Increment(
+        static_cast<double>(attempt.bytes_received()));
+  }
+  if (attempt.redirects() > 0) {
+    redirects_->Increment(static_cast<double>(attempt.redirects()));
+  }
+  if (retry.has_value()) retries_[static_cast<size_t>(*retry)]->Increment();
+  if (connected) connections_[attempt.connection_reused() ? 1 : 0]->Increment();
+  ObservePhases(attempt, connected);
+}
+
+void FetchMetrics::ObservePhases(const fetch::v1::FetchResult& attempt,
+                                 bool connected) {
+  const auto observe = [&](Phase phase, double seconds) {
+    phases_[static_cast<size_t>(phase)]->Observe(std::max(0.0, seconds));
+  };
+  const fetch::v1::Timings& t = attempt.timings();
+  // Result timings: dns, connect and tls are their own phases; first_byte
+  // and total count from the attempt's start.
+  const double dns = Seconds(t.dns());
+  const double connect = Seconds(t.connect());
+  const double tls = Seconds(t.tls());
+  const double first_byte = Seconds(t.first_byte());
+  // A reused connection has no DNS, connect or TLS phase of its own.
+  if (connected && !attempt.connection_reused()) {
+    observe(Phase::kDns, dns);
+    observe(Phase::kConnect, connect);
+    if (tls > 0) observe(Phase::kTls, tls);
+  }
+  if (first_byte > 0) {
+    observe(Phase::kFirstByte, first_byte - dns - connect - tls);
+    observe(Phase::kTransfer, Seconds(t.total()) - first_byte);
+  }
+}
+
+void FetchMetrics::OnResult(const core::FinishedRequest& request,
+                            const fetch::v1::FetchResult& result,
+                            absl::BitGenRef rng) {
+  const size_t method = MethodLabel(request.method);
+  const size_t outcome = OutcomeLabel(result.error());
+  if (Counter* c =
+          RequestCounter(method, outcome, StatusClassLabel(result.status()),
+                         hosts_.Index(request.host_key))) {
+    c->Increment();
+  }
+  if (Histogram* h = DurationHistogram(method, outcome)) {
+    h->Observe(Seconds(request.duration));
+  }
+  if (access_log_sample_rate_ > 0 &&
+      (access_log_sample_rate_ >= 1 ||
+       absl::Bernoulli(rng, access_log_sample_rate_))) {
+    spdlog::info(AccessLogLine(request, result));
+  }
+}
+
+void FetchMetrics::OnCallFinished(core::CallMethod method,
+                                  absl::StatusCode code,
+                                  absl::Duration handling, bool rejected) {
+  const auto m = static_cast<size_t>(method);
+  auto c = static_cast<size_t>(code);
+  if (c >= kGrpcCodeLabels.size())
+    c = static_cast<size_t>(absl::StatusCode::kUnknown);
+  handled_[m][c]->Increment();
+  handling_[m]->Observe(Seconds(handling));
+  if (!rejected) return;
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+      rejected_[0]->Increment();
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      rejected_[1]->Increment();
+      break;
+    case absl::StatusCode::kUnavailable:
+      rejected_[2]->Increment();
+      break;
+    default:
+      break;
+  }
+}
+
+std::vector<MetricFamily> FetchMetrics::Collect() const {
+  std::vector<MetricFamily> families = registry_->Collect();
+  CollectLive(&families);
+  return families;
+}
+
+void FetchMetrics::CollectLive(std::vector<MetricFamily>* out) const {
+  LiveStats live;
+  {
+    absl::MutexLock lock(&live_mu_);
+    if (live_) live = live_();
+  }
+  const auto gauge = [&](const char* name, const char* help, double value) {
+    out->push_back(OneValue(name, help, MetricType::Gauge, value));
+  };
+  gauge("fetch_in_flight_transfers", "Attempts running in curl",
+        static_cast<double>(live.engine.in_flight));
+  gauge("fetch_queued_requests",
+        "Requests waiting for a host, global or batch slot",
+        static_cast<double>(live.engine.queued));
+  gauge("fetch_delayed_retries", "Requests waiting for a retry backoff to end",
+        static_cast<double>(live.engine.delayed));
+  gauge("fetch_pending_requests",
+        "Requests admitted whose result has not been delivered yet",
+        static_cast<double>(live.pending));
+
+  MetricFamily active{"fetch_active_calls",
+                      "gRPC calls admitted and not yet done, by method",
+                      MetricType::Gauge,
+                      {}};
+  for (size_t m = 0; m < kGrpcMethodLabels.size(); ++m) {
+    ClientMetric metric;
+    metric.label.push_back({"grpc_method", Str(kGrpcMethodLabels[m])});
+    metric.gauge.value = static_cast<double>(live.active_calls[m]);
+    active.metric.push_back(std::move(metric));
+  }
+  out->push_back(std::move(active));
+
+  const ProcessStats process = ReadProcessStats();
+  if (process.cpu_seconds.has_value()) {
+    out->push_back(OneValue("fetch_process_cpu_seconds_total",
+                            "User and system CPU time of the process",
+                            MetricType::Counter, *process.cpu_seconds));
+  }
+  if (process.resident_bytes.has_value()) {
+    gauge("fetch_process_resident_memory_bytes",
+          "Resident memory of the process", *process.resident_bytes);
+  }
+  if (process.open_fds.has_value()) {
+    gauge("fetch_process_open_fds", "Open file descriptors of the process",
+          *process.open_fds);
+  }
+}
+
+std::string FetchMetrics::Render() const {
+  return prometheus::TextSerializer().Serialize(Collect());
+}
+
+}  // namespace fetchd::metrics
