@@ -290,5 +290,38 @@ TEST_F(FetchdE2eTest, SigtermDrainsRunningBatchAndRefusesNewCalls) {
   EXPECT_FALSE(fetchd_info.timed_out);
 }
 
+TEST_F(FetchdE2eTest, DrainGraceOverCancelsWhatIsLeftAndExits) {
+  ASSERT_NO_FATAL_FAILURE(StartFetchd({"--workers=2", "--drain_seconds=1"}));
+  constexpr int kStreams = 3;
+  std::string input;
+  for (int i = 0; i < kStreams; ++i) {
+    absl::StrAppend(&input, http_.Url("/stall?ms=30000"), "\n");
+  }
+  const std::string path = WriteFile("stalls.txt", input);
+  absl::StatusOr<std::unique_ptr<Subprocess>> batch =
+      Subprocess::Start(FetchctlArgv({"batch", "-f", path}));
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_TRUE(PollUntil([&] { return http_.ActiveStreams() == kStreams; },
+                        absl::Seconds(10)));
+
+  const absl::Time signalled = absl::Now();
+  ASSERT_TRUE(fetchd_->Signal(SIGTERM));
+  const ExitInfo fetchd_info = fetchd_->Wait(kProcessTimeout);
+  const ExitInfo batch_info = (*batch)->Wait(kProcessTimeout);
+
+  // The grace period (1 s) ran out: fetchd said so, cancelled the call and
+  // its transfers, and exited 0 well before the stalls would have ended.
+  EXPECT_EQ(fetchd_info.exit_code, 0) << Describe(fetchd_info);
+  EXPECT_FALSE(fetchd_info.timed_out);
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(15));
+  EXPECT_NE(fetchd_info.stdout_text.find("drain grace period over"),
+            std::string::npos)
+      << fetchd_info.stdout_text;
+  // The caller learns it as an RPC error (exit 3), not as a hang.
+  EXPECT_EQ(batch_info.exit_code, 3) << Describe(batch_info);
+  EXPECT_FALSE(batch_info.timed_out);
+  EXPECT_TRUE(http_.WaitForNoActiveStreams(absl::Seconds(5)));
+}
+
 }  // namespace
 }  // namespace fetchd::testing
