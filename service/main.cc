@@ -266,8 +266,16 @@ int Run(const config::ValueMap& env) {
                  absl::StrCat("drain grace period over: cancelling ", left,
                               " running calls"),
                  {{"calls", left}});
+    // Their unfinished requests end as CANCELLED results, which the calls
+    // still stream before they end; give that a moment.
+    (*service)->CancelAllCalls();
+    const absl::Time flush_deadline = absl::Now() + absl::Seconds(2);
+    while ((*service)->active_calls() > 0 && absl::Now() < flush_deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
   }
-  server->Shutdown(absl::ToChronoTime(drain_deadline));
+  server->Shutdown(absl::ToChronoTime(std::max(drain_deadline, absl::Now()) +
+                                      absl::Milliseconds(500)));
   (*pool)->Stop();
   server.reset();
   // Its gauges read the service and the pool.

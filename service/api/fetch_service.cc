@@ -62,7 +62,8 @@ class BatchCall final : public core::Batch,
         unwritten_(total) {}
 
   ~BatchCall() override {
-    service_->OnCallDone(core::CallMethod::kFetchBatch, window_high_water());
+    service_->OnCallDone(this, core::CallMethod::kFetchBatch,
+                         window_high_water());
   }
 
   void Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
@@ -247,7 +248,7 @@ class UnaryCall final : public core::Batch,
         started_(started) {}
 
   ~UnaryCall() override {
-    service_->OnCallDone(core::CallMethod::kFetch, window_high_water());
+    service_->OnCallDone(this, core::CallMethod::kFetch, window_high_water());
   }
 
   // Keeps the call alive until both gRPC (OnDone) and the worker (Deliver)
@@ -336,8 +337,33 @@ void FetchServiceImpl::OnRequestsDone(int64_t n) {
   pending_.fetch_sub(n, std::memory_order_relaxed);
 }
 
-void FetchServiceImpl::OnCallDone(core::CallMethod method,
+void FetchServiceImpl::Register(const std::shared_ptr<core::Batch>& call) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.emplace(call.get(), call);
+}
+
+void FetchServiceImpl::CancelAllCalls() {
+  std::vector<std::shared_ptr<core::Batch>> calls;
+  {
+    absl::MutexLock lock(&calls_mu_);
+    for (const auto& [key, weak] : calls_) {
+      if (auto call = weak.lock()) calls.push_back(std::move(call));
+    }
+  }
+  for (const auto& call : calls) {
+    if (call->Cancel(fetch::v1::ERROR_KIND_CANCELLED)) {
+      fetcher_->CancelBatch(call);
+    }
+  }
+}
+
+void FetchServiceImpl::OnCallDone(const core::Batch* call,
+                                  core::CallMethod method,
                                   int64_t window_high_water) {
+  {
+    absl::MutexLock lock(&calls_mu_);
+    calls_.erase(call);
+  }
   active_calls_.fetch_sub(1, std::memory_order_relaxed);
   active_by_method_[static_cast<int>(method)].fetch_sub(
       1, std::memory_order_relaxed);
@@ -444,6 +470,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   options.deadline = DeadlineOf(context);
   auto call = std::make_shared<BatchCall>(options, this, fetcher_,
                                           request->fail_fast(), n, started);
+  Register(call);
   auto* reactor = new BatchReactor(context, call);
 
   const FetchRequest base = validator_.EffectiveDefaults(request->defaults());
@@ -487,6 +514,7 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   auto call = std::make_shared<UnaryCall>(options, this, fetcher_, context,
                                           response, started);
   call->Start(call);
+  Register(call);
   const FetchRequest base = validator_.EffectiveDefaults(FetchRequest());
   absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
       validator_.Build(base, *request, 0);

@@ -23,8 +23,11 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
+#include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "service/api/request_validation.h"
@@ -53,6 +56,10 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
 
   // New calls get UNAVAILABLE from now on; running ones continue.
   void StartDraining() { draining_.store(true, std::memory_order_release); }
+  // Cancels every running call: its unfinished requests end with CANCELLED
+  // results, which are still streamed, and the call then ends OK. For the
+  // end of a drain's grace period.
+  void CancelAllCalls();
 
   // Requests admitted and not yet finished.
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
@@ -71,7 +78,8 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
 
   // Called by the calls themselves (they live in the .cc file).
   void OnRequestsDone(int64_t n);
-  void OnCallDone(core::CallMethod method, int64_t window_high_water);
+  void OnCallDone(const core::Batch* call, core::CallMethod method,
+                  int64_t window_high_water);
   // A call that started at `started` (on the service's clock) finished
   // with `status`; `rejected` if it was refused before admission.
   void ReportCall(core::CallMethod method, const grpc::Status& status,
@@ -91,6 +99,7 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   grpc::Status Admit(grpc::CallbackServerContext* context,
                      core::CallMethod method, int64_t n);
   absl::Time DeadlineOf(const grpc::CallbackServerContext* context) const;
+  void Register(const std::shared_ptr<core::Batch>& call);
 
   const fetch::v1::Limits limits_;
   const RequestValidator validator_;
@@ -102,6 +111,10 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   std::atomic<int64_t> active_calls_{0};
   std::array<std::atomic<int64_t>, core::kCallMethods> active_by_method_{};
   std::atomic<int64_t> window_high_water_{0};
+  absl::Mutex calls_mu_;
+  // Running calls, for CancelAllCalls().
+  std::map<const core::Batch*, std::weak_ptr<core::Batch>> calls_
+      ABSL_GUARDED_BY(calls_mu_);
 };
 
 }  // namespace fetchd::api

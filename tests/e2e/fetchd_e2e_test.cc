@@ -317,9 +317,17 @@ TEST_F(FetchdE2eTest, DrainGraceOverCancelsWhatIsLeftAndExits) {
   EXPECT_NE(fetchd_info.stdout_text.find("drain grace period over"),
             std::string::npos)
       << fetchd_info.stdout_text;
-  // The caller learns it as an RPC error (exit 3), not as a hang.
-  EXPECT_EQ(batch_info.exit_code, 3) << Describe(batch_info);
+  // Every request still has its result: CANCELLED (exit 1, not a hang and
+  // not a lost URL).
+  EXPECT_EQ(batch_info.exit_code, 1) << Describe(batch_info);
   EXPECT_FALSE(batch_info.timed_out);
+  absl::StatusOr<std::vector<FetchResult>> results =
+      ParseResults(batch_info.stdout_text);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), static_cast<size_t>(kStreams));
+  for (const FetchResult& result : *results) {
+    EXPECT_EQ(result.error(), fetch::v1::ERROR_KIND_CANCELLED);
+  }
   EXPECT_TRUE(http_.WaitForNoActiveStreams(absl::Seconds(5)));
 }
 
