@@ -303,39 +303,36 @@ void CurlWorker::CancelBatchNow(const core::Batch* batch) {
     DeliverEarly(std::move(job), why,
                  "batch cancelled before this request finished");
   }
-  std::vector<CURL*> easies;
-  for (const auto& [easy, transfer] : running_) {
-    if (transfer->job().batch.get() == batch) easies.push_back(easy);
-  }
-  for (CURL* easy : easies) {
-    std::unique_ptr<Transfer> transfer = Detach(easy);
-    transfer->set_abort(Transfer::Abort::kCancelled);
-    const core::AttemptOutcome outcome = transfer->Finish(CURLE_OK);
-    ReportAttempt(transfer->job(), transfer->result(), outcome, std::nullopt);
-    fetch::v1::FetchResult result = std::move(transfer->result());
-    result.set_error(why);
-    result.set_error_message("batch cancelled while this request was running");
-    RecycleEasy(transfer->TakeEasy());
-    Deliver(transfer->job(), std::move(result), /*holds_window=*/true);
-  }
+  CancelRunning(batch, why, "batch cancelled while this request was running");
   PublishStats();
 }
 
 void CurlWorker::CancelAll(std::string_view why) {
+  CancelRunning(nullptr, fetch::v1::ERROR_KIND_CANCELLED, std::string(why));
+  for (auto& job : scheduler_.TakeAll()) {
+    DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_CANCELLED,
+                 std::string(why));
+  }
+}
+
+void CurlWorker::CancelRunning(const core::Batch* batch, ErrorKind kind,
+                               const std::string& message) {
   std::vector<CURL*> easies;
-  for (const auto& [easy, transfer] : running_) easies.push_back(easy);
+  for (const auto& [easy, transfer] : running_) {
+    if (batch == nullptr || transfer->job().batch.get() == batch) {
+      easies.push_back(easy);
+    }
+  }
   for (CURL* easy : easies) {
     std::unique_ptr<Transfer> transfer = Detach(easy);
     transfer->set_abort(Transfer::Abort::kCancelled);
     const core::AttemptOutcome outcome = transfer->Finish(CURLE_OK);
     ReportAttempt(transfer->job(), transfer->result(), outcome, std::nullopt);
     fetch::v1::FetchResult result = std::move(transfer->result());
-    result.set_error_message(std::string(why));
+    result.set_error(kind);
+    result.set_error_message(message);
+    RecycleEasy(transfer->TakeEasy());
     Deliver(transfer->job(), std::move(result), /*holds_window=*/true);
-  }
-  for (auto& job : scheduler_.TakeAll()) {
-    DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_CANCELLED,
-                 std::string(why));
   }
 }
 

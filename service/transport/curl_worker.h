@@ -81,6 +81,10 @@ class CurlWorker {
                      std::optional<core::RetryReason> retry);
   void CancelBatchNow(const core::Batch* batch);
   void CancelAll(std::string_view why);
+  // Ends the running transfers of `batch` (all of them when null) with
+  // `kind` and `message`.
+  void CancelRunning(const core::Batch* batch, fetch::v1::ErrorKind kind,
+                     const std::string& message);
   // Delivers a final result for a job that holds no window slot.
   void DeliverEarly(std::unique_ptr<core::FetchJob> job,
                     fetch::v1::ErrorKind kind, std::string message);
