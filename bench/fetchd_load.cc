@@ -28,7 +28,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +43,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "bench/peak_rss.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "fetchd address, HOST:PORT");
@@ -64,26 +64,6 @@ constexpr int kExitUsage = 2;
 constexpr int kExitNoServer = 3;
 constexpr int kMaxReportedFailures = 10;
 constexpr int kMaxReceiveMessageBytes = 64 << 20;
-
-// Peak resident set of this process since exec, in KiB (VmHWM), or -1.
-// getrusage's ru_maxrss is no substitute: Linux carries the parent's
-// high-water mark across fork and exec, so a child of a 20 MB Python script
-// reports at least 20 MB.
-int64_t PeakRssKib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) {
-      int64_t kib = -1;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
-                               absl::StripPrefix(line, "VmHWM:"), "kB")),
-                           &kib)) {
-        return kib;
-      }
-    }
-  }
-  return -1;
-}
 
 // Host part of "host:port" or "[v6]:port".
 absl::string_view HostOf(absl::string_view authority) {
@@ -256,7 +236,7 @@ int Run() {
                           R"({"requests":%d,"ok":%d,"seconds":%.6f,"bytes":%d,)"
                           R"("peak_rss_kib":%d})",
                           requests, tally.ok, elapsed.count(), tally.bytes,
-                          PeakRssKib())
+                          fetchd::bench::PeakRssKib())
                           .c_str());
   std::fflush(stdout);
   return tally.ok == requests ? 0 : kExitFailed;

@@ -25,7 +25,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +40,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "bench/peak_rss.h"
+#include "service/transport/curl_handles.h"
 
 ABSL_FLAG(std::string, url, "", "URL to GET (http, loopback host only)");
 ABSL_FLAG(int64_t, requests, 20000, "Requests in total");
@@ -52,44 +53,13 @@ namespace {
 
 constexpr int kMaxReportedFailures = 10;
 
-// Peak resident set of this process since exec, in KiB (VmHWM), or -1.
-// getrusage's ru_maxrss is no substitute: Linux carries the parent's
-// high-water mark across fork and exec, so a child of a 20 MB Python script
-// reports at least 20 MB.
-int64_t PeakRssKib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) {
-      int64_t kib = -1;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
-                               absl::StripPrefix(line, "VmHWM:"), "kB")),
-                           &kib)) {
-        return kib;
-      }
-    }
-  }
-  return -1;
-}
-
 struct GlobalCleanup {
   ~GlobalCleanup() { curl_global_cleanup(); }
 };
 
-struct EasyDeleter {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
-};
-using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
-
-struct MultiDeleter {
-  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
-};
-using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
-
-struct UrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-using UrlPtr = std::unique_ptr<CURLU, UrlDeleter>;
+using EasyPtr = fetchd::transport::CurlEasyPtr;
+using MultiPtr = fetchd::transport::CurlMultiPtr;
+using UrlPtr = fetchd::transport::CurlUrlPtr;
 
 // One reusable easy handle and the body bytes of its current transfer.
 // Owned by main(); the handle's CURLOPT_PRIVATE and CURLOPT_WRITEDATA point
@@ -353,7 +323,7 @@ int Run() {
                           R"({"requests":%d,"ok":%d,"seconds":%.6f,"bytes":%d,)"
                           R"("peak_rss_kib":%d})",
                           requests, tally.ok, elapsed.count(), tally.bytes,
-                          PeakRssKib())
+                          fetchd::bench::PeakRssKib())
                           .c_str());
   std::fflush(stdout);
   return tally.ok == requests ? 0 : 1;
