@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace fetchd::policy {
 namespace {
@@ -156,7 +157,7 @@ std::optional<IpAddress> ParseShorthandV4(const std::string& host) {
   return addr;
 }
 
-Decision Invalid() { return Decision{false, "invalid host"}; }
+Decision Invalid() { return Decision{false, "invalid host", "invalid-host"}; }
 
 }  // namespace
 
@@ -236,29 +237,51 @@ std::string Cidr::ToString() const {
   return absl::StrCat(base.ToString(), "/", prefix);
 }
 
+bool AddressPolicy::Rule::MatchesPort(uint16_t port) const {
+  return ports.empty() ||
+         std::find(ports.begin(), ports.end(), port) != ports.end();
+}
+
+bool AddressPolicy::HostPattern::Matches(const std::string& host) const {
+  if (!subdomains) return host == name;
+  return host.size() > name.size() + 1 &&
+         host.compare(host.size() - name.size(), name.size(), name) == 0 &&
+         host[host.size() - name.size() - 1] == '.';
+}
+
 absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
   AddressPolicy policy;
-  const auto parse_list = [](const std::vector<std::string>& texts,
+  const auto parse_list = [](const std::vector<AddressRule>& rules,
                              const char* option, const char* verb,
                              std::vector<Rule>& out) -> absl::Status {
-    for (size_t i = 0; i < texts.size(); ++i) {
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(texts[i]);
+    for (size_t i = 0; i < rules.size(); ++i) {
+      absl::StatusOr<Cidr> cidr = Cidr::Parse(rules[i].cidr);
       if (!cidr.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(option, "[", i, "]: ", cidr.status().message()));
       }
-      out.push_back(Rule{*cidr, absl::StrCat(verb, " ", cidr->ToString())});
+      const std::vector<uint16_t>& ports = rules[i].ports;
+      if (std::find(ports.begin(), ports.end(), 0) != ports.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(option, "[", i, "]: port 0 is not a port"));
+      }
+      std::string name = absl::StrCat(verb, " ", cidr->ToString());
+      if (!ports.empty()) {
+        absl::StrAppend(&name, " port ", absl::StrJoin(ports, ","));
+      }
+      out.push_back(Rule{*cidr, ports, std::move(name), verb});
     }
     return absl::OkStatus();
   };
   absl::Status status =
-      parse_list(options.allow_cidrs, "allow_cidrs", "allow", policy.allow_);
+      parse_list(options.allow, "allow", "allow", policy.allow_);
   if (!status.ok()) return status;
-  status = parse_list(options.deny_cidrs, "deny_cidrs", "deny", policy.deny_);
+  status = parse_list(options.deny, "deny", "deny", policy.deny_);
   if (!status.ok()) return status;
 
-  const auto add_host_pattern = [&policy](std::string_view text,
-                                          std::string_view rule_prefix) {
+  const auto parse_pattern =
+      [](std::string_view text,
+         std::string_view rule_prefix) -> std::optional<HostPattern> {
     HostPattern pattern;
     pattern.name = NormalizeHost(text);
     if (pattern.name.rfind("*.", 0) == 0) {
@@ -267,34 +290,50 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
     }
     if (pattern.name.empty() || pattern.name.find('*') != std::string::npos ||
         pattern.name.front() == '.') {
-      return false;
+      return std::nullopt;
     }
     pattern.rule = absl::StrCat(std::string(rule_prefix),
                                 pattern.subdomains ? "*." : "", pattern.name);
-    policy.host_patterns_.push_back(std::move(pattern));
-    return true;
+    return pattern;
   };
-  for (size_t i = 0; i < options.deny_host_patterns.size(); ++i) {
-    if (!add_host_pattern(options.deny_host_patterns[i], "deny host ")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("deny_host_patterns[", i, "]: invalid host pattern \"",
-                       options.deny_host_patterns[i],
-                       "\": want an exact name or \"*.suffix\""));
+  const auto parse_patterns =
+      [&parse_pattern](const std::vector<std::string>& texts,
+                       const char* option, std::string_view rule_prefix,
+                       std::vector<HostPattern>& out) -> absl::Status {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::optional<HostPattern> pattern =
+          parse_pattern(texts[i], rule_prefix);
+      if (!pattern.has_value()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            option, "[", i, "]: invalid host pattern \"", texts[i],
+            "\": want an exact name or \"*.suffix\""));
+      }
+      out.push_back(*std::move(pattern));
     }
-  }
+    return absl::OkStatus();
+  };
+  status = parse_patterns(options.deny_host_patterns, "deny_host_patterns",
+                          "deny host ", policy.host_patterns_);
+  if (!status.ok()) return status;
+  status = parse_patterns(options.allow_host_patterns, "allow_host_patterns",
+                          "allow host ", policy.allowed_hosts_);
+  if (!status.ok()) return status;
 
   if (options.deny_by_default_ranges) {
     for (const BuiltinRange& range : kBuiltinRanges) {
       absl::StatusOr<Cidr> cidr = Cidr::Parse(range.cidr);
       if (!cidr.ok()) return absl::InternalError(cidr.status().message());
       policy.builtin_.push_back(
-          Rule{*cidr, absl::StrCat(range.kind, " ", cidr->ToString())});
+          Rule{*cidr, {}, absl::StrCat(range.kind, " ", cidr->ToString()),
+               range.kind});
     }
-    for (const char* pattern : kBuiltinHostPatterns) {
-      if (!add_host_pattern(pattern, "host ")) {
-        return absl::InternalError(
-            absl::StrCat("built-in host pattern ", pattern));
+    for (const char* text : kBuiltinHostPatterns) {
+      std::optional<HostPattern> pattern = parse_pattern(text, "host ");
+      if (!pattern.has_value()) {
+        return absl::InternalError(absl::StrCat("built-in host pattern ", text));
       }
+      pattern->builtin = true;
+      policy.host_patterns_.push_back(*std::move(pattern));
     }
   }
   policy.allowed_ports_ = options.allowed_ports;
@@ -313,69 +352,86 @@ const AddressPolicy::Rule* AddressPolicy::MatchBuiltin(
   return best;
 }
 
-Decision AddressPolicy::CheckAddress(const IpAddress& addr) const {
+Decision AddressPolicy::CheckAddress(const IpAddress& addr, uint16_t port,
+                                     bool* explicit_ports) const {
+  *explicit_ports = false;
   const std::optional<EmbeddedV4> embedded = Embedded(addr);
   for (const Rule& rule : deny_) {
-    if (rule.cidr.Contains(addr)) return Decision{false, rule.name};
+    if (!rule.MatchesPort(port)) continue;
+    if (rule.cidr.Contains(addr)) {
+      return Decision{false, rule.name, rule.category};
+    }
     if (embedded.has_value() && rule.cidr.Contains(embedded->v4)) {
-      return Decision{false, EmbeddedRule(addr, *embedded, rule.name)};
+      return Decision{false, EmbeddedRule(addr, *embedded, rule.name),
+                      rule.category};
     }
   }
   // Only an IPv4-mapped address is the same destination as its IPv4 address.
   const bool mapped =
       embedded.has_value() && std::string_view(embedded->kind) == "ipv4-mapped";
   for (const Rule& rule : allow_) {
-    if (rule.cidr.Contains(addr)) return Decision{true, rule.name};
-    if (mapped && rule.cidr.Contains(embedded->v4)) {
-      return Decision{true, EmbeddedRule(addr, *embedded, rule.name)};
+    if (!rule.MatchesPort(port)) continue;
+    if (rule.cidr.Contains(addr) ||
+        (mapped && rule.cidr.Contains(embedded->v4))) {
+      *explicit_ports = !rule.ports.empty();
+      return Decision{true,
+                      rule.cidr.Contains(addr)
+                          ? rule.name
+                          : EmbeddedRule(addr, *embedded, rule.name),
+                      rule.category};
     }
   }
   if (const Rule* rule = MatchBuiltin(addr); rule != nullptr) {
     if (embedded.has_value()) {
       if (const Rule* inner = MatchBuiltin(embedded->v4); inner != nullptr) {
-        return Decision{false, EmbeddedRule(addr, *embedded, inner->name)};
+        return Decision{false, EmbeddedRule(addr, *embedded, inner->name),
+                        inner->category};
       }
     }
-    return Decision{false, rule->name};
+    return Decision{false, rule->name, rule->category};
   }
-  return Decision{true, "default"};
+  return Decision{true, "default", "default"};
 }
 
 Decision AddressPolicy::Check(const IpAddress& addr, uint16_t port) const {
-  Decision decision = CheckAddress(addr);
+  bool explicit_ports = false;
+  Decision decision = CheckAddress(addr, port, &explicit_ports);
   if (!decision.allowed) return decision;
-  if (port == 0) return Decision{false, "port 0"};
+  if (port == 0) return Decision{false, "port 0", "port"};
+  if (explicit_ports) return decision;
   if (!allowed_ports_.empty() &&
       std::find(allowed_ports_.begin(), allowed_ports_.end(), port) ==
           allowed_ports_.end()) {
-    return Decision{false, absl::StrCat("port ", port, " not allowed")};
+    return Decision{false, absl::StrCat("port ", port, " not allowed"),
+                    "port"};
   }
   return decision;
 }
 
-Decision AddressPolicy::CheckHostName(std::string_view host) const {
+Decision AddressPolicy::CheckHostName(std::string_view host,
+                                      uint16_t port) const {
   if (host.empty()) return Invalid();
   if (host.front() == '[') {
     if (host.size() < 2 || host.back() != ']') return Invalid();
     std::optional<IpAddress> addr =
         ParseV6Literal(host.substr(1, host.size() - 2));
     if (!addr.has_value()) return Invalid();
-    return CheckAddress(*addr);
+    return Check(*addr, port);
   }
   const std::string name = NormalizeHost(host);
   if (name.empty()) return Invalid();
   if (name.find(':') != std::string::npos) {
     std::optional<IpAddress> addr = ParseV6Literal(name);
     if (!addr.has_value()) return Invalid();
-    return CheckAddress(*addr);
+    return Check(*addr, port);
   }
   if (std::optional<IpAddress> addr = IpAddress::Parse(name);
       addr.has_value()) {
-    return CheckAddress(*addr);
+    return Check(*addr, port);
   }
   if (std::optional<IpAddress> addr = ParseShorthandV4(name);
       addr.has_value()) {
-    Decision decision = CheckAddress(*addr);
+    Decision decision = Check(*addr, port);
     if (!decision.allowed) {
       decision.rule =
           absl::StrCat("ipv4 ", name, " -> ", std::move(decision.rule));
@@ -383,16 +439,18 @@ Decision AddressPolicy::CheckHostName(std::string_view host) const {
     return decision;
   }
   for (const HostPattern& pattern : host_patterns_) {
-    const bool match =
-        pattern.subdomains
-            ? name.size() > pattern.name.size() + 1 &&
-                  name.compare(name.size() - pattern.name.size(),
-                               pattern.name.size(), pattern.name) == 0 &&
-                  name[name.size() - pattern.name.size() - 1] == '.'
-            : name == pattern.name;
-    if (match) return Decision{false, pattern.rule};
+    if (!pattern.Matches(name)) continue;
+    if (pattern.builtin &&
+        std::any_of(allowed_hosts_.begin(), allowed_hosts_.end(),
+                    [&name](const HostPattern& allowed) {
+                      return allowed.Matches(name);
+                    })) {
+      continue;
+    }
+    return Decision{false, pattern.rule, "host"};
   }
-  return Decision{true, "default"};
+  if (port == 0) return Decision{false, "port 0", "port"};
+  return Decision{true, "default", "default"};
 }
 
 }  // namespace fetchd::policy

@@ -2,15 +2,17 @@
 // pure classifier that says whether fetchd may connect to an IP address and
 // port, or resolve a host name, and names the rule that decided.
 //
-// Order of precedence for an address:
-//   1. the explicit deny list (Options::deny_cidrs),
-//   2. the explicit allow list (Options::allow_cidrs), so a test may allow
+// Order of precedence for an address and port:
+//   1. the explicit deny list (Options::deny),
+//   2. the explicit allow list (Options::allow), so a test may allow
 //      127.0.0.1 even though loopback is denied by default,
 //   3. the built-in special-purpose ranges (loopback, private, link-local
 //      including the 169.254.169.254 metadata endpoint, multicast, ...),
 //      when Options::deny_by_default_ranges,
 //   4. otherwise allowed.
-// An allowed address is then checked against Options::allowed_ports.
+// A rule may be limited to some ports; it then matches only those. An address
+// allowed by a rule without ports, or by default, is then checked against
+// Options::allowed_ports.
 //
 // IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64 64:ff9b::/96,
 // 6to4) are denied by their own IPv6 range; the embedded IPv4 address is
@@ -20,7 +22,9 @@
 // equivalent to.
 //
 // Host names are checked before resolution only against names that must never
-// be resolved (localhost, cloud metadata names, Options::deny_host_patterns).
+// be resolved (localhost, cloud metadata names, Options::deny_host_patterns);
+// Options::allow_host_patterns lifts the built-in name denials (not the
+// address checks that follow resolution).
 // Resolution is the caller's: every address a name resolves to, and every
 // address actually connected to, must pass Check() as well, or DNS rebinding
 // and names like 127.0.0.1.nip.io get through.
@@ -93,24 +97,38 @@ struct Cidr {
 // "loopback 127.0.0.0/8", "allow 127.0.0.1/32", "deny 10.0.0.0/8",
 // "host localhost", "ipv4-mapped ::ffff:127.0.0.1 -> loopback 127.0.0.0/8",
 // or "default" when nothing matched and the destination is allowed.
+// `category` is a short name from a fixed set, fit for a metric label:
+// a built-in range kind ("loopback", "private", "link-local", ...), "deny"
+// or "allow" (the configured lists), "host" (a host-name pattern), "port",
+// "invalid-host" or "default".
 struct Decision {
   bool allowed = false;
   std::string rule;
+  std::string category;
+};
+
+// An entry of an allow or deny list: a CIDR (or a bare address), optionally
+// limited to some destination ports (empty: every port).
+struct AddressRule {
+  std::string cidr;
+  std::vector<uint16_t> ports;
 };
 
 class AddressPolicy {
  public:
   struct Options {
-    // CIDRs (or bare addresses) that are allowed even inside a built-in
-    // denied range.
-    std::vector<std::string> allow_cidrs;
-    // CIDRs (or bare addresses) that are always denied; they win over
-    // allow_cidrs.
-    std::vector<std::string> deny_cidrs;
+    // Addresses allowed even inside a built-in denied range.
+    std::vector<AddressRule> allow;
+    // Addresses always denied; they win over `allow`.
+    std::vector<AddressRule> deny;
     // Host names denied before resolution: an exact name ("db.internal") or
     // "*.suffix", which matches every name below suffix but not suffix
     // itself. Case-insensitive; trailing dots are ignored.
     std::vector<std::string> deny_host_patterns;
+    // Host names (same patterns) exempt from the built-in name denials, e.g.
+    // "localhost" on a developer's machine. Their addresses are still
+    // checked. deny_host_patterns win over them.
+    std::vector<std::string> allow_host_patterns;
     // Destination ports allowed; empty allows every port but 0.
     std::vector<uint16_t> allowed_ports;
     // Deny the built-in special-purpose ranges (see address_policy.cc) and
@@ -119,46 +137,58 @@ class AddressPolicy {
     bool deny_by_default_ranges = true;
   };
 
-  // Errors (InvalidArgument): an entry of allow_cidrs/deny_cidrs that
-  // Cidr::Parse rejects, or a malformed host pattern (empty, "*", a '*'
-  // anywhere but a leading "*."); the message names the option, the index and
-  // the text.
+  // Errors (InvalidArgument): an entry of allow/deny whose CIDR Cidr::Parse
+  // rejects or that lists port 0, or a malformed host pattern (empty, "*", a
+  // '*' anywhere but a leading "*."); the message names the option, the index
+  // and the text.
   static absl::StatusOr<AddressPolicy> Create(const Options& options);
 
   // Whether fetchd may connect to `addr` on `port` (the effective port: 80
   // or 443 when the URL has none). Port 0 is always denied.
   Decision Check(const IpAddress& addr, uint16_t port) const;
 
-  // Whether fetchd may resolve `host` (the host of a URL, without port).
-  // An IP literal ("10.0.0.1", "[::1]", "[fe80::1%eth0]", and the shorthand
-  // IPv4 forms resolvers accept: "127.1", "0x7f000001", "2130706433") is
-  // classified as an address, ignoring ports. An empty host, or a bracketed
-  // or ':'-containing host that is not an IPv6 literal, is denied as
-  // "invalid host".
-  Decision CheckHostName(std::string_view host) const;
+  // Whether fetchd may resolve `host` (the host of a URL, without port) to
+  // connect to `port`. An IP literal ("10.0.0.1", "[::1]", "[fe80::1%eth0]",
+  // and the shorthand IPv4 forms resolvers accept: "127.1", "0x7f000001",
+  // "2130706433") is checked as Check(address, port) would. An empty host,
+  // or a bracketed or ':'-containing host that is not an IPv6 literal, is
+  // denied as "invalid host".
+  Decision CheckHostName(std::string_view host, uint16_t port) const;
 
  private:
   struct Rule {
     Cidr cidr;
-    std::string name;  // e.g. "loopback 127.0.0.0/8"
+    std::vector<uint16_t> ports;  // empty: every port
+    std::string name;             // e.g. "loopback 127.0.0.0/8"
+    std::string category;         // e.g. "loopback"
+
+    bool MatchesPort(uint16_t port) const;
   };
   struct HostPattern {
     std::string name;         // lower case, no trailing dot, no "*."
     bool subdomains = false;  // "*.name"
     std::string rule;         // e.g. "host *.localhost"
+    bool builtin = false;     // lifted by allow_host_patterns
+
+    bool Matches(const std::string& normalized_host) const;
   };
 
   AddressPolicy() = default;
 
-  // Check() without the port.
-  Decision CheckAddress(const IpAddress& addr) const;
+  // Check() before the allowed_ports rule; `explicit_ports` is set when an
+  // allow rule with its own ports decided.
+  Decision CheckAddress(const IpAddress& addr, uint16_t port,
+                        bool* explicit_ports) const;
   // The most specific built-in range containing `addr`, or nullptr.
   const Rule* MatchBuiltin(const IpAddress& addr) const;
 
   std::vector<Rule> allow_;
   std::vector<Rule> deny_;
   std::vector<Rule> builtin_;
+  // Denied names: deny_host_patterns, then the built-in ones.
   std::vector<HostPattern> host_patterns_;
+  // Names exempt from the built-in denials.
+  std::vector<HostPattern> allowed_hosts_;
   std::vector<uint16_t> allowed_ports_;
 };
 

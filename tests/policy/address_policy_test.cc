@@ -36,8 +36,8 @@ AddressPolicy::Options Opts(std::vector<std::string> allow,
                             std::vector<uint16_t> ports = {},
                             bool deny_by_default_ranges = true) {
   AddressPolicy::Options options;
-  options.allow_cidrs = std::move(allow);
-  options.deny_cidrs = std::move(deny);
+  for (std::string& cidr : allow) options.allow.push_back({std::move(cidr), {}});
+  for (std::string& cidr : deny) options.deny.push_back({std::move(cidr), {}});
   options.deny_host_patterns = std::move(host_patterns);
   options.allowed_ports = std::move(ports);
   options.deny_by_default_ranges = deny_by_default_ranges;
@@ -346,9 +346,9 @@ TEST(AddressPolicyTest, CreateRejectsBadOptionsNamingTheEntry) {
     std::string_view message;
   } kCases[] = {
       {Opts({"127.0.0.1", "10.0.0.0/33"}),
-       "allow_cidrs[1]: invalid CIDR \"10.0.0.0/33\""},
+       "allow[1]: invalid CIDR \"10.0.0.0/33\""},
       {Opts({}, {"nonsense"}),
-       "deny_cidrs[0]: invalid CIDR \"nonsense\": not an IP address"},
+       "deny[0]: invalid CIDR \"nonsense\": not an IP address"},
       {Opts({}, {}, {"ok.example", ""}),
        "deny_host_patterns[1]: invalid host pattern \"\""},
       {Opts({}, {}, {"*"}), "invalid host pattern \"*\""},
@@ -421,7 +421,7 @@ TEST(AddressPolicyTest, HostNames) {
       {"a:b", "invalid host"},
   };
   for (const auto& c : kCases) {
-    const Decision decision = policy.CheckHostName(c.host);
+    const Decision decision = policy.CheckHostName(c.host, 80);
     EXPECT_EQ(decision.allowed, c.rule.empty()) << c.host;
     EXPECT_EQ(decision.rule, c.rule.empty() ? "default" : c.rule) << c.host;
   }
@@ -430,10 +430,85 @@ TEST(AddressPolicyTest, HostNames) {
 TEST(AddressPolicyTest, HostNamesWithoutBuiltins) {
   const AddressPolicy policy =
       MakePolicy(Opts({"127.0.0.1"}, {}, {}, {}, false));
-  EXPECT_TRUE(policy.CheckHostName("localhost").allowed);
-  EXPECT_TRUE(policy.CheckHostName("metadata").allowed);
-  EXPECT_EQ(policy.CheckHostName("127.0.0.1").rule, "allow 127.0.0.1/32");
-  EXPECT_FALSE(policy.CheckHostName("").allowed);
+  EXPECT_TRUE(policy.CheckHostName("localhost", 80).allowed);
+  EXPECT_TRUE(policy.CheckHostName("metadata", 80).allowed);
+  EXPECT_EQ(policy.CheckHostName("127.0.0.1", 80).rule, "allow 127.0.0.1/32");
+  EXPECT_FALSE(policy.CheckHostName("", 80).allowed);
+}
+
+TEST(AddressPolicyTest, RulesLimitedToPorts) {
+  AddressPolicy::Options options;
+  options.allow.push_back({"127.0.0.1", {8080, 8443}});
+  options.deny.push_back({"203.0.113.0/24", {25}});
+  options.allowed_ports = {80, 443};
+  const AddressPolicy policy = MakePolicy(options);
+
+  // The allow rule lifts the loopback denial on its own ports only, and
+  // its ports are not subject to allowed_ports.
+  const Decision on_port = policy.Check(Ip("127.0.0.1"), 8080);
+  EXPECT_TRUE(on_port.allowed);
+  EXPECT_EQ(on_port.rule, "allow 127.0.0.1/32 port 8080,8443");
+  EXPECT_EQ(on_port.category, "allow");
+  const Decision other_port = policy.Check(Ip("127.0.0.1"), 80);
+  EXPECT_FALSE(other_port.allowed);
+  EXPECT_EQ(other_port.rule, "loopback 127.0.0.0/8");
+  EXPECT_EQ(other_port.category, "loopback");
+  // The deny rule matches port 25 only; the documentation range still
+  // denies the rest.
+  const Decision smtp = policy.Check(Ip("203.0.113.7"), 25);
+  EXPECT_EQ(smtp.rule, "deny 203.0.113.0/24 port 25");
+  EXPECT_EQ(smtp.category, "deny");
+  // allowed_ports applies to addresses allowed by default.
+  EXPECT_TRUE(policy.Check(Ip("8.8.8.8"), 443).allowed);
+  const Decision ssh = policy.Check(Ip("8.8.8.8"), 22);
+  EXPECT_FALSE(ssh.allowed);
+  EXPECT_EQ(ssh.category, "port");
+  // Host literals are checked with the port too.
+  EXPECT_TRUE(policy.CheckHostName("127.0.0.1", 8443).allowed);
+  EXPECT_FALSE(policy.CheckHostName("127.0.0.1", 9000).allowed);
+  EXPECT_FALSE(policy.CheckHostName("example.com", 0).allowed);
+}
+
+TEST(AddressPolicyTest, RejectsPortZeroInRules) {
+  AddressPolicy::Options options;
+  options.allow.push_back({"10.0.0.0/8", {80, 0}});
+  absl::StatusOr<AddressPolicy> policy = AddressPolicy::Create(options);
+  ASSERT_FALSE(policy.ok());
+  EXPECT_THAT(policy.status().message(),
+              HasSubstr("allow[0]: port 0 is not a port"));
+}
+
+TEST(AddressPolicyTest, AllowHostPatternsLiftOnlyBuiltinNames) {
+  AddressPolicy::Options options;
+  options.allow_host_patterns = {"localhost", "*.internal.example"};
+  options.deny_host_patterns = {"db.internal.example"};
+  const AddressPolicy policy = MakePolicy(options);
+  EXPECT_TRUE(policy.CheckHostName("localhost", 80).allowed);
+  // Still denied: other built-in names, and configured denials.
+  EXPECT_FALSE(policy.CheckHostName("app.localhost", 80).allowed);
+  const Decision db = policy.CheckHostName("db.internal.example", 80);
+  EXPECT_FALSE(db.allowed);
+  EXPECT_EQ(db.rule, "deny host db.internal.example");
+  EXPECT_EQ(db.category, "host");
+  // The addresses a lifted name resolves to are still checked.
+  EXPECT_FALSE(policy.Check(Ip("127.0.0.1"), 80).allowed);
+  // Malformed allow patterns are rejected like deny patterns.
+  AddressPolicy::Options bad;
+  bad.allow_host_patterns = {"a*"};
+  absl::StatusOr<AddressPolicy> rejected = AddressPolicy::Create(bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_THAT(rejected.status().message(),
+              HasSubstr("allow_host_patterns[0]: invalid host pattern"));
+}
+
+TEST(AddressPolicyTest, CategoriesAreBoundedNames) {
+  const AddressPolicy policy = DefaultPolicy();
+  EXPECT_EQ(policy.Check(Ip("169.254.169.254"), 80).category, "link-local");
+  EXPECT_EQ(policy.Check(Ip("::ffff:127.0.0.1"), 80).category, "loopback");
+  EXPECT_EQ(policy.Check(Ip("10.1.2.3"), 80).category, "private");
+  EXPECT_EQ(policy.Check(Ip("8.8.8.8"), 80).category, "default");
+  EXPECT_EQ(policy.CheckHostName("[nonsense]", 80).category, "invalid-host");
+  EXPECT_EQ(policy.CheckHostName("localhost", 80).category, "host");
 }
 
 }  // namespace
