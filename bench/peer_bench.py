@@ -244,6 +244,9 @@ def start_fetchd(tmp, fetchd_bin, workers, tag):
         "limits": {"maxPerHost": 64, "maxInFlight": 1024,
                    "maxBatchSize": 100000, "maxPending": 200000,
                    "streamWindow": 1024},
+        # The benchmark's nginx is on loopback, which the default policy
+        # denies.
+        "policy": {"allow": [{"cidr": "127.0.0.0/8"}]},
     }
     conf = os.path.join(tmp, f"fetchd-{tag}.json")
     with open(conf, "w") as f:

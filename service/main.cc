@@ -26,6 +26,7 @@
 #include "service/common/proto_duration.h"
 #include "service/config/config_overrides.h"
 #include "service/config/server_config.h"
+#include "service/policy/policy_config.h"
 #include "service/metrics/fetch_metrics.h"
 #include "service/metrics/metrics_server.h"
 #include "service/transport/worker_pool.h"
@@ -59,6 +60,9 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "(port 0 picks a free port)");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "after start, write the bound metrics port to this file");
+ABSL_FLAG(std::string, policy_allow, "",
+          "comma-separated CIDRs fetchd may connect to even inside the "
+          "ranges its destination policy denies (replaces policy.allow)");
 ABSL_FLAG(bool, print_config, false, "print the effective config and exit");
 ABSL_FLAG(bool, check_config, false, "validate the config and exit");
 ABSL_FLAG(int, drain_seconds, 10,
@@ -147,8 +151,18 @@ int Run(const config::ValueMap& env) {
     spdlog::critical("{}", metrics.status().ToString());
     return 1;
   }
+  // Validated by BuildServerConfig(), so it can't fail here.
+  absl::StatusOr<policy::AddressPolicy> address_policy =
+      policy::AddressPolicyFromConfig(config->policy());
+  if (!address_policy.ok()) {
+    std::cerr << "fetchd: invalid config: "
+              << address_policy.status().message() << "\n";
+    return 2;
+  }
   transport::WorkerPool::Options pool_options;
   pool_options.observer = metrics->get();
+  pool_options.policy = std::make_shared<const policy::AddressPolicy>(
+      *std::move(address_policy));
   pool_options.workers = static_cast<int>(config->workers());
   pool_options.max_per_host = static_cast<int>(config->limits().max_per_host());
   pool_options.max_in_flight =

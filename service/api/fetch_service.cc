@@ -40,7 +40,9 @@ FetchResult InvalidResult(const FetchRequest& request, uint32_t index,
   result.set_id(request.id());
   result.set_index(index);
   result.set_final_url(request.url());
-  result.set_error(fetch::v1::ERROR_KIND_INVALID_REQUEST);
+  result.set_error(why.code() == absl::StatusCode::kPermissionDenied
+                       ? fetch::v1::ERROR_KIND_DENIED
+                       : fetch::v1::ERROR_KIND_INVALID_REQUEST);
   result.set_error_message(std::string(why.message()));
   return result;
 }
@@ -333,6 +335,13 @@ FetchServiceImpl::FetchServiceImpl(const fetch::v1::ServerConfig& config,
       clock_(clock),
       observer_(observer) {}
 
+void FetchServiceImpl::ReportDenied(const absl::Status& why) const {
+  if (observer_ == nullptr) return;
+  if (const std::string category = PolicyCategory(why); !category.empty()) {
+    observer_->OnPolicyDenied(category);
+  }
+}
+
 void FetchServiceImpl::OnRequestsDone(int64_t n) {
   pending_.fetch_sub(n, std::memory_order_relaxed);
 }
@@ -483,6 +492,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
         validator_.Build(base, item, index);
     if (!job.ok()) {
       FetchResult result = InvalidResult(item, index, job.status());
+      ReportDenied(job.status());
       ReportInvalid(item, base, result, started);
       call->Deliver(std::move(result), /*holds_window=*/false);
       continue;
@@ -520,6 +530,7 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
       validator_.Build(base, *request, 0);
   if (!job.ok()) {
     FetchResult result = InvalidResult(*request, 0, job.status());
+    ReportDenied(job.status());
     ReportInvalid(*request, base, result, started);
     call->Deliver(std::move(result), /*holds_window=*/false);
   } else {

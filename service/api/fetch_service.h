@@ -84,6 +84,9 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   // with `status`; `rejected` if it was refused before admission.
   void ReportCall(core::CallMethod method, const grpc::Status& status,
                   absl::Time started, bool rejected) const;
+  // A request failed validation with `why`: tells the observer when the
+  // destination policy refused it.
+  void ReportDenied(const absl::Status& why) const;
   // The final result of a request that failed validation (no worker saw
   // it), admitted at `admitted`.
   void ReportInvalid(const fetch::v1::FetchRequest& request,

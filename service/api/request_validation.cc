@@ -5,11 +5,13 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
-#include "service/transport/curl_handles.h"
+#include "service/policy/policy_config.h"
+#include "service/transport/http_url.h"
 
 namespace fetchd::api {
 namespace {
@@ -44,8 +46,51 @@ absl::Status CheckDuration(bool has, const google::protobuf::Duration& d,
   return absl::OkStatus();
 }
 
-absl::Status CheckHeaders(const FetchRequest& request, uint32_t max_headers,
+// Request headers that frame the message or the connection: curl sets them
+// from the body and the connection it uses, and letting a caller set them
+// opens request smuggling. Host is allowed only when the bounds say so.
+constexpr std::string_view kFramingHeaders[] = {
+    "content-length", "transfer-encoding", "connection", "upgrade", "te",
+    "keep-alive",     "proxy-connection",  "trailer"};
+
+absl::Status CheckFraming(const fetch::v1::Header& h, bool allow_host,
+                          const std::string& field) {
+  const std::string name = absl::AsciiStrToLower(h.name());
+  if (std::find(std::begin(kFramingHeaders), std::end(kFramingHeaders), name) !=
+      std::end(kFramingHeaders)) {
+    return Invalid(field, absl::StrCat("header \"", h.name(),
+                                       "\" is set by fetchd from the "
+                                       "request; callers are not allowed to "
+                                       "set it"));
+  }
+  if (name == "host" && !allow_host) {
+    return Invalid(field,
+                   "header \"Host\" is not allowed "
+                   "(request_bounds.allow_host_header is off)");
+  }
+  return absl::OkStatus();
+}
+
+// Names and values together, plus ": " and CRLF per header.
+absl::Status CheckHeaderBytes(const FetchRequest& request, uint32_t max_bytes,
+                              const std::string& prefix) {
+  uint64_t bytes = 0;
+  for (const fetch::v1::Header& h : request.headers()) {
+    bytes += h.name().size() + h.value().size() + 4;
+  }
+  if (bytes > max_bytes) {
+    return Invalid(
+        prefix + "headers",
+        absl::StrCat(bytes, " bytes of headers exceed the limit of ", max_bytes,
+                     " (request_bounds.max_header_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckHeaders(const FetchRequest& request,
+                          const fetch::v1::RequestBounds& bounds,
                           const std::string& prefix) {
+  const uint32_t max_headers = bounds.max_headers();
   if (static_cast<uint32_t>(request.headers_size()) > max_headers) {
     return Invalid(prefix + "headers",
                    absl::StrCat(request.headers_size(),
@@ -54,6 +99,12 @@ absl::Status CheckHeaders(const FetchRequest& request, uint32_t max_headers,
   for (int i = 0; i < request.headers_size(); ++i) {
     const fetch::v1::Header& h = request.headers(i);
     const std::string field = absl::StrCat(prefix, "headers[", i, "]");
+    if (h.name().find_first_of(std::string_view("\r\n\0", 3)) !=
+        std::string::npos) {
+      return Invalid(field,
+                     absl::StrCat("header name \"", absl::CHexEscape(h.name()),
+                                  "\" contains CR, LF or NUL"));
+    }
     if (h.name().empty()) return Invalid(field, "empty header name");
     if (!std::all_of(h.name().begin(), h.name().end(), IsTokenChar)) {
       return Invalid(field,
@@ -66,52 +117,15 @@ absl::Status CheckHeaders(const FetchRequest& request, uint32_t max_headers,
       return Invalid(field, absl::StrCat("value of \"", h.name(),
                                          "\" contains CR, LF or NUL"));
     }
+    if (absl::Status s = CheckFraming(h, bounds.allow_host_header(), field);
+        !s.ok()) {
+      return s;
+    }
   }
-  return absl::OkStatus();
+  return CheckHeaderBytes(request, bounds.max_header_bytes(), prefix);
 }
 
-// Normalized URL and host key (scheme://host:port) of an absolute http(s)
-// URL.
-absl::StatusOr<std::pair<std::string, std::string>> ParseUrl(
-    const std::string& url) {
-  transport::CurlUrlPtr handle(curl_url());
-  if (handle == nullptr) return absl::InternalError("curl_url failed");
-  CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
-                              CURLU_NON_SUPPORT_SCHEME);
-  if (rc != CURLUE_OK) {
-    return Invalid("url",
-                   absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
-  }
-  auto get = [&](CURLUPart part, unsigned flags,
-                 std::string* out) -> CURLUcode {
-    char* value = nullptr;
-    const CURLUcode code = curl_url_get(handle.get(), part, &value, flags);
-    if (code == CURLUE_OK) {
-      out->assign(value);
-      curl_free(value);
-    }
-    return code;
-  };
-  std::string scheme, host, port, normalized;
-  get(CURLUPART_SCHEME, 0, &scheme);
-  scheme = absl::AsciiStrToLower(scheme);
-  if (scheme != "http" && scheme != "https") {
-    return Invalid("url", absl::StrCat("unsupported scheme \"", scheme,
-                                       "\" (only http and https)"));
-  }
-  if (get(CURLUPART_HOST, 0, &host) != CURLUE_OK || host.empty()) {
-    return Invalid("url", "no host");
-  }
-  if (get(CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) != CURLUE_OK) {
-    return Invalid("url", "no port");
-  }
-  if (get(CURLUPART_URL, 0, &normalized) != CURLUE_OK) {
-    return Invalid("url", "cannot be normalized");
-  }
-  return std::make_pair(
-      std::move(normalized),
-      absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port));
-}
+constexpr absl::string_view kCategoryPayload = "type.fetchd/policy-category";
 
 }  // namespace
 
@@ -123,10 +137,31 @@ void MergeRequest(const FetchRequest& src, FetchRequest* dst) {
   MergeOver(src, dst);
 }
 
+std::string PolicyCategory(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kPermissionDenied) return "";
+  auto category = status.GetPayload(kCategoryPayload);
+  return category.has_value() ? std::string(*category) : "";
+}
+
+absl::Status PolicyDenied(absl::string_view message,
+                          absl::string_view category) {
+  absl::Status status = absl::PermissionDeniedError(message);
+  status.SetPayload(kCategoryPayload, absl::Cord(category));
+  return status;
+}
+
 RequestValidator::RequestValidator(const fetch::v1::ServerConfig& config)
     : bounds_(config.request_bounds()),
       server_defaults_(config.request_defaults()),
-      max_batch_size_(config.limits().max_batch_size()) {}
+      max_batch_size_(config.limits().max_batch_size()) {
+  absl::StatusOr<policy::AddressPolicy> policy =
+      policy::AddressPolicyFromConfig(config.policy());
+  if (policy.ok()) {
+    policy_.emplace(*std::move(policy));
+  } else {
+    policy_status_ = policy.status();
+  }
+}
 
 absl::Status RequestValidator::CheckOptions(const FetchRequest& r,
                                             const std::string& prefix) const {
@@ -140,8 +175,7 @@ absl::Status RequestValidator::CheckOptions(const FetchRequest& r,
                                   "OPTIONS)"));
     }
   }
-  if (absl::Status s = CheckHeaders(r, bounds_.max_headers(), prefix);
-      !s.ok()) {
+  if (absl::Status s = CheckHeaders(r, bounds_, prefix); !s.ok()) {
     return s;
   }
   if (r.body().size() > bounds_.max_request_body_bytes()) {
@@ -214,6 +248,7 @@ absl::Status RequestValidator::CheckOptions(const FetchRequest& r,
 }
 
 absl::Status RequestValidator::CheckServerDefaults() const {
+  if (!policy_status_.ok()) return policy_status_;
   const auto& t = server_defaults_.timeouts();
   if (!t.has_total() || !t.has_connect() || !t.has_read_idle() ||
       !t.has_queue()) {
@@ -275,15 +310,37 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
     return Invalid("body", "exceeds the request body limit");
   }
 
-  absl::StatusOr<std::pair<std::string, std::string>> url =
-      ParseUrl(request.url());
-  if (!url.ok()) return url.status();
+  if (absl::Status s =
+          CheckHeaderBytes(effective, bounds_.max_header_bytes(), "");
+      !s.ok()) {
+    return Invalid("headers", absl::StrCat(s.message(),
+                                           " (with the batch "
+                                           "defaults)"));
+  }
+
+  absl::StatusOr<transport::HttpUrl> url =
+      transport::ParseHttpUrl(request.url());
+  if (!url.ok()) {
+    if (url.status().code() == absl::StatusCode::kPermissionDenied) {
+      return PolicyDenied(url.status().message(), "scheme");
+    }
+    return url.status();
+  }
+  if (!policy_.has_value()) return policy_status_;
+  if (const policy::Decision decision =
+          policy_->CheckHostName(url->host, url->port);
+      !decision.allowed) {
+    return PolicyDenied(
+        absl::StrCat("url: destination ", url->host, ":", url->port,
+                     " denied by policy (rule: ", decision.rule, ")"),
+        decision.category);
+  }
 
   auto job = std::make_unique<core::FetchJob>();
   job->index = index;
   job->id = request.id();
-  job->url = std::move(url->first);
-  job->host_key = std::move(url->second);
+  job->url = std::move(url->url);
+  job->host_key = std::move(url->host_key);
   job->method = effective.method().empty()
                     ? "GET"
                     : absl::AsciiStrToUpper(effective.method());
@@ -313,6 +370,7 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
   job->max_redirects = effective.max_redirects();
   job->max_body_bytes = effective.max_body_bytes();
   job->fail_on_http_error = effective.fail_on_http_error();
+  job->max_response_header_bytes = bounds_.max_response_header_bytes();
   return job;
 }
 

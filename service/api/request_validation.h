@@ -6,18 +6,29 @@
 // and the rule, e.g. `timeouts.total: 600s exceeds the server maximum 300s`.
 // A bad batch option fails the whole call; a bad request becomes that item's
 // result with error INVALID_REQUEST and the rest of the batch runs.
+//
+// The destination policy (config.policy) is applied here to what can be
+// decided before any I/O: the scheme (only http and https) and the URL's
+// host (IP literals in every spelling, and names that must never be
+// resolved, such as localhost). A refusal is absl::PermissionDeniedError,
+// which becomes the item's DENIED result; PolicyCategory() tells the rule's
+// category for the metrics. Addresses a name resolves to are checked by the
+// transport when it connects.
 #ifndef FETCHD_SERVICE_API_REQUEST_VALIDATION_H_
 #define FETCHD_SERVICE_API_REQUEST_VALIDATION_H_
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.pb.h"
 #include "service/core/fetch_job.h"
+#include "service/policy/address_policy.h"
 
 namespace fetchd::api {
 
@@ -26,7 +37,8 @@ class RequestValidator {
   // `config` must already be validated (config/server_config.h).
   explicit RequestValidator(const fetch::v1::ServerConfig& config);
 
-  // Checks the server's request_defaults against its bounds (at start-up).
+  // Checks the server's request_defaults against its bounds, and its
+  // destination policy (at start-up).
   absl::Status CheckServerDefaults() const;
 
   // Batch-level checks: size within [1, limits.max_batch_size], defaults
@@ -49,9 +61,21 @@ class RequestValidator {
                             const std::string& prefix) const;
 
   const fetch::v1::RequestBounds bounds_;
+  // Set when config.policy is valid; policy_status_ says why not otherwise.
+  std::optional<policy::AddressPolicy> policy_;
+  absl::Status policy_status_;
   const fetch::v1::FetchRequest server_defaults_;
   const uint32_t max_batch_size_;
 };
+
+// The category of the policy rule that refused a request (see
+// policy::Decision::category, plus "scheme"), from a PermissionDenied status
+// of RequestValidator::Build; empty for other statuses.
+std::string PolicyCategory(const absl::Status& status);
+
+// A PermissionDenied status for a policy refusal, carrying its category.
+absl::Status PolicyDenied(absl::string_view message,
+                          absl::string_view category);
 
 // `dst` with the fields set in `src` laid over it (MergeOver: a Duration
 // replaces the previous one whole). Headers are appended;

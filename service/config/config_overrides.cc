@@ -39,6 +39,8 @@ constexpr ConfigOverride kOverrides[] = {
     {"max_attempts", "request_bounds.max_attempts"},
     {"log_level", "log_level"},
     {"metrics_listen", "metrics.listen"},
+    // Comma-separated CIDRs, any port: replaces policy.allow.
+    {"policy_allow", "policy.allow"},
 };
 
 // Variables with the FETCHD_ prefix that belong to someone else.
@@ -91,6 +93,21 @@ absl::Status SetScalar(const FieldDescriptor& field, absl::string_view value,
       absl::StrCat("field ", field.full_name(), " cannot be overridden"));
 }
 
+// Replaces the AddressRule list `field` of `message` with one rule (any
+// port) per comma-separated CIDR of `value`; Validate() checks the CIDRs.
+absl::Status SetAddressRules(const FieldDescriptor& field,
+                             absl::string_view value, Message* message) {
+  const google::protobuf::Reflection& reflection = *message->GetReflection();
+  reflection.ClearField(message, &field);
+  for (absl::string_view cidr :
+       absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    auto* rule = static_cast<fetch::v1::AddressRule*>(
+        reflection.AddMessage(message, &field));
+    rule->set_cidr(std::string(absl::StripAsciiWhitespace(cidr)));
+  }
+  return absl::OkStatus();
+}
+
 // Sets the field at `path` ("limits.max_per_host") of `config` from `value`.
 absl::Status SetField(absl::string_view path, absl::string_view value,
                       fetch::v1::ServerConfig* config) {
@@ -102,6 +119,10 @@ absl::Status SetField(absl::string_view path, absl::string_view value,
   for (size_t i = 0; i < parts.size(); ++i) {
     const FieldDescriptor* field =
         message->GetDescriptor()->FindFieldByName(std::string(parts[i]));
+    if (field != nullptr && i + 1 == parts.size() && field->is_repeated() &&
+        field->message_type() == fetch::v1::AddressRule::descriptor()) {
+      return SetAddressRules(*field, value, message);
+    }
     if (field == nullptr || field->is_repeated()) {
       return absl::InternalError(
           absl::StrCat("no singular field ", path, " in ServerConfig"));
@@ -138,7 +159,10 @@ std::optional<std::string> NonEmpty(const ValueMap& values,
 std::string Provenance(absl::string_view message,
                        const ConfigSources& sources) {
   for (const ConfigOverride& entry : kOverrides) {
-    if (!absl::StartsWith(message, absl::StrCat(entry.field, ":"))) continue;
+    if (!absl::StartsWith(message, absl::StrCat(entry.field, ":")) &&
+        !absl::StartsWith(message, absl::StrCat(entry.field, "["))) {
+      continue;
+    }
     if (const auto it = sources.flags.find(entry.name);
         it != sources.flags.end()) {
       return absl::StrCat(" (from --", entry.name, "=", it->second, ")");

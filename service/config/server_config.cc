@@ -13,6 +13,7 @@
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
+#include "service/policy/policy_config.h"
 
 namespace fetchd::config {
 namespace {
@@ -151,6 +152,10 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   b->set_max_url_bytes(8192);
   b->set_max_headers(100);
   b->set_max_request_body_bytes(16 << 20);
+  b->set_max_header_bytes(64 << 10);
+  b->set_max_response_header_bytes(256 << 10);
+
+  c.mutable_policy()->set_deny_special_ranges(true);
   return c;
 }
 
@@ -237,6 +242,10 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckRange("request_bounds.max_url_bytes", b.max_url_bytes(), 16,
                       1 << 20),
            CheckRange("request_bounds.max_headers", b.max_headers(), 0, 10000),
+           CheckRange("request_bounds.max_header_bytes", b.max_header_bytes(),
+                      0, 16 << 20),
+           CheckRange("request_bounds.max_response_header_bytes",
+                      b.max_response_header_bytes(), 1024, 64 << 20),
        }) {
     if (!s.ok()) return s;
   }
@@ -257,6 +266,11 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                       INT32_MAX),
        }) {
     if (!s.ok()) return s;
+  }
+  if (absl::StatusOr<policy::AddressPolicy> p =
+          policy::AddressPolicyFromConfig(c.policy());
+      !p.ok()) {
+    return p.status();
   }
   if (!c.request_defaults().id().empty() ||
       !c.request_defaults().url().empty()) {

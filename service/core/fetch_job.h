@@ -16,6 +16,12 @@
 
 namespace fetchd::core {
 
+// A followed redirect: the URL that answered with a 3xx, and the status.
+struct RedirectHop {
+  std::string url;
+  uint32_t status = 0;
+};
+
 struct FetchJob {
   std::shared_ptr<Batch> batch;
   uint32_t index = 0;
@@ -36,6 +42,8 @@ struct FetchJob {
   uint32_t max_redirects = 10;
   uint64_t max_body_bytes = 2 << 20;
   bool fail_on_http_error = false;
+  // Bytes of one response's headers; more ends the request (PROTOCOL).
+  uint32_t max_response_header_bytes = 256 << 10;
 
   // scheme://host:port, lower case: the unit of per-host limits and sharding.
   std::string host_key;
@@ -53,6 +61,13 @@ struct FetchJob {
   // Earliest start of the next attempt (retry backoff); InfinitePast when
   // the job may start at once.
   absl::Time not_before = absl::InfinitePast();
+  // Redirects followed so far (url and host_key are the current hop's).
+  std::vector<RedirectHop> redirect_history;
+  // Time spent in the hops before the current one.
+  absl::Duration redirect_time;
+  // The next start continues the current attempt at a redirect target, so
+  // it is not counted as a new attempt.
+  bool redirect_pending = false;
 };
 
 }  // namespace fetchd::core

@@ -72,6 +72,12 @@ class FetchObserver {
                         const fetch::v1::FetchResult& result,
                         absl::BitGenRef rng) = 0;
 
+  // API or worker thread: the destination policy refused a request (its
+  // URL, a redirect target, or an address it resolved to), by a rule of
+  // `category` (policy::Decision::category, or "scheme"). Reported before
+  // the request's OnResult. Default: nothing.
+  virtual void OnPolicyDenied(std::string_view category) { (void)category; }
+
   // API thread: a call ended with `code` after `handling` (from the
   // handler's start to the call's Finish). `rejected`: it was refused
   // before any of its requests was admitted (INVALID_ARGUMENT,

@@ -17,6 +17,7 @@
 #include "service/common/proto_duration.h"
 #include "service/metrics/access_log.h"
 #include "service/metrics/process_stats.h"
+#include "service/policy/address_policy.h"
 #include "spdlog/spdlog.h"
 
 namespace fetchd::metrics {
@@ -177,11 +178,23 @@ void FetchMetrics::Register(const Options& options) {
   for (size_t i = 0; i < rejected_.size(); ++i) {
     rejected_[i] = &rejected.Add({{"reason", Str(kRejectReasonLabels[i])}});
   }
-  // Reserved for the address policy: registered, no series yet.
-  prometheus::BuildCounter()
-      .Name("fetch_denied_total")
-      .Help("Requests denied by the address policy, by rule")
-      .Register(r);
+  auto& denied =
+      prometheus::BuildCounter()
+          .Name("fetch_denied_total")
+          .Help(
+              "Requests refused by the destination policy, by the category "
+              "of the rule (loopback, private, link-local, deny, host, "
+              "scheme, ...)")
+          .Register(r);
+  std::vector<std::string> categories;
+  for (std::string_view c : policy::AddressPolicy::DenialCategories()) {
+    categories.emplace_back(c);
+  }
+  for (const char* c : {"scheme", "caller", "other"}) categories.push_back(c);
+  for (std::string& c : categories) {
+    Counter* child = &denied.Add({{"rule", c}});
+    denied_.emplace_back(std::move(c), child);
+  }
 
   auto& handled = prometheus::BuildCounter()
                       .Name("fetch_grpc_server_handled_total")
@@ -235,6 +248,16 @@ void FetchMetrics::Register(const Options& options) {
       .Add({})
       .Set(ReadProcessStartTime().value_or(
           absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())));
+}
+
+void FetchMetrics::OnPolicyDenied(std::string_view category) {
+  for (const auto& [name, counter] : denied_) {
+    if (name == category) {
+      counter->Increment();
+      return;
+    }
+  }
+  denied_.back().second->Increment();
 }
 
 void FetchMetrics::SetLiveSource(LiveSource source) {

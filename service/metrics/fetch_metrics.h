@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -100,6 +102,7 @@ class FetchMetrics final : public core::FetchObserver {
                 absl::BitGenRef rng) override;
   void OnCallFinished(core::CallMethod method, absl::StatusCode code,
                       absl::Duration handling, bool rejected) override;
+  void OnPolicyDenied(std::string_view category) override;
 
  private:
   class Exposition;
@@ -140,6 +143,8 @@ class FetchMetrics final : public core::FetchObserver {
   // [0]: a new connection, [1]: a reused one.
   std::array<Counter*, 2> connections_{};
   std::array<Counter*, kRejectReasonLabels.size()> rejected_{};
+  // fetch_denied_total by rule category; the last one is "other".
+  std::vector<std::pair<std::string, Counter*>> denied_;
   std::array<std::array<Counter*, kGrpcCodeLabels.size()>, core::kCallMethods>
       handled_{};
   std::array<Histogram*, core::kCallMethods> handling_{};

@@ -237,6 +237,19 @@ std::string Cidr::ToString() const {
   return absl::StrCat(base.ToString(), "/", prefix);
 }
 
+std::vector<std::string_view> AddressPolicy::DenialCategories() {
+  std::vector<std::string_view> out;
+  for (const BuiltinRange& range : kBuiltinRanges) {
+    if (std::find(out.begin(), out.end(), range.kind) == out.end()) {
+      out.push_back(range.kind);
+    }
+  }
+  for (std::string_view other : {"deny", "host", "port", "invalid-host"}) {
+    out.push_back(other);
+  }
+  return out;
+}
+
 bool AddressPolicy::Rule::MatchesPort(uint16_t port) const {
   return ports.empty() ||
          std::find(ports.begin(), ports.end(), port) != ports.end();

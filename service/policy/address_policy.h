@@ -143,6 +143,10 @@ class AddressPolicy {
   // and the text.
   static absl::StatusOr<AddressPolicy> Create(const Options& options);
 
+  // Every category a denial can have, each once: the built-in range kinds,
+  // "deny", "host", "port", "invalid-host". For metric labels.
+  static std::vector<std::string_view> DenialCategories();
+
   // Whether fetchd may connect to `addr` on `port` (the effective port: 80
   // or 443 when the URL has none). Port 0 is always denied.
   Decision Check(const IpAddress& addr, uint16_t port) const;

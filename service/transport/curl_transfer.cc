@@ -1,6 +1,11 @@
 #include "service/transport/curl_transfer.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -111,8 +116,11 @@ std::string_view Trim(std::string_view s) {
 }  // namespace
 
 Transfer::Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-                   const Clock* clock)
-    : job_(std::move(job)), easy_(std::move(easy)), clock_(clock) {}
+                   const Clock* clock, const policy::AddressPolicy* policy)
+    : job_(std::move(job)),
+      easy_(std::move(easy)),
+      clock_(clock),
+      policy_(policy) {}
 
 absl::Status Transfer::Start(absl::Time now) {
   const core::FetchJob& job = *job_;
@@ -122,6 +130,11 @@ absl::Status Transfer::Start(absl::Time now) {
   last_activity_ = now;
   connected_ = false;
   abort_ = Abort::kNone;
+  header_bytes_ = 0;
+  denied_address_.reset();
+  denial_ = policy::Decision();
+  denied_category_.reset();
+  redirect_url_.reset();
   attempt_timeout_ = std::min(job.total_timeout, job.batch->deadline() - now);
 
   curl_slist* list = nullptr;
@@ -150,8 +163,10 @@ absl::Status Transfer::Start(absl::Time now) {
       .Set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
       // Proxies only when configured, never from the environment.
       .Set(CURLOPT_PROXY, "")
-      .Set(CURLOPT_FOLLOWLOCATION, job.follow_redirects ? 1L : 0L)
-      .Set(CURLOPT_MAXREDIRS, static_cast<long>(job.max_redirects))  // NOLINT
+      // Redirects are followed by the worker, one hop at a time, so that
+      // each hop's method, credentials and destination are decided by
+      // fetchd (curl_worker.cc).
+      .Set(CURLOPT_FOLLOWLOCATION, 0L)
       .Set(CURLOPT_TIMEOUT_MS, ToMillis(attempt_timeout_))
       .Set(CURLOPT_CONNECTTIMEOUT_MS, ToMillis(job.connect_timeout))
       // Decode every encoding libcurl supports; the body cap counts decoded
@@ -163,6 +178,8 @@ absl::Status Transfer::Start(absl::Time now) {
       .Set(CURLOPT_HEADERDATA, static_cast<void*>(this))
       .Set(CURLOPT_PREREQFUNCTION, &Transfer::OnPrereq)
       .Set(CURLOPT_PREREQDATA, static_cast<void*>(this))
+      .Set(CURLOPT_OPENSOCKETFUNCTION, &Transfer::OnOpenSocket)
+      .Set(CURLOPT_OPENSOCKETDATA, static_cast<void*>(this))
       .Set(CURLOPT_HTTPHEADER, request_headers_.get())
       .Set(CURLOPT_MAXFILESIZE_LARGE,
            static_cast<curl_off_t>(job.max_body_bytes));
@@ -203,10 +220,16 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   auto* t = static_cast<Transfer*>(self);
   const size_t n = size * count;
   t->last_activity_ = t->clock_->Now();
+  t->header_bytes_ += n;
+  if (t->header_bytes_ > t->job_->max_response_header_bytes) {
+    t->abort_ = Abort::kHeadersTooLarge;
+    return 0;  // Short count: curl aborts with CURLE_WRITE_ERROR.
+  }
   std::string_view line(data, n);
   if (line.substr(0, 5) == "HTTP/") {
-    // A new response (after a redirect or 100 Continue): keep only the last.
+    // A new response (after 100 Continue): keep only the last.
     t->result_.clear_headers();
+    t->header_bytes_ = n;
     return n;
   }
   const size_t colon = line.find(':');
@@ -225,11 +248,62 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   return n;
 }
 
-int Transfer::OnPrereq(void* self, char* /*primary_ip*/, char* /*local_ip*/,
-                       int /*primary_port*/, int /*local_port*/) {
+bool Transfer::Permit(const policy::IpAddress& addr, uint16_t port) {
+  if (policy_ == nullptr) return true;
+  policy::Decision decision = policy_->Check(addr, port);
+  if (decision.allowed) return true;
+  if (!denied_address_.has_value()) {
+    denied_address_ = addr.is_v4() ? absl::StrCat(addr.ToString(), ":", port)
+                                   : absl::StrCat("[", addr.ToString(), "]:",
+                                                  port);
+    denial_ = std::move(decision);
+  }
+  return false;
+}
+
+curl_socket_t Transfer::OnOpenSocket(void* self, curlsocktype /*purpose*/,
+                                     curl_sockaddr* address) {
+  auto* t = static_cast<Transfer*>(self);
+  policy::IpAddress addr;
+  uint16_t port = 0;
+  if (address->family == AF_INET &&
+      address->addrlen >= sizeof(sockaddr_in)) {
+    sockaddr_in sin;
+    std::memcpy(&sin, &address->addr, sizeof(sin));
+    addr.family = policy::IpAddress::Family::kV4;
+    std::memcpy(addr.bytes.data(), &sin.sin_addr, 4);
+    port = ntohs(sin.sin_port);
+  } else if (address->family == AF_INET6 &&
+             address->addrlen >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, &address->addr, sizeof(sin6));
+    addr.family = policy::IpAddress::Family::kV6;
+    std::memcpy(addr.bytes.data(), &sin6.sin6_addr, 16);
+    port = ntohs(sin6.sin6_port);
+  } else {
+    // Unix sockets and anything else are never a fetch destination.
+    return CURL_SOCKET_BAD;
+  }
+  if (!t->Permit(addr, port)) return CURL_SOCKET_BAD;
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
+int Transfer::OnPrereq(void* self, char* primary_ip, char* /*local_ip*/,
+                       int primary_port, int /*local_port*/) {
   auto* t = static_cast<Transfer*>(self);
   t->connected_ = true;
   t->last_activity_ = t->clock_->Now();
+  // A reused connection was opened for an earlier transfer: check its
+  // address again for this one (the policy checks every request).
+  if (t->policy_ != nullptr) {
+    std::optional<policy::IpAddress> addr =
+        policy::IpAddress::Parse(primary_ip);
+    if (!addr.has_value() || primary_port <= 0 || primary_port > 65535 ||
+        !t->Permit(*addr, static_cast<uint16_t>(primary_port))) {
+      return CURL_PREREQFUNC_ABORT;
+    }
+  }
   return CURL_PREREQFUNC_OK;
 }
 
@@ -282,11 +356,6 @@ void Transfer::FillTransferInfo() {
   if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK) {
     result_.set_connection_reused(connected_ && connects == 0);
   }
-  long redirects = 0;  // NOLINT(google-runtime-int)
-  if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_COUNT, &redirects) ==
-      CURLE_OK) {
-    result_.set_redirects(static_cast<uint32_t>(redirects));
-  }
   curl_off_t uploaded = 0;
   if (curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK) {
     result_.set_bytes_sent(static_cast<uint64_t>(uploaded));
@@ -319,6 +388,13 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
                absl::StrCat("response body exceeds max_body_bytes (",
                             job_->max_body_bytes, ")"));
       break;
+    case Abort::kHeadersTooLarge:
+      SetError(fetch::v1::ERROR_KIND_PROTOCOL,
+               absl::StrCat("response headers exceed ",
+                            job_->max_response_header_bytes,
+                            " bytes (request_bounds.max_response_header_"
+                            "bytes)"));
+      break;
     case Abort::kReadIdle:
       SetError(fetch::v1::ERROR_KIND_READ_TIMEOUT,
                absl::StrCat("read-idle timeout: no data for ",
@@ -329,6 +405,15 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
       break;
     case Abort::kNone:
       if (code == CURLE_OK) break;
+      if (denied_address_.has_value() &&
+          (code == CURLE_COULDNT_CONNECT ||
+           code == CURLE_ABORTED_BY_CALLBACK)) {
+        SetError(fetch::v1::ERROR_KIND_DENIED,
+                 absl::StrCat("destination ", *denied_address_,
+                              " denied by policy (rule: ", denial_.rule, ")"));
+        denied_category_ = denial_.category;
+        break;
+      }
       {
         const bool connect_binds = job_->connect_timeout <= attempt_timeout_;
         ErrorKind kind = ClassifyCurlError(code, connected_, connect_binds);
@@ -361,6 +446,18 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
              absl::StrCat("HTTP status ", result_.status()));
   }
   outcome.error = result_.error();
+
+  if (result_.error() == fetch::v1::ERROR_KIND_NONE && job_->follow_redirects) {
+    const uint32_t status = result_.status();
+    char* location = nullptr;
+    if ((status == 301 || status == 302 || status == 303 || status == 307 ||
+         status == 308) &&
+        curl_easy_getinfo(easy_.get(), CURLINFO_REDIRECT_URL, &location) ==
+            CURLE_OK &&
+        location != nullptr) {
+      redirect_url_ = location;
+    }
+  }
 
   curl_off_t retry_after = 0;
   if (curl_easy_getinfo(easy_.get(), CURLINFO_RETRY_AFTER, &retry_after) ==

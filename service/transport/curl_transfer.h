@@ -11,6 +11,8 @@
 #include <curl/curl.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -18,6 +20,7 @@
 #include "service/common/clock.h"
 #include "service/core/fetch_job.h"
 #include "service/core/retry_policy.h"
+#include "service/policy/address_policy.h"
 #include "service/transport/curl_handles.h"
 
 namespace fetchd::transport {
@@ -25,11 +28,20 @@ namespace fetchd::transport {
 class Transfer {
  public:
   // Why fetchd itself stopped the transfer, if it did.
-  enum class Abort { kNone, kBodyTooLarge, kReadIdle, kCancelled };
+  enum class Abort {
+    kNone,
+    kBodyTooLarge,
+    kHeadersTooLarge,
+    kReadIdle,
+    kCancelled
+  };
 
-  // Takes the job and an easy handle (fresh or reset).
+  // Takes the job and an easy handle (fresh or reset). Every address the
+  // transfer connects to, or reuses a connection to, must pass `policy`
+  // (null: no destination checks, for engine tests only); it must outlive
+  // the transfer.
   Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-           const Clock* clock);
+           const Clock* clock, const policy::AddressPolicy* policy);
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;
 
@@ -49,7 +61,21 @@ class Transfer {
   // the handle left the multi.
   core::AttemptOutcome Finish(CURLcode code);
 
+  // After Finish(): the absolute URL of the redirect to follow, when the
+  // response was a 301/302/303/307/308 with a Location and the job follows
+  // redirects. The result then holds that 3xx response.
+  const std::optional<std::string>& redirect_url() const {
+    return redirect_url_;
+  }
+  // After Finish(): the category of the policy rule that refused the
+  // address of this attempt (the result's error is DENIED), if one did.
+  const std::optional<std::string>& denied_category() const {
+    return denied_category_;
+  }
+
   CURL* easy() const { return easy_.get(); }
+  // When the current attempt started.
+  absl::Time started() const { return started_; }
   core::FetchJob& job() { return *job_; }
   std::unique_ptr<core::FetchJob> TakeJob() { return std::move(job_); }
   CurlEasyPtr TakeEasy() { return std::move(easy_); }
@@ -60,12 +86,17 @@ class Transfer {
   static size_t OnHeader(char* data, size_t size, size_t count, void* self);
   static int OnPrereq(void* self, char* primary_ip, char* local_ip,
                       int primary_port, int local_port);
+  static curl_socket_t OnOpenSocket(void* self, curlsocktype purpose,
+                                    curl_sockaddr* address);
+  // Checks the address about to be used; records a refusal.
+  bool Permit(const policy::IpAddress& addr, uint16_t port);
   void FillTransferInfo();
   void SetError(fetch::v1::ErrorKind kind, std::string message);
 
   std::unique_ptr<core::FetchJob> job_;
   CurlEasyPtr easy_;
   const Clock* const clock_;
+  const policy::AddressPolicy* const policy_;  // may be null
   CurlSlistPtr request_headers_;
   fetch::v1::FetchResult result_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
@@ -74,6 +105,12 @@ class Transfer {
   absl::Duration attempt_timeout_;
   bool connected_ = false;
   Abort abort_ = Abort::kNone;
+  uint64_t header_bytes_ = 0;
+  // The first address the policy refused in this attempt, and why.
+  std::optional<std::string> denied_address_;
+  policy::Decision denial_;
+  std::optional<std::string> denied_category_;
+  std::optional<std::string> redirect_url_;
 };
 
 }  // namespace fetchd::transport

@@ -4,8 +4,10 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
+#include "service/transport/http_url.h"
 #include "spdlog/spdlog.h"
 
 namespace fetchd::transport {
@@ -20,13 +22,42 @@ constexpr size_t kMaxIdleEasy = 256;
 
 thread_local int current_worker = -1;
 
+// The name of a "Name: value" header line, lower case.
+std::string HeaderName(const std::string& line) {
+  return absl::AsciiStrToLower(line.substr(0, line.find(':')));
+}
+
+// Moves `job` on to `target` after a `status` redirect from its URL.
+void RedirectJob(core::FetchJob& job, uint32_t status, const HttpUrl& target,
+                 bool cross_origin) {
+  job.redirect_history.push_back(core::RedirectHop{job.url, status});
+  // Browsers and aiohttp: 303 turns everything but HEAD into GET; 301 and
+  // 302 turn POST into GET. 307 and 308 keep method and body.
+  const bool to_get = (status == 303 && job.method != "HEAD") ||
+                      ((status == 301 || status == 302) && job.method == "POST");
+  std::erase_if(job.header_lines, [&](const std::string& line) {
+    const std::string name = HeaderName(line);
+    if (to_get && name == "content-type") return true;
+    // Credentials are for the origin they were given for.
+    return cross_origin && (name == "authorization" || name == "cookie" ||
+                            name == "proxy-authorization");
+  });
+  if (to_get) {
+    job.method = "GET";
+    job.body.clear();
+  }
+  job.url = target.url;
+  job.host_key = target.host_key;
+  job.redirect_pending = true;
+}
+
 }  // namespace
 
 int CurlWorker::CurrentIndex() { return current_worker; }
 
 absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
-    int index, const core::HostScheduler::Limits& limits, const Clock* clock,
-    core::FetchObserver* observer) {
+    const Options& options, const Clock* clock) {
+  const core::HostScheduler::Limits& limits = options.limits;
   CurlMultiPtr multi(curl_multi_init());
   if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
   // Keep enough idle connections for every transfer this worker may run.
@@ -38,7 +69,7 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
         absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
   }
   std::unique_ptr<CurlWorker> worker(
-      new CurlWorker(index, limits, clock, observer, std::move(multi)));
+      new CurlWorker(options, clock, std::move(multi)));
   worker->thread_ = std::thread([w = worker.get()] {
     current_worker = w->index_;
     w->Run();
@@ -46,14 +77,15 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
   return worker;
 }
 
-CurlWorker::CurlWorker(int index, const core::HostScheduler::Limits& limits,
-                       const Clock* clock, core::FetchObserver* observer,
+CurlWorker::CurlWorker(const Options& options, const Clock* clock,
                        CurlMultiPtr multi)
-    : index_(index),
+    : index_(options.index),
       clock_(clock),
-      observer_(observer),
+      observer_(options.observer),
+      policy_(options.policy),
+      router_(options.router),
       multi_(std::move(multi)),
-      scheduler_(limits, index) {}
+      scheduler_(options.limits, options.index) {}
 
 CurlWorker::~CurlWorker() { Stop(); }
 
@@ -63,12 +95,26 @@ void CurlWorker::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void CurlWorker::Post(Task task) {
+bool CurlWorker::Post(Task task) {
   {
     absl::MutexLock lock(&inbox_mu_);
+    if (closed_) return false;
     inbox_.push_back(std::move(task));
   }
   curl_multi_wakeup(multi_.get());
+  return true;
+}
+
+bool CurlWorker::SubmitHop(std::unique_ptr<core::FetchJob>& job) {
+  // The job comes back through the task if the worker closed meanwhile;
+  // Post() refusing leaves it with the caller.
+  auto shared = std::make_shared<std::unique_ptr<core::FetchJob>>(
+      std::move(job));
+  const bool posted = Post([this, shared]() {
+    scheduler_.Enqueue(std::move(*shared), clock_->Now());
+  });
+  if (!posted) job = std::move(*shared);
+  return posted;
 }
 
 void CurlWorker::Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) {
@@ -139,7 +185,12 @@ void CurlWorker::Run() {
       spdlog::error("curl_multi_poll: {}", curl_multi_strerror(mc));
     }
   }
-  // Work posted before the stop still gets its results.
+  // Work posted before the stop still gets its results; nothing is taken
+  // after this.
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    closed_ = true;
+  }
   RunInbox();
   CancelAll("server shutting down");
   FlushDelivered();
@@ -206,13 +257,14 @@ void CurlWorker::Dispatch(absl::Time now) {
 
 void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
                               absl::Time now) {
-  ++job->attempts;
+  if (!job->redirect_pending) ++job->attempts;
+  job->redirect_pending = false;
   CurlEasyPtr easy = AcquireEasy();
   absl::Status status = easy == nullptr
                             ? absl::InternalError("curl_easy_init failed")
                             : absl::OkStatus();
-  auto transfer =
-      std::make_unique<Transfer>(std::move(job), std::move(easy), clock_);
+  auto transfer = std::make_unique<Transfer>(std::move(job), std::move(easy),
+                                             clock_, policy_);
   if (status.ok()) status = transfer->Start(now);
   if (status.ok()) {
     const CURLMcode mc = curl_multi_add_handle(multi_.get(), transfer->easy());
@@ -269,6 +321,13 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
                                CURLcode code, absl::Time now) {
   const core::AttemptOutcome outcome = transfer->Finish(code);
   core::FetchJob& job = transfer->job();
+  if (observer_ != nullptr && transfer->denied_category().has_value()) {
+    observer_->OnPolicyDenied(*transfer->denied_category());
+  }
+  if (transfer->redirect_url().has_value() && !job.batch->cancelled()) {
+    FollowRedirect(std::move(transfer), outcome, now);
+    return;
+  }
   if (!job.batch->cancelled()) {
     const std::optional<core::RetryDecision> retry = core::DecideRetry(
         job.retry, outcome, job.attempts, core::IsIdempotent(job.method),
@@ -287,6 +346,77 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
   fetch::v1::FetchResult result = std::move(transfer->result());
   RecycleEasy(transfer->TakeEasy());
   Deliver(job, std::move(result), /*holds_window=*/true);
+}
+
+void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
+                                const core::AttemptOutcome& outcome,
+                                absl::Time now) {
+  core::FetchJob& job = transfer->job();
+  fetch::v1::FetchResult& hop = transfer->result();
+  const auto stop = [&](ErrorKind kind, std::string message,
+                        std::string_view denied_category) {
+    if (observer_ != nullptr && !denied_category.empty()) {
+      observer_->OnPolicyDenied(denied_category);
+    }
+    ReportAttempt(job, hop, outcome, std::nullopt);
+    fetch::v1::FetchResult result = std::move(hop);
+    result.set_error(kind);
+    result.set_error_message(std::move(message));
+    RecycleEasy(transfer->TakeEasy());
+    Deliver(job, std::move(result), /*holds_window=*/true);
+  };
+  if (job.redirect_history.size() >= job.max_redirects) {
+    stop(fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS,
+         absl::StrCat("more than ", job.max_redirects,
+                      " redirects (max_redirects)"),
+         "");
+    return;
+  }
+  absl::StatusOr<HttpUrl> target = ParseHttpUrl(*transfer->redirect_url());
+  if (!target.ok()) {
+    const bool denied =
+        target.status().code() == absl::StatusCode::kPermissionDenied;
+    stop(denied ? fetch::v1::ERROR_KIND_DENIED : fetch::v1::ERROR_KIND_PROTOCOL,
+         absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
+                      hop.status(), "): Location ", target.status().message()),
+         denied ? "scheme" : "");
+    return;
+  }
+  if (policy_ != nullptr) {
+    const policy::Decision decision =
+        policy_->CheckHostName(target->host, target->port);
+    if (!decision.allowed) {
+      stop(fetch::v1::ERROR_KIND_DENIED,
+           absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
+                        hop.status(), ") to ", target->host, ":",
+                        target->port, " denied by policy (rule: ",
+                        decision.rule, ")"),
+           decision.category);
+      return;
+    }
+  }
+  absl::StatusOr<HttpUrl> current = ParseHttpUrl(job.url);
+  RedirectJob(job, hop.status(), *target,
+              !current.ok() || CrossesOrigin(*current, *target));
+  // The hop counts as a redirect followed, for the metrics.
+  hop.set_redirects(1);
+  ReportAttempt(job, hop, outcome, std::nullopt);
+  job.redirect_time += now - transfer->started();
+  // Like a retry, the job leaves the window and competes for a slot again.
+  job.batch->ReleaseWindow();
+  RecycleEasy(transfer->TakeEasy());
+  std::unique_ptr<core::FetchJob> next = transfer->TakeJob();
+  CurlWorker* owner =
+      router_ == nullptr ? this : router_->WorkerFor(next->host_key);
+  if (owner == this) {
+    scheduler_.Enqueue(std::move(next), now);
+    return;
+  }
+  if (!owner->SubmitHop(next)) {
+    // The pool is stopping: nobody will run the hop.
+    DeliverEarly(std::move(next), fetch::v1::ERROR_KIND_CANCELLED,
+                 "server shutting down");
+  }
 }
 
 void CurlWorker::ReportAttempt(const core::FetchJob& job,
@@ -349,6 +479,15 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   result.set_id(job.id);
   result.set_index(job.index);
   result.set_attempts(static_cast<uint32_t>(job.attempts));
+  result.set_redirects(static_cast<uint32_t>(job.redirect_history.size()));
+  for (const core::RedirectHop& hop : job.redirect_history) {
+    fetch::v1::RedirectHop* out = result.add_redirect_history();
+    out->set_url(hop.url);
+    out->set_status(hop.status);
+  }
+  if (job.redirect_time > absl::ZeroDuration()) {
+    *result.mutable_timings()->mutable_redirect() = ToProto(job.redirect_time);
+  }
   if (result.final_url().empty()) result.set_final_url(job.url);
   *result.mutable_timings()->mutable_queue_wait() = ToProto(job.queue_wait);
   if (observer_ != nullptr) {

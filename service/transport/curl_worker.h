@@ -14,6 +14,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -26,19 +27,43 @@
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/core/host_scheduler.h"
+#include "service/policy/address_policy.h"
 #include "service/transport/curl_handles.h"
 #include "service/transport/curl_transfer.h"
 
 namespace fetchd::transport {
 
+class CurlWorker;
+
+// Where a job goes when a redirect moves it to another host: the worker that
+// owns that host, so per-host limits and connection reuse stay in one
+// thread. The pool fills it before any job is submitted.
+struct JobRouter {
+  virtual ~JobRouter() = default;
+  // The worker that owns `host_key`.
+  virtual CurlWorker* WorkerFor(const std::string& host_key) const = 0;
+};
+
 class CurlWorker {
  public:
+  struct Options {
+    int index = 0;
+    core::HostScheduler::Limits limits;
+    // Told about attempts and results; null for none.
+    core::FetchObserver* observer = nullptr;
+    // The destination policy every connection must pass; null for none
+    // (engine tests only).
+    const policy::AddressPolicy* policy = nullptr;
+    // Null: redirect hops stay on this worker.
+    const JobRouter* router = nullptr;
+  };
+
   // Creates the multi handle and starts the thread. `clock` must outlive the
-  // worker, and so must `observer` unless it is null (nothing reported).
-  // `index` identifies the worker in its pool (see core::DispatchWaker).
+  // worker, and so must the observer, policy and router of `options`.
+  // `options.index` identifies the worker in its pool (see
+  // core::DispatchWaker).
   static absl::StatusOr<std::unique_ptr<CurlWorker>> Start(
-      int index, const core::HostScheduler::Limits& limits, const Clock* clock,
-      core::FetchObserver* observer = nullptr);
+      const Options& options, const Clock* clock);
   // The index of the worker running the calling thread; -1 elsewhere.
   static int CurrentIndex();
   // Stop()s.
@@ -48,6 +73,9 @@ class CurlWorker {
 
   // Any thread.
   void Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs);
+  // Queues a job that continues at a redirect target (it holds no slot).
+  // False, and `job` untouched, once the worker has stopped taking work.
+  bool SubmitHop(std::unique_ptr<core::FetchJob>& job);
   void CancelBatch(std::shared_ptr<core::Batch> batch);
   void Wake();
   // Ends every job left with CANCELLED ("shutting down") and joins the
@@ -59,10 +87,9 @@ class CurlWorker {
  private:
   using Task = absl::AnyInvocable<void() &&>;
 
-  CurlWorker(int index, const core::HostScheduler::Limits& limits,
-             const Clock* clock, core::FetchObserver* observer,
-             CurlMultiPtr multi);
-  void Post(Task task);
+  CurlWorker(const Options& options, const Clock* clock, CurlMultiPtr multi);
+  // False once the worker has stopped taking work (the task is dropped).
+  bool Post(Task task);
   void Run();
   void RunInbox();
   void ExpireQueued(absl::Time now);
@@ -74,6 +101,10 @@ class CurlWorker {
   std::unique_ptr<Transfer> Detach(CURL* easy);
   void FinishAttempt(std::unique_ptr<Transfer> transfer, CURLcode code,
                      absl::Time now);
+  // The attempt ended in a redirect to follow: checks the hop and queues
+  // the job at its target, or delivers why it can't go on.
+  void FollowRedirect(std::unique_ptr<Transfer> transfer,
+                      const core::AttemptOutcome& outcome, absl::Time now);
   // Reports a finished attempt to the observer, if any.
   void ReportAttempt(const core::FetchJob& job,
                      const fetch::v1::FetchResult& attempt,
@@ -98,13 +129,17 @@ class CurlWorker {
 
   const int index_;
   const Clock* const clock_;
-  core::FetchObserver* const observer_;  // may be null
+  core::FetchObserver* const observer_;          // may be null
+  const policy::AddressPolicy* const policy_;  // may be null
+  const JobRouter* const router_;                // may be null
   CurlMultiPtr multi_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
   absl::Mutex inbox_mu_;
   std::vector<Task> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  // Set by the thread's last inbox run: later tasks would never run.
+  bool closed_ ABSL_GUARDED_BY(inbox_mu_) = false;
 
   // Owned by the worker thread.
   core::HostScheduler scheduler_;

@@ -6,21 +6,47 @@
 
 namespace fetchd::transport {
 
+// Sends redirect hops to the worker that owns their host. `workers` is
+// filled before Create() returns, and so before any job exists; workers
+// read it only while handling jobs.
+class WorkerPool::Router final : public JobRouter {
+ public:
+  CurlWorker* WorkerFor(const std::string& host_key) const override {
+    return workers[absl::Hash<std::string>{}(host_key) % workers.size()];
+  }
+  std::vector<CurlWorker*> workers;
+};
+
 absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     const Options& options, const Clock* clock) {
   const int n = std::max(1, options.workers);
-  core::HostScheduler::Limits limits;
-  limits.max_per_host = options.max_per_host;
-  limits.max_in_flight = std::max(1, (options.max_in_flight + n - 1) / n);
+  auto router = std::make_unique<Router>();
+  CurlWorker::Options worker_options;
+  worker_options.limits.max_per_host = options.max_per_host;
+  worker_options.limits.max_in_flight =
+      std::max(1, (options.max_in_flight + n - 1) / n);
+  worker_options.observer = options.observer;
+  worker_options.policy = options.policy.get();
+  worker_options.router = router.get();
   std::vector<std::unique_ptr<CurlWorker>> workers;
   for (int i = 0; i < n; ++i) {
+    worker_options.index = i;
     absl::StatusOr<std::unique_ptr<CurlWorker>> worker =
-        CurlWorker::Start(i, limits, clock, options.observer);
+        CurlWorker::Start(worker_options, clock);
     if (!worker.ok()) return worker.status();  // Started ones stop on return.
+    router->workers.push_back(worker->get());
     workers.push_back(*std::move(worker));
   }
-  return std::unique_ptr<WorkerPool>(new WorkerPool(std::move(workers)));
+  return std::unique_ptr<WorkerPool>(
+      new WorkerPool(options.policy, std::move(router), std::move(workers)));
 }
+
+WorkerPool::WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
+                       std::unique_ptr<Router> router,
+                       std::vector<std::unique_ptr<CurlWorker>> workers)
+    : policy_(std::move(policy)),
+      router_(std::move(router)),
+      workers_(std::move(workers)) {}
 
 WorkerPool::~WorkerPool() { Stop(); }
 

@@ -28,6 +28,9 @@ class WorkerPool final : public core::Fetcher {
     // Told about every attempt and result; null for none. Not owned; must
     // outlive the pool.
     core::FetchObserver* observer = nullptr;
+    // The destination policy every connection must pass. Null only in
+    // engine tests: no destination checks at all.
+    std::shared_ptr<const policy::AddressPolicy> policy;
   };
 
   // Starts the workers. Requires curl_global_init() to have been called.
@@ -44,10 +47,16 @@ class WorkerPool final : public core::Fetcher {
   void Stop();
 
  private:
-  explicit WorkerPool(std::vector<std::unique_ptr<CurlWorker>> workers)
-      : workers_(std::move(workers)) {}
+  class Router;
+
+  WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
+             std::unique_ptr<Router> router,
+             std::vector<std::unique_ptr<CurlWorker>> workers);
   size_t WorkerFor(const std::string& host_key) const;
 
+  // Declared first: they outlive the workers that use them.
+  const std::shared_ptr<const policy::AddressPolicy> policy_;
+  const std::unique_ptr<Router> router_;
   std::vector<std::unique_ptr<CurlWorker>> workers_;
 };
 

@@ -419,7 +419,8 @@ TEST_F(FetchServiceTest, InvalidItemsAreResultsAndTheRestRuns) {
   const auto results = fetchd_.RunByIndex(batch);
   EXPECT_EQ(results[0].error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
   EXPECT_THAT(results[0].error_message(), HasSubstr("url"));
-  EXPECT_EQ(results[1].error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
+  // Only http and https: other schemes are refused by the policy.
+  EXPECT_EQ(results[1].error(), fetch::v1::ERROR_KIND_DENIED);
   EXPECT_THAT(results[1].error_message(), HasSubstr("\"ftp\""));
   EXPECT_EQ(results[2].status(), 200u);
   EXPECT_EQ(results[3].error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
@@ -508,6 +509,11 @@ TEST_F(FetchServiceTest, UnaryFetch) {
   EXPECT_TRUE(saw_method);
 
   request.set_url("gopher://nope");
+  result = fetchd_.client().Fetch(request);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->error(), fetch::v1::ERROR_KIND_DENIED);
+
+  request.set_url("http://[::1");
   result = fetchd_.client().Fetch(request);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);

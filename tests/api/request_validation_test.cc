@@ -49,7 +49,14 @@ class RequestValidationTest : public ::testing::Test {
  protected:
   explicit RequestValidationTest(
       ServerConfig config = config::DefaultServerConfig())
-      : config_(std::move(config)), validator_(config_) {}
+      : config_(AllowLoopback(std::move(config))), validator_(config_) {}
+
+  // The tests use 127.0.0.1 as an ordinary destination.
+  static ServerConfig AllowLoopback(ServerConfig config) {
+    config.mutable_policy()->add_allow()->set_cidr("127.0.0.0/8");
+    config.mutable_policy()->add_allow()->set_cidr("::1");
+    return config;
+  }
 
   // Builds `request` under the server defaults only.
   absl::StatusOr<std::unique_ptr<core::FetchJob>> Build(
@@ -112,9 +119,8 @@ TEST_F(RequestValidationTest, InvalidUrlsAreRejectedWithTheReason) {
       {"", {"url: is empty"}},
       {"not a url", {"url: malformed URL"}},
       {"http://exa mple.com/", {"url: malformed URL"}},
-      {"ftp://example.com/file",
-       {"url: ", "unsupported scheme \"ftp\"", "only http and https"}},
-      {"file:///etc/passwd", {"url: ", "unsupported scheme \"file\""}},
+      {"http://user:secret@example.com/", {"url: ", "credentials"}},
+      {"http://user@example.com/", {"url: ", "credentials"}},
       // curl reports a missing host while parsing.
       {"http://", {"url: malformed URL", "No host"}},
       {"http://:8080/", {"url: malformed URL", "No host"}},
@@ -192,7 +198,7 @@ TEST_F(RequestValidationTest, BadHeadersAreRejectedByPosition) {
       {"", "v", {"headers[1]: empty header name"}},
       {"X Space", "v", {"headers[1]: ", "not allowed in a token"}},
       {"X:Colon", "v", {"headers[1]: ", "not allowed in a token"}},
-      {"X-\n", "v", {"headers[1]: ", "\\n", "not allowed in a token"}},
+      {"X-\n", "v", {"headers[1]: ", "\\n", "contains CR, LF or NUL"}},
       {"X-Cr", "a\rb", {"headers[1]: ", "\"X-Cr\"", "CR, LF or NUL"}},
       {"X-Lf", "a\nInjected: yes", {"headers[1]: ", "CR, LF or NUL"}},
       {"X-Nul", std::string("a\0b", 3), {"headers[1]: ", "CR, LF or NUL"}},
@@ -673,6 +679,117 @@ TEST(RequestValidatorTest, CheckServerDefaults) {
       EXPECT_THAT(std::string(status.message()), StartsWith(c.message_start));
     }
   }
+}
+
+// The destination policy, as far as it can be decided before any I/O, under
+// the default config (no allow list): each of these is a DENIED result
+// naming the rule, whatever spelling the URL uses.
+TEST(RequestValidationPolicyTest, DeniedByDefaultBeforeAnyIo) {
+  const ServerConfig config = config::DefaultServerConfig();
+  const RequestValidator validator(config);
+  ASSERT_TRUE(validator.CheckServerDefaults().ok());
+  const struct {
+    std::string url;
+    std::string rule;
+    std::string category;
+  } kCases[] = {
+      {"http://127.0.0.1/", "loopback 127.0.0.0/8", "loopback"},
+      {"http://2130706433/", "loopback 127.0.0.0/8", "loopback"},
+      {"http://0x7f.1/", "loopback 127.0.0.0/8", "loopback"},
+      {"http://127.1/", "loopback 127.0.0.0/8", "loopback"},
+      {"http://[::1]/", "loopback ::1/128", "loopback"},
+      {"http://[::ffff:127.0.0.1]/", "loopback 127.0.0.0/8", "loopback"},
+      {"http://localhost/", "host localhost", "host"},
+      {"http://app.LOCALHOST:8080/", "host *.localhost", "host"},
+      {"http://metadata.google.internal/computeMetadata/v1/",
+       "host metadata.google.internal", "host"},
+      {"http://169.254.169.254/latest/meta-data/", "link-local", "link-local"},
+      {"http://10.0.0.1/", "private 10.0.0.0/8", "private"},
+      {"http://[fd00::1]/", "unique-local", "unique-local"},
+      {"http://100.64.0.1/", "cgnat", "cgnat"},
+      {"file:///etc/passwd", "only http and https", "scheme"},
+      {"gopher://example.com/", "only http and https", "scheme"},
+      {"dict://example.com:11211/stat", "only http and https", "scheme"},
+  };
+  const FetchRequest base = validator.EffectiveDefaults(FetchRequest());
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.url);
+    absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
+        validator.Build(base, Url(c.url), 0);
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(job.status().message(), HasSubstr(c.rule));
+    EXPECT_EQ(PolicyCategory(job.status()), c.category);
+  }
+  // An ordinary public name passes (its addresses are checked on connect).
+  EXPECT_TRUE(validator.Build(base, Url("https://example.com/"), 0).ok());
+}
+
+TEST(RequestValidationPolicyTest, AllowedOnlyByExplicitConfig) {
+  ServerConfig config = config::DefaultServerConfig();
+  fetch::v1::AddressRule* rule = config.mutable_policy()->add_allow();
+  rule->set_cidr("127.0.0.1");
+  rule->add_ports(8080);
+  config.mutable_policy()->add_allow_hosts("localhost");
+  const RequestValidator validator(config);
+  ASSERT_TRUE(validator.CheckServerDefaults().ok());
+  const FetchRequest base = validator.EffectiveDefaults(FetchRequest());
+  EXPECT_TRUE(validator.Build(base, Url("http://127.0.0.1:8080/"), 0).ok());
+  EXPECT_TRUE(validator.Build(base, Url("http://2130706433:8080/"), 0).ok());
+  EXPECT_TRUE(validator.Build(base, Url("http://localhost:8080/"), 0).ok());
+  // Another port of the same address is still denied.
+  EXPECT_EQ(validator.Build(base, Url("http://127.0.0.1:8081/"), 0)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(RequestValidationPolicyTest, BadPolicyConfigFailsStartUp) {
+  ServerConfig config = config::DefaultServerConfig();
+  config.mutable_policy()->add_deny()->set_cidr("10.0.0.1/8");
+  const RequestValidator validator(config);
+  const absl::Status status = validator.CheckServerDefaults();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("policy.deny[0]: invalid CIDR"));
+}
+
+// Framing headers and Host would let a caller smuggle requests or reroute
+// them; CR/LF/NUL anywhere would let it inject headers.
+TEST_F(RequestValidationTest, FramingAndInjectionHeadersAreRejected) {
+  for (const std::string name :
+       {"Content-Length", "transfer-encoding", "Connection", "Upgrade", "TE",
+        "Keep-Alive", "Host"}) {
+    SCOPED_TRACE(name);
+    FetchRequest request = Url("http://a.test/");
+    AddHeader(&request, name, "x");
+    const std::string message = BuildError(request);
+    EXPECT_THAT(message, HasSubstr("headers[0]: header \""));
+    EXPECT_THAT(message, HasSubstr("not allowed"));
+  }
+  FetchRequest injected = Url("http://a.test/");
+  AddHeader(&injected, "X-A\r\nHost: evil", "v");
+  EXPECT_THAT(BuildError(injected), HasSubstr("contains CR, LF or NUL"));
+}
+
+class HostHeaderAllowedTest : public RequestValidationTest {
+ protected:
+  HostHeaderAllowedTest() : RequestValidationTest(Config()) {}
+  static ServerConfig Config() {
+    ServerConfig config = config::DefaultServerConfig();
+    config.mutable_request_bounds()->set_allow_host_header(true);
+    config.mutable_request_bounds()->set_max_header_bytes(64);
+    return config;
+  }
+};
+
+TEST_F(HostHeaderAllowedTest, HostAllowedByConfigAndHeaderBytesCapped) {
+  FetchRequest request = Url("http://a.test/");
+  AddHeader(&request, "Host", "b.test");
+  EXPECT_NE(MustBuild(request), nullptr);
+  AddHeader(&request, "X-Long", std::string(60, 'x'));
+  EXPECT_THAT(BuildError(request),
+              HasSubstr("exceed the limit of 64 (request_bounds.max_header_"
+                        "bytes)"));
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "service/api/fetch_service.h"
 #include "service/common/clock.h"
 #include "service/config/server_config.h"
+#include "service/policy/policy_config.h"
 #include "service/transport/worker_pool.h"
 
 namespace fetchd::testing {
@@ -30,6 +31,10 @@ class ServiceHarness {
     curl_global_init(CURL_GLOBAL_ALL);
     config_.set_listen("127.0.0.1:0");
     config_.set_workers(2);
+    // The tests' servers are on loopback, which the default policy denies.
+    // Policy tests clear this.
+    config_.mutable_policy()->add_allow()->set_cidr("127.0.0.0/8");
+    config_.mutable_policy()->add_allow()->set_cidr("::1");
   }
   ~ServiceHarness() { Stop(); }
 
@@ -44,6 +49,10 @@ class ServiceHarness {
     options.max_per_host = static_cast<int>(config_.limits().max_per_host());
     options.max_in_flight = static_cast<int>(config_.limits().max_in_flight());
     options.observer = observer_;
+    auto address_policy = policy::AddressPolicyFromConfig(config_.policy());
+    ASSERT_TRUE(address_policy.ok()) << address_policy.status();
+    options.policy = std::make_shared<const policy::AddressPolicy>(
+        *std::move(address_policy));
     auto pool = transport::WorkerPool::Create(options, RealClock::Get());
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);

@@ -70,6 +70,7 @@ TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
       {"max_attempts", "4"},
       {"log_level", "debug"},
       {"metrics_listen", "0.0.0.0:9100"},
+      {"policy_allow", "10.1.0.0/16, fd00::/8"},
   };
   ASSERT_EQ(ConfigOverrides().size(), valid_values.size());
   for (const ConfigOverride& entry : ConfigOverrides()) {
@@ -98,6 +99,10 @@ TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
     EXPECT_EQ(config.request_defaults().retry().max_attempts(), 2u);
     EXPECT_EQ(config.request_bounds().max_attempts(), 4u);
     EXPECT_EQ(config.log_level(), "debug");
+    ASSERT_EQ(config.policy().allow_size(), 2);
+    EXPECT_EQ(config.policy().allow(0).cidr(), "10.1.0.0/16");
+    EXPECT_EQ(config.policy().allow(1).cidr(), "fd00::/8");
+    EXPECT_TRUE(config.policy().allow(0).ports().empty());
     EXPECT_EQ(config.metrics().listen(), "0.0.0.0:9100");
   }
 }

@@ -151,7 +151,7 @@ TEST_F(FetchdE2eTest, BatchFileRunsEveryLineOnce) {
 TEST_F(FetchdE2eTest, InvalidUrlIsAFailedResult) {
   ASSERT_NO_FATAL_FAILURE(StartFetchd({"--workers=2"}));
 
-  const ExitInfo info = RunFetchctl({"get", "ftp://x/"});
+  const ExitInfo info = RunFetchctl({"get", "http://x:99999/"});
 
   EXPECT_EQ(info.exit_code, 1) << Describe(info);
   absl::StatusOr<std::vector<FetchResult>> results =
@@ -159,7 +159,7 @@ TEST_F(FetchdE2eTest, InvalidUrlIsAFailedResult) {
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_EQ(results->size(), 1u) << info.stdout_text;
   EXPECT_EQ((*results)[0].error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
-  EXPECT_THAT((*results)[0].error_message(), HasSubstr("ftp"));
+  EXPECT_THAT((*results)[0].error_message(), HasSubstr("url: "));
   EXPECT_EQ((*results)[0].status(), 0u);
 }
 

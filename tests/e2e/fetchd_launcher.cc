@@ -1,5 +1,6 @@
 #include "tests/e2e/fetchd_launcher.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,6 +26,13 @@ absl::StatusOr<RunningFetchd> StartFetchdProcess(
   std::vector<std::string> argv = {binary, "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file,
                                    "--metrics_listen=127.0.0.1:0"};
+  // fetchd denies loopback destinations by default; the tests' servers are
+  // on loopback. A test that checks the policy passes its own.
+  if (std::none_of(flags.begin(), flags.end(), [](const std::string& flag) {
+        return absl::StartsWith(flag, "--policy_allow");
+      })) {
+    argv.push_back("--policy_allow=127.0.0.0/8,::1");
+  }
   argv.insert(argv.end(), flags.begin(), flags.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> started =
       Subprocess::Start(std::move(argv), std::move(env));

@@ -35,10 +35,11 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Every family of the metric contract that has series without traffic of
-// its kind (fetch_denied_total is registered, but has no series yet).
+// its kind.
 const std::set<std::string>& ContractFamilies() {
   static const auto* names =
       new std::set<std::string>{"fetch_requests_total",
+                                "fetch_denied_total",
                                 "fetch_request_body_bytes_total",
                                 "fetch_response_body_bytes_total",
                                 "fetch_attempts_total",

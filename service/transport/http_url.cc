@@ -1,0 +1,82 @@
+#include "service/transport/http_url.h"
+
+#include <curl/curl.h>
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "service/transport/curl_handles.h"
+
+namespace fetchd::transport {
+namespace {
+
+absl::Status Invalid(absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat("url: ", rule));
+}
+
+}  // namespace
+
+absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
+  CurlUrlPtr handle(curl_url());
+  if (handle == nullptr) return absl::InternalError("curl_url failed");
+  const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
+                                    CURLU_NON_SUPPORT_SCHEME);
+  if (rc != CURLUE_OK) {
+    return Invalid(absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
+  }
+  const auto get = [&handle](CURLUPart part, unsigned flags,
+                             std::string* out) -> CURLUcode {
+    char* value = nullptr;
+    const CURLUcode code = curl_url_get(handle.get(), part, &value, flags);
+    if (code == CURLUE_OK) {
+      out->assign(value);
+      curl_free(value);
+    }
+    return code;
+  };
+  HttpUrl parsed;
+  get(CURLUPART_SCHEME, 0, &parsed.scheme);
+  parsed.scheme = absl::AsciiStrToLower(parsed.scheme);
+  if (parsed.scheme != "http" && parsed.scheme != "https") {
+    return absl::PermissionDeniedError(
+        absl::StrCat("url: scheme \"", absl::CHexEscape(parsed.scheme),
+                     "\" is not allowed (only http and https)"));
+  }
+  std::string ignored;
+  if (get(CURLUPART_USER, 0, &ignored) == CURLUE_OK ||
+      get(CURLUPART_PASSWORD, 0, &ignored) == CURLUE_OK) {
+    return Invalid(
+        "credentials in the URL (user:password@) are not allowed; send an "
+        "Authorization header");
+  }
+  if (get(CURLUPART_HOST, 0, &parsed.host) != CURLUE_OK ||
+      parsed.host.empty()) {
+    return Invalid("no host");
+  }
+  parsed.host = absl::AsciiStrToLower(parsed.host);
+  std::string port;
+  uint32_t port_number = 0;
+  if (get(CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) != CURLUE_OK ||
+      !absl::SimpleAtoi(port, &port_number) || port_number == 0 ||
+      port_number > 65535) {
+    return Invalid("no valid port");
+  }
+  parsed.port = static_cast<uint16_t>(port_number);
+  if (get(CURLUPART_URL, 0, &parsed.url) != CURLUE_OK) {
+    return Invalid("cannot be normalized");
+  }
+  parsed.host_key =
+      absl::StrCat(parsed.scheme, "://", parsed.host, ":", parsed.port);
+  return parsed;
+}
+
+bool CrossesOrigin(const HttpUrl& a, const HttpUrl& b) {
+  return a.scheme != b.scheme || a.host != b.host || a.port != b.port;
+}
+
+}  // namespace fetchd::transport

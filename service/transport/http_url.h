@@ -1,0 +1,41 @@
+// Parsing of the absolute http(s) URLs fetchd fetches, by libcurl's own URL
+// parser (CURLU), so that fetchd checks exactly the host and port curl will
+// connect to. Used for the caller's URL and for every redirect target.
+#ifndef FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
+#define FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace fetchd::transport {
+
+struct HttpUrl {
+  // The normalized URL, as curl will request it.
+  std::string url;
+  // "http" or "https".
+  std::string scheme;
+  // Lower case; an IPv6 literal keeps its brackets ("[::1]").
+  std::string host;
+  // The effective port (80/443 when the URL has none).
+  uint16_t port = 0;
+  // "scheme://host:port": the unit of per-host limits and sharding.
+  std::string host_key;
+};
+
+// Errors:
+//   InvalidArgument   malformed URL, no host, or user:password@ in the URL
+//                     (credentials belong in headers, where they are
+//                     redacted and dropped on cross-origin redirects);
+//   PermissionDenied  a scheme other than http and https.
+// Messages start with "url: " and say what is wrong.
+absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
+
+// True when `a` and `b` differ in scheme, host or port: the redirect
+// boundary at which credentials are dropped.
+bool CrossesOrigin(const HttpUrl& a, const HttpUrl& b);
+
+}  // namespace fetchd::transport
+
+#endif  // FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
