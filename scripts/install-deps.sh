@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ca-certificates git
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libcurl4-openssl-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
+  libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
   prometheus-cpp-dev
   grpc-proto  # health.proto and reflection.proto, for the clients
   # tests and benchmarks

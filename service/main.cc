@@ -26,9 +26,9 @@
 #include "service/common/proto_duration.h"
 #include "service/config/config_overrides.h"
 #include "service/config/server_config.h"
-#include "service/policy/policy_config.h"
 #include "service/metrics/fetch_metrics.h"
 #include "service/metrics/metrics_server.h"
+#include "service/policy/policy_config.h"
 #include "service/transport/worker_pool.h"
 #include "spdlog/spdlog.h"
 
@@ -155,14 +155,14 @@ int Run(const config::ValueMap& env) {
   absl::StatusOr<policy::AddressPolicy> address_policy =
       policy::AddressPolicyFromConfig(config->policy());
   if (!address_policy.ok()) {
-    std::cerr << "fetchd: invalid config: "
-              << address_policy.status().message() << "\n";
+    std::cerr << "fetchd: invalid config: " << address_policy.status().message()
+              << "\n";
     return 2;
   }
   transport::WorkerPool::Options pool_options;
   pool_options.observer = metrics->get();
-  pool_options.policy = std::make_shared<const policy::AddressPolicy>(
-      *std::move(address_policy));
+  pool_options.policy =
+      std::make_shared<const policy::AddressPolicy>(*std::move(address_policy));
   pool_options.workers = static_cast<int>(config->workers());
   pool_options.max_per_host = static_cast<int>(config->limits().max_per_host());
   pool_options.max_in_flight =

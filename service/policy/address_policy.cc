@@ -314,12 +314,11 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
                        const char* option, std::string_view rule_prefix,
                        std::vector<HostPattern>& out) -> absl::Status {
     for (size_t i = 0; i < texts.size(); ++i) {
-      std::optional<HostPattern> pattern =
-          parse_pattern(texts[i], rule_prefix);
+      std::optional<HostPattern> pattern = parse_pattern(texts[i], rule_prefix);
       if (!pattern.has_value()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            option, "[", i, "]: invalid host pattern \"", texts[i],
-            "\": want an exact name or \"*.suffix\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat(option, "[", i, "]: invalid host pattern \"", texts[i],
+                         "\": want an exact name or \"*.suffix\""));
       }
       out.push_back(*std::move(pattern));
     }
@@ -337,13 +336,16 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
       absl::StatusOr<Cidr> cidr = Cidr::Parse(range.cidr);
       if (!cidr.ok()) return absl::InternalError(cidr.status().message());
       policy.builtin_.push_back(
-          Rule{*cidr, {}, absl::StrCat(range.kind, " ", cidr->ToString()),
+          Rule{*cidr,
+               {},
+               absl::StrCat(range.kind, " ", cidr->ToString()),
                range.kind});
     }
     for (const char* text : kBuiltinHostPatterns) {
       std::optional<HostPattern> pattern = parse_pattern(text, "host ");
       if (!pattern.has_value()) {
-        return absl::InternalError(absl::StrCat("built-in host pattern ", text));
+        return absl::InternalError(
+            absl::StrCat("built-in host pattern ", text));
       }
       pattern->builtin = true;
       policy.host_patterns_.push_back(*std::move(pattern));
@@ -415,8 +417,7 @@ Decision AddressPolicy::Check(const IpAddress& addr, uint16_t port) const {
   if (!allowed_ports_.empty() &&
       std::find(allowed_ports_.begin(), allowed_ports_.end(), port) ==
           allowed_ports_.end()) {
-    return Decision{false, absl::StrCat("port ", port, " not allowed"),
-                    "port"};
+    return Decision{false, absl::StrCat("port ", port, " not allowed"), "port"};
   }
   return decision;
 }

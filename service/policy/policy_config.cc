@@ -66,10 +66,9 @@ absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
     // Create() names the option as AddressPolicy::Options does; the config
     // spells the host lists differently.
     std::string message(policy.status().message());
-    for (const auto& [from, to] :
-         {std::pair<std::string, std::string>{"allow_host_patterns",
-                                              "allow_hosts"},
-          {"deny_host_patterns", "deny_hosts"}}) {
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{
+                                       "allow_host_patterns", "allow_hosts"},
+                                   {"deny_host_patterns", "deny_hosts"}}) {
       if (message.rfind(from, 0) == 0) message.replace(0, from.size(), to);
     }
     return absl::InvalidArgumentError(absl::StrCat("policy.", message));

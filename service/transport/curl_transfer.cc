@@ -253,9 +253,9 @@ bool Transfer::Permit(const policy::IpAddress& addr, uint16_t port) {
   policy::Decision decision = policy_->Check(addr, port);
   if (decision.allowed) return true;
   if (!denied_address_.has_value()) {
-    denied_address_ = addr.is_v4() ? absl::StrCat(addr.ToString(), ":", port)
-                                   : absl::StrCat("[", addr.ToString(), "]:",
-                                                  port);
+    denied_address_ = addr.is_v4()
+                          ? absl::StrCat(addr.ToString(), ":", port)
+                          : absl::StrCat("[", addr.ToString(), "]:", port);
     denial_ = std::move(decision);
   }
   return false;
@@ -266,8 +266,7 @@ curl_socket_t Transfer::OnOpenSocket(void* self, curlsocktype /*purpose*/,
   auto* t = static_cast<Transfer*>(self);
   policy::IpAddress addr;
   uint16_t port = 0;
-  if (address->family == AF_INET &&
-      address->addrlen >= sizeof(sockaddr_in)) {
+  if (address->family == AF_INET && address->addrlen >= sizeof(sockaddr_in)) {
     sockaddr_in sin;
     std::memcpy(&sin, &address->addr, sizeof(sin));
     addr.family = policy::IpAddress::Family::kV4;
@@ -405,9 +404,8 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
       break;
     case Abort::kNone:
       if (code == CURLE_OK) break;
-      if (denied_address_.has_value() &&
-          (code == CURLE_COULDNT_CONNECT ||
-           code == CURLE_ABORTED_BY_CALLBACK)) {
+      if (denied_address_.has_value() && (code == CURLE_COULDNT_CONNECT ||
+                                          code == CURLE_ABORTED_BY_CALLBACK)) {
         SetError(fetch::v1::ERROR_KIND_DENIED,
                  absl::StrCat("destination ", *denied_address_,
                               " denied by policy (rule: ", denial_.rule, ")"));

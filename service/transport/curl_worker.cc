@@ -33,8 +33,9 @@ void RedirectJob(core::FetchJob& job, uint32_t status, const HttpUrl& target,
   job.redirect_history.push_back(core::RedirectHop{job.url, status});
   // Browsers and aiohttp: 303 turns everything but HEAD into GET; 301 and
   // 302 turn POST into GET. 307 and 308 keep method and body.
-  const bool to_get = (status == 303 && job.method != "HEAD") ||
-                      ((status == 301 || status == 302) && job.method == "POST");
+  const bool to_get =
+      (status == 303 && job.method != "HEAD") ||
+      ((status == 301 || status == 302) && job.method == "POST");
   std::erase_if(job.header_lines, [&](const std::string& line) {
     const std::string name = HeaderName(line);
     if (to_get && name == "content-type") return true;
@@ -108,8 +109,8 @@ bool CurlWorker::Post(Task task) {
 bool CurlWorker::SubmitHop(std::unique_ptr<core::FetchJob>& job) {
   // The job comes back through the task if the worker closed meanwhile;
   // Post() refusing leaves it with the caller.
-  auto shared = std::make_shared<std::unique_ptr<core::FetchJob>>(
-      std::move(job));
+  auto shared =
+      std::make_shared<std::unique_ptr<core::FetchJob>>(std::move(job));
   const bool posted = Post([this, shared]() {
     scheduler_.Enqueue(std::move(*shared), clock_->Now());
   });
@@ -388,9 +389,8 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
     if (!decision.allowed) {
       stop(fetch::v1::ERROR_KIND_DENIED,
            absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
-                        hop.status(), ") to ", target->host, ":",
-                        target->port, " denied by policy (rule: ",
-                        decision.rule, ")"),
+                        hop.status(), ") to ", target->host, ":", target->port,
+                        " denied by policy (rule: ", decision.rule, ")"),
            decision.category);
       return;
     }

@@ -129,9 +129,9 @@ class CurlWorker {
 
   const int index_;
   const Clock* const clock_;
-  core::FetchObserver* const observer_;          // may be null
+  core::FetchObserver* const observer_;        // may be null
   const policy::AddressPolicy* const policy_;  // may be null
-  const JobRouter* const router_;                // may be null
+  const JobRouter* const router_;              // may be null
   CurlMultiPtr multi_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -738,10 +738,9 @@ TEST(RequestValidationPolicyTest, AllowedOnlyByExplicitConfig) {
   EXPECT_TRUE(validator.Build(base, Url("http://2130706433:8080/"), 0).ok());
   EXPECT_TRUE(validator.Build(base, Url("http://localhost:8080/"), 0).ok());
   // Another port of the same address is still denied.
-  EXPECT_EQ(validator.Build(base, Url("http://127.0.0.1:8081/"), 0)
-                .status()
-                .code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      validator.Build(base, Url("http://127.0.0.1:8081/"), 0).status().code(),
+      absl::StatusCode::kPermissionDenied);
 }
 
 TEST(RequestValidationPolicyTest, BadPolicyConfigFailsStartUp) {

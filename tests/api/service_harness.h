@@ -144,6 +144,15 @@ inline fetch::v1::FetchRequest* AddUrl(fetch::v1::BatchRequest* batch,
   return r;
 }
 
+// `text` percent-encoded for a query parameter value.
+inline std::string UrlEncode(const std::string& text) {
+  char* encoded =
+      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+  std::string out = encoded != nullptr ? encoded : "";
+  curl_free(encoded);
+  return out;
+}
+
 inline google::protobuf::Duration Millis(int64_t ms) {
   google::protobuf::Duration d;
   d.set_seconds(ms / 1000);

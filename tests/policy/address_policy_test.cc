@@ -36,7 +36,8 @@ AddressPolicy::Options Opts(std::vector<std::string> allow,
                             std::vector<uint16_t> ports = {},
                             bool deny_by_default_ranges = true) {
   AddressPolicy::Options options;
-  for (std::string& cidr : allow) options.allow.push_back({std::move(cidr), {}});
+  for (std::string& cidr : allow)
+    options.allow.push_back({std::move(cidr), {}});
   for (std::string& cidr : deny) options.deny.push_back({std::move(cidr), {}});
   options.deny_host_patterns = std::move(host_patterns);
   options.allowed_ports = std::move(ports);

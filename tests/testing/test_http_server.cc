@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -153,6 +155,36 @@ int FindConnectionFd(const httplib::Request& req) {
   return found;
 }
 
+// A gzip member whose content is `n` zero bytes: a few kB per 10 MiB.
+std::string GzipOfZeros(size_t n) {
+  z_stream z{};
+  // 15 window bits + 16: a gzip header instead of zlib's.
+  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    return "";
+  }
+  static const std::string* const kZeros = new std::string(1 << 20, '\0');
+  std::string out;
+  char buf[64 * 1024];
+  size_t left = n;
+  int flush = Z_NO_FLUSH;
+  do {
+    if (z.avail_in == 0 && left > 0) {
+      const size_t chunk = std::min(left, kZeros->size());
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(kZeros->data()));
+      z.avail_in = static_cast<uInt>(chunk);
+      left -= chunk;
+    }
+    flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof(buf);
+    deflate(&z, flush);
+    out.append(buf, sizeof(buf) - z.avail_out);
+  } while (!(flush == Z_FINISH && z.avail_out != 0));
+  deflateEnd(&z);
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -239,6 +271,14 @@ class TestHttpServer::Impl {
                    ScopePtr scope);
   void HandleDrip(const httplib::Request& req, httplib::Response& res,
                   ScopePtr scope);
+  static void HandleRedirect(const httplib::Request& req,
+                             httplib::Response& res, ScopePtr scope);
+  static void HandleRequestHeaders(const httplib::Request& req,
+                                   httplib::Response& res, ScopePtr scope);
+  static void HandleGzipBomb(const httplib::Request& req,
+                             httplib::Response& res, ScopePtr scope);
+  static void HandleBigHeaders(const httplib::Request& req,
+                               httplib::Response& res, ScopePtr scope);
   static void HandleEcho(const httplib::Request& req, httplib::Response& res,
                          ScopePtr scope);
 
@@ -451,6 +491,10 @@ void TestHttpServer::Impl::AddRoutes() {
            [this](const httplib::Request& req, httplib::Response& res,
                   ScopePtr scope) { HandleDrip(req, res, std::move(scope)); });
   AddRoute("/echo", &HandleEcho);
+  AddRoute("/redirect", &HandleRedirect);
+  AddRoute("/request-headers", &HandleRequestHeaders);
+  AddRoute("/gzip-bomb", &HandleGzipBomb);
+  AddRoute("/big-headers", &HandleBigHeaders);
   // Last, so that it only sees paths no other route matched.
   AddRoute(".*",
            [](const httplib::Request&, httplib::Response& res, ScopePtr scope) {
@@ -669,6 +713,72 @@ void TestHttpServer::Impl::HandleDrip(const httplib::Request& req,
         return false;
       },
       [scope = std::move(scope)](bool /*success*/) {});
+}
+
+void TestHttpServer::Impl::HandleRedirect(const httplib::Request& req,
+                                          httplib::Response& res,
+                                          ScopePtr scope) {
+  int code = 302;
+  if (req.has_param("code") &&
+      (!ParseStatusCode(req.get_param_value("code"), &code) || code < 300 ||
+       code > 399)) {
+    BadRequest(res, "code", std::move(scope));
+    return;
+  }
+  if (req.has_param("loop")) {
+    res.set_header("Location", req.target);
+    SetStatusBody(res, code, std::move(scope));
+    return;
+  }
+  if (!req.has_param("to")) {
+    BadRequest(res, "to", std::move(scope));
+    return;
+  }
+  res.set_header("Location", req.get_param_value("to"));
+  SetStatusBody(res, code, std::move(scope));
+}
+
+void TestHttpServer::Impl::HandleRequestHeaders(const httplib::Request& req,
+                                                httplib::Response& res,
+                                                ScopePtr scope) {
+  std::string body;
+  for (const auto& [name, value] : req.headers) {
+    // httplib adds these itself.
+    if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" ||
+        name == "LOCAL_ADDR" || name == "LOCAL_PORT") {
+      continue;
+    }
+    absl::StrAppend(&body, absl::AsciiStrToLower(name), ": ", value, "\n");
+  }
+  res.set_header("X-Echo-Method", req.method);
+  SetBody(res, body, kTextType, std::move(scope));
+}
+
+void TestHttpServer::Impl::HandleGzipBomb(const httplib::Request& req,
+                                          httplib::Response& res,
+                                          ScopePtr scope) {
+  int64_t mib = 0;
+  if (!IntParam(req, "mib", 1, 1, 4096, &mib)) {
+    BadRequest(res, "mib", std::move(scope));
+    return;
+  }
+  res.set_header("Content-Encoding", "gzip");
+  SetBody(res, GzipOfZeros(static_cast<size_t>(mib) << 20), kBinaryType,
+          std::move(scope));
+}
+
+void TestHttpServer::Impl::HandleBigHeaders(const httplib::Request& req,
+                                            httplib::Response& res,
+                                            ScopePtr scope) {
+  int64_t kib = 0;
+  if (!IntParam(req, "kib", 1, 1, 1024, &kib)) {
+    BadRequest(res, "kib", std::move(scope));
+    return;
+  }
+  for (int64_t i = 0; i < kib; ++i) {
+    res.set_header(absl::StrCat("X-Pad-", i), std::string(1000, 'p'));
+  }
+  SetBody(res, "ok", kTextType, std::move(scope));
 }
 
 void TestHttpServer::Impl::HandleEcho(const httplib::Request& req,

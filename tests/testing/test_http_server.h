@@ -39,8 +39,20 @@
 //                              Bodies of any size and Content-Type are read
 //                              for POST, PUT, PATCH and DELETE (GET bodies
 //                              are ignored; multipart/form-data gets 415).
+//   /redirect?to=URL[&code=C]  status C (default 302, 300..399) with
+//                              "Location: URL".
+//   /redirect?loop=1[&code=C]  the same, redirecting to itself.
+//   /request-headers           200; body has one "name: value" line per
+//                              request header (names lower case); header
+//                              "X-Echo-Method: <method>".
+//   /gzip-bomb?mib=N           (N defaults to 1) 200, "Content-Encoding:
+//                              gzip", a body that decodes to N MiB of zero
+//                              bytes (about 1 kB per MiB on the wire).
+//   /big-headers?kib=N         (N defaults to 1) 200 "ok" with N headers of
+//                              about 1 kB each.
 //   anything else              404, body "status 404".
-// Bodies are never compressed, whatever Accept-Encoding says. Request bodies
+// Bodies are never compressed, whatever Accept-Encoding says, except
+// /gzip-bomb's. Request bodies
 // never add query parameters. A Range header gets 206 from the routes that
 // answer 200 with a fixed-length body (/ok, /bytes, /delay, /echo).
 //

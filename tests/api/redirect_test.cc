@@ -1,0 +1,170 @@
+// Redirects through the real service, followed hop by hop by fetchd: the
+// history, the method and body rules of browsers and aiohttp, credentials
+// dropped across origins, and the hop cap.
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/api/service_harness.h"
+#include "tests/testing/test_http_server.h"
+
+namespace fetchd::testing {
+namespace {
+
+using fetch::v1::BatchRequest;
+using fetch::v1::FetchRequest;
+using fetch::v1::FetchResult;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string HeaderValue(const FetchResult& r, const std::string& name) {
+  for (const auto& h : r.headers()) {
+    if (h.name() == name) return h.value();
+  }
+  return "";
+}
+
+void AddHeader(FetchRequest* r, const std::string& name,
+               const std::string& value) {
+  fetch::v1::Header* h = r->add_headers();
+  h->set_name(name);
+  h->set_value(value);
+}
+
+class RedirectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(http_.Start().ok());
+    ASSERT_TRUE(other_.Start().ok());
+  }
+
+  // /redirect on the main server to `to`, with `code`.
+  std::string Redirect(const std::string& to, int code = 302) const {
+    return http_.Url("/redirect?code=" + std::to_string(code) +
+                     "&to=" + UrlEncode(to));
+  }
+
+  TestHttpServer http_;
+  TestHttpServer other_;
+  ServiceHarness fetchd_;
+};
+
+TEST_F(RedirectTest, ResultCarriesEveryHopAndTheFinalUrl) {
+  fetchd_.Start();
+  // A relative Location, then an absolute one to another host.
+  const std::string second = Redirect(other_.Url("/ok"), 301);
+  const std::string first = http_.Url(
+      "/redirect?to=" + UrlEncode(second.substr(second.find("/redirect"))));
+  BatchRequest batch;
+  AddUrl(&batch, first);
+  const FetchResult r = fetchd_.Run(batch).at(0);
+  EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_NONE) << r.error_message();
+  EXPECT_EQ(r.status(), 200u);
+  EXPECT_EQ(r.body(), "ok");
+  EXPECT_EQ(r.final_url(), other_.Url("/ok"));
+  EXPECT_EQ(r.attempts(), 1u);  // hops are not attempts
+  ASSERT_EQ(r.redirects(), 2u);
+  ASSERT_EQ(r.redirect_history_size(), 2);
+  EXPECT_EQ(r.redirect_history(0).url(), first);
+  EXPECT_EQ(r.redirect_history(0).status(), 302u);
+  EXPECT_EQ(r.redirect_history(1).url(), second);
+  EXPECT_EQ(r.redirect_history(1).status(), 301u);
+  EXPECT_EQ(r.remote_address(), "127.0.0.1:" + std::to_string(other_.port()));
+  EXPECT_EQ(other_.RequestCount("/ok"), 1);
+}
+
+TEST_F(RedirectTest, MethodAndBodyFollowTheStatus) {
+  fetchd_.Start();
+  const struct {
+    std::string method;
+    int code;
+    std::string want_method;
+    bool keeps_body;
+  } kCases[] = {
+      {"POST", 301, "GET", false},   {"POST", 302, "GET", false},
+      {"POST", 303, "GET", false},   {"POST", 307, "POST", true},
+      {"POST", 308, "POST", true},   {"PUT", 302, "PUT", true},
+      {"PUT", 303, "GET", false},    {"DELETE", 303, "GET", false},
+      {"PATCH", 307, "PATCH", true},
+  };
+  BatchRequest batch;
+  for (const auto& c : kCases) {
+    FetchRequest* r = AddUrl(&batch, Redirect(other_.Url("/echo"), c.code));
+    r->set_method(c.method);
+    r->set_body("payload");
+    AddHeader(r, "Content-Type", "text/plain");
+  }
+  const auto results = fetchd_.RunByIndex(batch);
+  for (size_t i = 0; i < std::size(kCases); ++i) {
+    const auto& c = kCases[i];
+    const FetchResult& r = results[i];
+    SCOPED_TRACE(c.method + " " + std::to_string(c.code));
+    EXPECT_EQ(r.status(), 200u) << r.error_message();
+    EXPECT_EQ(HeaderValue(r, "X-Echo-Method"), c.want_method);
+    EXPECT_EQ(r.body(), c.keeps_body ? "payload" : "");
+    EXPECT_EQ(r.redirects(), 1u);
+  }
+}
+
+TEST_F(RedirectTest, CredentialsAreDroppedWhenTheOriginChanges) {
+  fetchd_.Start();
+  BatchRequest batch;
+  for (const std::string& target :
+       {other_.Url("/request-headers"), http_.Url("/request-headers")}) {
+    FetchRequest* r = AddUrl(&batch, Redirect(target));
+    AddHeader(r, "Authorization", "Bearer secret-token");
+    AddHeader(r, "Cookie", "session=s3cr3t");
+    AddHeader(r, "Proxy-Authorization", "Basic cHJveHk6cGFzcw==");
+    AddHeader(r, "X-Trace", "kept");
+  }
+  const auto results = fetchd_.RunByIndex(batch);
+  // Another port is another origin.
+  const std::string& cross = results[0].body();
+  EXPECT_EQ(results[0].status(), 200u) << results[0].error_message();
+  EXPECT_THAT(cross, Not(HasSubstr("authorization")));
+  EXPECT_THAT(cross, Not(HasSubstr("cookie")));
+  EXPECT_THAT(cross, Not(HasSubstr("secret")));
+  EXPECT_THAT(cross, HasSubstr("x-trace: kept"));
+  // The same origin keeps them.
+  const std::string& same = results[1].body();
+  EXPECT_THAT(same, HasSubstr("authorization: Bearer secret-token"));
+  EXPECT_THAT(same, HasSubstr("cookie: session=s3cr3t"));
+  EXPECT_THAT(same, HasSubstr("proxy-authorization: Basic"));
+}
+
+TEST_F(RedirectTest, HopCapAndLoopsEndWithTooManyRedirects) {
+  fetchd_.Start();
+  BatchRequest batch;
+  FetchRequest* capped =
+      AddUrl(&batch, Redirect(Redirect(Redirect(other_.Url("/ok")))));
+  capped->set_max_redirects(2);
+  // A redirect to itself, under the default cap of 10.
+  AddUrl(&batch, http_.Url("/redirect?to=%2Fredirect%3Fto%3D%252Fok"));
+  AddUrl(&batch, http_.Url("/redirect?loop=1"));
+  const auto results = fetchd_.RunByIndex(batch);
+  EXPECT_EQ(results[0].error(), fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS);
+  EXPECT_THAT(results[0].error_message(), HasSubstr("more than 2 redirects"));
+  EXPECT_EQ(results[0].redirects(), 2u);
+  EXPECT_EQ(results[0].status(), 302u);
+  EXPECT_EQ(other_.TotalRequests(), 0);
+  EXPECT_EQ(results[1].status(), 200u) << results[1].error_message();
+  EXPECT_EQ(results[1].redirects(), 2u);
+  EXPECT_EQ(results[2].error(), fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS);
+  EXPECT_EQ(results[2].redirects(), 10u);
+}
+
+TEST_F(RedirectTest, NotFollowedWhenTurnedOff) {
+  fetchd_.Start();
+  BatchRequest batch;
+  FetchRequest* r = AddUrl(&batch, Redirect(other_.Url("/ok"), 307));
+  r->set_follow_redirects(false);
+  const FetchResult result = fetchd_.Run(batch).at(0);
+  EXPECT_EQ(result.error(), fetch::v1::ERROR_KIND_NONE);
+  EXPECT_EQ(result.status(), 307u);
+  EXPECT_EQ(HeaderValue(result, "Location"), other_.Url("/ok"));
+  EXPECT_EQ(result.redirects(), 0u);
+  EXPECT_EQ(other_.TotalRequests(), 0);
+}
+
+}  // namespace
+}  // namespace fetchd::testing
