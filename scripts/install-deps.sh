@@ -15,6 +15,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp
+  dnsmasq-base  # the resolver of tests/api/resolver_policy_test
 )
 
 missing=()
