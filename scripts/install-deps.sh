@@ -16,7 +16,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp
   dnsmasq-base  # the resolver of tests/api/resolver_policy_test
+  # deployment checks (tests/deploy): compose, YAML, the npm tools' unpacking
+  docker-compose python3-yaml unzip
 )
+# scripts/install-tools.sh needs node and npm; keep a node that is already
+# there (e.g. a NodeSource build, which conflicts with Debian's npm).
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
