@@ -78,11 +78,32 @@ absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
         absl::StrCat("max_receive_message_bytes must be positive, got ",
                      options.max_receive_message_bytes));
   }
+  if (options.client_cert_pem.empty() != options.client_key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate and its private key must be given together");
+  }
+  if (options.bearer_token.find_first_of("\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError("the bearer token holds a line break");
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  // TODO(fetchd): TLS credentials once the server supports them.
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  const bool tls = options.tls || !options.ca_cert_pem.empty() ||
+                   !options.client_cert_pem.empty();
+  if (tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.ca_cert_pem;
+    ssl.pem_cert_chain = options.client_cert_pem;
+    ssl.pem_private_key = options.client_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(target, credentials, args);
 
   // ChannelInterface::WaitForConnected(), but keeping the last state for the
   // error message.
@@ -93,19 +114,37 @@ absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
          GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_SHUTDOWN ||
         !channel->WaitForStateChange(state, deadline)) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot connect to fetchd at ", target, " within ",
-                       absl::FormatDuration(options.connect_timeout),
-                       " (channel state: ", ChannelStateName(state), ")"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot connect to fetchd at ", target, " within ",
+          absl::FormatDuration(options.connect_timeout),
+          " (channel state: ", ChannelStateName(state), ")",
+          tls ? "; with TLS, check the server's CA and name and the client "
+                "certificate"
+              : ""));
     }
   }
-  return std::unique_ptr<FetchClient>(new FetchClient(std::move(channel)));
+  return std::unique_ptr<FetchClient>(
+      new FetchClient(std::move(channel), options.bearer_token));
 }
 
-FetchClient::FetchClient(std::shared_ptr<grpc::Channel> channel)
+FetchClient::FetchClient(std::shared_ptr<grpc::Channel> channel,
+                         std::string bearer_token)
     : channel_(std::move(channel)),
+      authorization_(bearer_token.empty()
+                         ? std::string()
+                         : absl::StrCat("Bearer ", bearer_token)),
       stub_(fetch::v1::FetchService::NewStub(channel_)),
       health_stub_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+void FetchClient::Prepare(absl::Time deadline,
+                          grpc::ClientContext& context) const {
+  SetDeadline(deadline, context);
+  // Metadata rather than call credentials: gRPC sends call credentials over
+  // TLS only, and fetchd may take tokens over plaintext on loopback.
+  if (!authorization_.empty()) {
+    context.AddMetadata("authorization", authorization_);
+  }
+}
 
 FetchClient::~FetchClient() = default;
 
@@ -114,7 +153,7 @@ absl::Status FetchClient::FetchBatch(
     absl::FunctionRef<void(const fetch::v1::FetchEvent&)> on_event,
     absl::Time deadline) {
   grpc::ClientContext context;
-  SetDeadline(deadline, context);
+  Prepare(deadline, context);
   std::unique_ptr<grpc::ClientReader<fetch::v1::FetchEvent>> reader =
       stub_->FetchBatch(&context, request);
   fetch::v1::FetchEvent event;
@@ -128,7 +167,7 @@ absl::Status FetchClient::FetchBatch(
 absl::StatusOr<fetch::v1::FetchResult> FetchClient::Fetch(
     const fetch::v1::FetchRequest& request, absl::Time deadline) {
   grpc::ClientContext context;
-  SetDeadline(deadline, context);
+  Prepare(deadline, context);
   fetch::v1::FetchResult result;
   const grpc::Status status = stub_->Fetch(&context, request, &result);
   absl::Status converted =
@@ -142,7 +181,7 @@ absl::StatusOr<fetch::v1::FetchResult> FetchClient::Fetch(
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
 FetchClient::CheckHealth(const std::string& service, absl::Time deadline) {
   grpc::ClientContext context;
-  SetDeadline(deadline, context);
+  Prepare(deadline, context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;

@@ -5,6 +5,10 @@
 // call has its own grpc::ClientContext). The client must outlive every RPC
 // started on it, including RPCs started on stub() by the caller.
 //
+// Security: plaintext by default; TLS or mTLS and a bearer token per
+// ClientOptions (see fetchd's auth config). The token is never part of an
+// error message.
+//
 // Errors: every method returns absl::Status; a gRPC status is converted with
 // its code and message unchanged. A failed URL is not an RPC error: it arrives
 // as a FetchResult whose `error` is set (see fetch.proto).
@@ -31,6 +35,24 @@ namespace fetchd::client {
 inline constexpr char kFetchServiceHealthName[] = "fetch.v1.FetchService";
 
 struct ClientOptions {
+  // TLS to fetchd. Off: plaintext (the default). On: the server's
+  // certificate is verified against `ca_cert_pem`, or the system's roots
+  // when it is empty.
+  bool tls = false;
+  // PEM CA certificates for the server's certificate. Implies tls.
+  std::string ca_cert_pem;
+  // PEM client certificate chain and private key, for an mTLS server. Both
+  // or neither. Imply tls.
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // Name to verify the server's certificate against instead of the
+  // target's host (gRPC's ssl_target_name_override); for tests and
+  // addresses the certificate doesn't list.
+  std::string tls_server_name;
+  // Bearer token sent with every call as "authorization: Bearer TOKEN".
+  // Empty: none. Sent over plaintext too when tls is off (then anyone on
+  // the path can read it).
+  std::string bearer_token;
   // Longest time Connect() waits for the channel to become ready.
   absl::Duration connect_timeout = absl::Seconds(5);
   // Largest response message accepted from the server (gRPC's default is
@@ -40,12 +62,15 @@ struct ClientOptions {
 
 class FetchClient {
  public:
-  // Opens an insecure (plaintext) channel to `target` ("host:port" or any
-  // gRPC target URI) and waits up to options.connect_timeout for it to be
-  // ready.
+  // Opens a channel to `target` ("host:port" or any gRPC target URI),
+  // plaintext or TLS as `options` say, and waits up to
+  // options.connect_timeout for it to be ready. A TLS handshake that fails
+  // (untrusted server, no or a rejected client certificate) leaves the
+  // channel not ready.
   //
   // Errors: INVALID_ARGUMENT if `target` is empty or the options are out of
-  // range; UNAVAILABLE, naming the target, if the channel is not ready in time.
+  // range (a client certificate without its key or the reverse);
+  // UNAVAILABLE, naming the target, if the channel is not ready in time.
   static absl::StatusOr<std::unique_ptr<FetchClient>> Connect(
       const std::string& target, const ClientOptions& options = {});
 
@@ -88,9 +113,13 @@ class FetchClient {
   fetch::v1::FetchService::Stub& stub() { return *stub_; }
 
  private:
-  explicit FetchClient(std::shared_ptr<grpc::Channel> channel);
+  FetchClient(std::shared_ptr<grpc::Channel> channel, std::string bearer_token);
+  // Deadline and credentials of one call.
+  void Prepare(absl::Time deadline, grpc::ClientContext& context) const;
 
   std::shared_ptr<grpc::Channel> channel_;
+  // "Bearer TOKEN", or empty.
+  const std::string authorization_;
   std::unique_ptr<fetch::v1::FetchService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
 };

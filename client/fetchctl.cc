@@ -131,6 +131,18 @@ int RpcError(const absl::Status& status) {
   return kExitRpcError;
 }
 
+ClientOptions ClientOptionsFrom(const FetchctlOptions& options) {
+  ClientOptions client;
+  const ServerConnection& c = options.connection;
+  client.tls = c.tls;
+  client.ca_cert_pem = c.ca_cert_pem;
+  client.client_cert_pem = c.client_cert_pem;
+  client.client_key_pem = c.client_key_pem;
+  client.tls_server_name = c.tls_server_name;
+  client.bearer_token = c.bearer_token;
+  return client;
+}
+
 absl::Time DeadlineFrom(absl::Time start, const FetchctlOptions& options) {
   return options.rpc_deadline == absl::InfiniteDuration()
              ? absl::InfiniteFuture()
@@ -141,7 +153,7 @@ absl::Time DeadlineFrom(absl::Time start, const FetchctlOptions& options) {
 int RunHealth(const FetchctlOptions& options) {
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<FetchClient>> client =
-      FetchClient::Connect(options.server);
+      FetchClient::Connect(options.server, ClientOptionsFrom(options));
   if (!client.ok()) {
     return RpcError(client.status());
   }
@@ -169,7 +181,7 @@ int Run(const FetchctlOptions& options) {
   }
 
   absl::StatusOr<std::unique_ptr<FetchClient>> client =
-      FetchClient::Connect(options.server);
+      FetchClient::Connect(options.server, ClientOptionsFrom(options));
   if (!client.ok()) {
     return RpcError(client.status());
   }
@@ -243,10 +255,13 @@ int main(int argc, char** argv) {
   // Still single-threaded: nothing can call setenv() concurrently.
   const char* env_server =
       std::getenv("FETCHD_SERVER");  // NOLINT(concurrency-mt-unsafe)
+  const char* env_token =
+      std::getenv("FETCHD_TOKEN");  // NOLINT(concurrency-mt-unsafe)
   const absl::StatusOr<fetchd::client::FetchctlOptions> options =
       fetchd::client::ParseFetchctlArgs(
           std::vector<std::string>(argv, argv + argc),
-          env_server == nullptr ? "" : env_server);
+          env_server == nullptr ? "" : env_server,
+          env_token == nullptr ? "" : env_token);
   if (!options.ok()) {
     return fetchd::client::UsageError(options.status());
   }

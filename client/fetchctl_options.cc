@@ -45,6 +45,12 @@ enum LongOnlyFlag : int {
   kBody,
   kProgress,
   kNoProgress,
+  kTls,
+  kServerCacert,
+  kServerCert,
+  kServerKey,
+  kTlsServerName,
+  kTokenFile,
 };
 
 // With a leading '-', non-option arguments come back in order as value 1
@@ -54,6 +60,12 @@ constexpr char kShortFlags[] = "-:X:H:d:f:Lqh";
 
 constexpr option kLongFlags[] = {
     {"server", required_argument, nullptr, kServer},
+    {"tls", no_argument, nullptr, kTls},
+    {"server-cacert", required_argument, nullptr, kServerCacert},
+    {"server-cert", required_argument, nullptr, kServerCert},
+    {"server-key", required_argument, nullptr, kServerKey},
+    {"tls-server-name", required_argument, nullptr, kTlsServerName},
+    {"token-file", required_argument, nullptr, kTokenFile},
     {"request", required_argument, nullptr, 'X'},
     {"header", required_argument, nullptr, 'H'},
     {"data", required_argument, nullptr, 'd'},
@@ -188,6 +200,34 @@ absl::StatusOr<std::string> ReadBody(const char* value) {
   return body;
 }
 
+// The contents of the PEM file `path` given to `flag`.
+absl::StatusOr<std::string> ReadPem(int flag, const char* path) {
+  if (*path == '\0') return FlagError(flag, "empty file name");
+  absl::StatusOr<std::string> pem = ReadFile(path);
+  if (!pem.ok()) return FlagError(flag, pem.status().message());
+  if (pem->find("-----BEGIN ") == std::string::npos) {
+    return FlagError(flag, absl::StrCat("'", path, "' is not a PEM file"));
+  }
+  return pem;
+}
+
+// The token of --token-file: the file's first line, without surrounding
+// whitespace. Error messages never include the file's contents.
+absl::StatusOr<std::string> ReadToken(const char* path) {
+  if (*path == '\0') return FlagError(kTokenFile, "empty file name");
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return FlagError(kTokenFile, text.status().message());
+  const absl::string_view first_line =
+      absl::string_view(*text).substr(0, text->find('\n'));
+  const absl::string_view token = absl::StripAsciiWhitespace(first_line);
+  if (token.empty()) {
+    return FlagError(kTokenFile, absl::StrCat("'", path,
+                                              "' holds no token on its first "
+                                              "line"));
+  }
+  return std::string(token);
+}
+
 // getopt_long returned '?': an unknown flag, or a value given to a flag that
 // takes none (--ordered=yes).
 absl::Status BadFlagError(int flag, const char* word) {
@@ -207,7 +247,8 @@ absl::Status BadFlagError(int flag, const char* word) {
 }  // namespace
 
 absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
-    const std::vector<std::string>& args, absl::string_view env_server) {
+    const std::vector<std::string>& args, absl::string_view env_server,
+    absl::string_view env_token) {
   // getopt_long wants mutable, NULL-terminated C strings.
   std::vector<std::string> storage(args);
   std::vector<char*> argv;
@@ -226,6 +267,7 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
   bool method_set = false;
   bool data_set = false;
   bool file_set = false;
+  bool token_file_set = false;
 
   optind = 0;  // 0 rather than 1 makes glibc reset all of its parsing state.
   opterr = 0;  // Errors are returned, not printed.
@@ -254,6 +296,37 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
         }
         server = optarg;
         break;
+      case kTls:
+        options.connection.tls = true;
+        break;
+      case kServerCacert:
+      case kServerCert:
+      case kServerKey: {
+        absl::StatusOr<std::string> pem = ReadPem(flag, optarg);
+        if (!pem.ok()) {
+          return pem.status();
+        }
+        ServerConnection& c = options.connection;
+        (flag == kServerCacert ? c.ca_cert_pem
+         : flag == kServerCert ? c.client_cert_pem
+                               : c.client_key_pem) = *std::move(pem);
+        break;
+      }
+      case kTlsServerName:
+        if (*optarg == '\0') {
+          return FlagError(flag, "empty name");
+        }
+        options.connection.tls_server_name = optarg;
+        break;
+      case kTokenFile: {
+        absl::StatusOr<std::string> token = ReadToken(optarg);
+        if (!token.ok()) {
+          return token.status();
+        }
+        options.connection.bearer_token = *std::move(token);
+        token_file_set = true;
+        break;
+      }
       case 'X':
         if (*optarg == '\0') {
           return FlagError(flag, "empty method");
@@ -418,6 +491,22 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
     defaults.set_method("POST");
   }
 
+  ServerConnection& connection = options.connection;
+  if (connection.client_cert_pem.empty() != connection.client_key_pem.empty()) {
+    // Name the flag that is missing.
+    return FlagError(
+        connection.client_cert_pem.empty() ? kServerCert : kServerKey,
+        "missing: --server-cert and --server-key go together");
+  }
+  if (!connection.ca_cert_pem.empty() || !connection.client_cert_pem.empty() ||
+      !connection.tls_server_name.empty()) {
+    connection.tls = true;
+  }
+  if (!token_file_set) {
+    connection.bearer_token =
+        std::string(absl::StripAsciiWhitespace(env_token));
+  }
+
   if (server.has_value()) {
     options.server = *std::move(server);
   } else if (!env_server.empty()) {
@@ -448,6 +537,17 @@ prints its status: SERVING, or NOT_SERVING while fetchd drains.
 Server:
       --server HOST:PORT       fetchd address (default: $FETCHD_SERVER, else
                                127.0.0.1:50051)
+      --tls                    connect with TLS, verifying fetchd's
+                               certificate against the system's CAs
+      --server-cacert FILE     PEM CA(s) for fetchd's certificate; implies
+                               --tls
+      --server-cert FILE       PEM client certificate, for an mTLS fetchd;
+      --server-key FILE        and its private key; imply --tls
+      --tls-server-name NAME   verify fetchd's certificate for NAME instead
+                               of the host of --server; implies --tls
+      --token-file FILE        send the token on FILE's first line as
+                               "authorization: Bearer TOKEN" (default:
+                               $FETCHD_TOKEN, if set)
 
 Request options:
   -X, --request METHOD         HTTP method (default GET, or POST with -d)

@@ -43,11 +43,28 @@ enum class ProgressMode {
   kOff,
 };
 
+// How fetchctl reaches fetchd: the contents of the files named by the
+// flags, ready for ClientOptions (client/fetch_client.h).
+struct ServerConnection {
+  // --tls, or implied by any of the three below.
+  bool tls = false;
+  // --server-cacert; empty: the system's CAs.
+  std::string ca_cert_pem;
+  // --server-cert and --server-key (both or neither).
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // --tls-server-name.
+  std::string tls_server_name;
+  // --token-file's first line, else $FETCHD_TOKEN; empty: none.
+  std::string bearer_token;
+};
+
 struct FetchctlOptions {
   Command command = Command::kHelp;
   // gRPC target of fetchd: --server, else $FETCHD_SERVER, else
   // kDefaultServer.
   std::string server;
+  ServerConnection connection;
   // `get`: the URLs, in command line order.
   std::vector<std::string> urls;
   // `batch`: the input file; "-" is stdin.
@@ -65,14 +82,18 @@ struct FetchctlOptions {
 };
 
 // Parses fetchctl's command line. `args[0]` is the program name.
-// `env_server` is the value of $FETCHD_SERVER ("" when unset).
+// `env_server` is the value of $FETCHD_SERVER, `env_token` that of
+// $FETCHD_TOKEN ("" when unset).
 //
 // Returns command kHelp when -h/--help is given. Errors: INVALID_ARGUMENT
 // with a message naming the offending flag or argument (unknown flag,
 // missing or malformed value, header without ':', unreadable -d @FILE,
-// missing command or URL, an argument after `health`).
+// unreadable or non-PEM certificate file, --server-cert without
+// --server-key or the reverse, empty or unreadable --token-file, missing
+// command or URL, an argument after `health`). No message quotes a token.
 absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
-    const std::vector<std::string>& args, absl::string_view env_server);
+    const std::vector<std::string>& args, absl::string_view env_server,
+    absl::string_view env_token = "");
 
 // The --help text: synopsis, every flag and the exit statuses.
 std::string FetchctlUsage();

@@ -11,6 +11,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
   prometheus-cpp-dev
+  libssl-dev  # fetchd_auth: PEM checks, token digests; test certificates
   grpc-proto  # health.proto and reflection.proto, for the clients
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus

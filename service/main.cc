@@ -63,6 +63,20 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 ABSL_FLAG(std::string, policy_allow, "",
           "comma-separated CIDRs fetchd may connect to even inside the "
           "ranges its destination policy denies (replaces policy.allow)");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "auth.tls_cert_file override: PEM certificate chain; with "
+          "--tls_key_file the gRPC endpoint serves TLS only");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "auth.tls_key_file override: PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, client_ca_file, "",
+          "auth.client_ca_file override: PEM CA that client certificates "
+          "must chain to");
+ABSL_FLAG(bool, require_client_cert, false,
+          "auth.require_client_cert override: mTLS, refuse clients without "
+          "a certificate from --client_ca_file");
+ABSL_FLAG(std::string, token_file, "",
+          "auth.token_file override: \"NAME TOKEN\" lines; calls must then "
+          "send \"authorization: Bearer TOKEN\"");
 ABSL_FLAG(bool, print_config, false, "print the effective config and exit");
 ABSL_FLAG(bool, check_config, false, "validate the config and exit");
 ABSL_FLAG(int, drain_seconds, 10,
@@ -190,8 +204,14 @@ int Run(const config::ValueMap& env) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config->listen(), grpc::InsecureServerCredentials(),
+  const auth::CallerAuth& caller_auth = (*service)->caller_auth();
+  builder.AddListeningPort(config->listen(), caller_auth.ServerCredentials(),
                            &port);
+  if (!caller_auth.tls() && !config->auth().token_file().empty()) {
+    spdlog::warn(
+        "auth.token_file is set without TLS: bearer tokens cross the "
+        "network in plaintext");
+  }
   builder.RegisterService(service->get());
   const fetch::v1::Grpc& grpc_config = config->grpc();
   builder.SetMaxReceiveMessageSize(
@@ -219,11 +239,15 @@ int Run(const config::ValueMap& env) {
                                                     true);
   const std::string host =
       config->listen().substr(0, config->listen().rfind(':'));
+  const char* const security = !caller_auth.tls() ? "plaintext"
+                               : config->auth().require_client_cert() ? "mtls"
+                                                                      : "tls";
   logging::Log(spdlog::level::info,
                absl::StrCat("fetchd listening on ", host, ":", port, ", ",
                             config->workers(), " workers"),
                {{"address", absl::StrCat(host, ":", port)},
                 {"port", port},
+                {"transport_security", security},
                 {"workers", config->workers()}});
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";

@@ -5,6 +5,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "grpcpp/security/auth_context.h"
 #include "service/core/batch.h"
 
 namespace fetchd::api {
@@ -34,18 +37,29 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-FetchResult InvalidResult(const FetchRequest& request, uint32_t index,
-                          const absl::Status& why) {
+// The result of a request that never reached a worker.
+FetchResult RefusedResult(const FetchRequest& request, uint32_t index,
+                          fetch::v1::ErrorKind error,
+                          absl::string_view message) {
   FetchResult result;
   result.set_id(request.id());
   result.set_index(index);
   result.set_final_url(request.url());
-  result.set_error(why.code() == absl::StatusCode::kPermissionDenied
-                       ? fetch::v1::ERROR_KIND_DENIED
-                       : fetch::v1::ERROR_KIND_INVALID_REQUEST);
-  result.set_error_message(std::string(why.message()));
+  result.set_error(error);
+  result.set_error_message(std::string(message));
   return result;
 }
+
+FetchResult InvalidResult(const FetchRequest& request, uint32_t index,
+                          const absl::Status& why) {
+  return RefusedResult(request, index,
+                       why.code() == absl::StatusCode::kPermissionDenied
+                           ? fetch::v1::ERROR_KIND_DENIED
+                           : fetch::v1::ERROR_KIND_INVALID_REQUEST,
+                       why.message());
+}
+
+using Lease = auth::CallerQuotas::Lease;
 
 // The streaming side of one FetchBatch call: receives results from the
 // workers, orders them if asked, and feeds them to the reactor one write at a
@@ -55,12 +69,13 @@ class BatchCall final : public core::Batch,
  public:
   BatchCall(const Options& options, FetchServiceImpl* service,
             core::Fetcher* fetcher, bool fail_fast, int64_t total,
-            absl::Time started)
+            absl::Time started, std::unique_ptr<Lease> lease)
       : core::Batch(options, fetcher),
         service_(service),
         fetcher_(fetcher),
         fail_fast_(fail_fast),
         started_(started),
+        lease_(std::move(lease)),
         unwritten_(total) {}
 
   ~BatchCall() override {
@@ -75,6 +90,7 @@ class BatchCall final : public core::Batch,
 
   void Deliver(FetchResult result, bool holds_window) override {
     service_->OnRequestsDone(1);
+    lease_->RequestsDone(1);
     const bool failed = result.error() != fetch::v1::ERROR_KIND_NONE &&
                         result.error() != fetch::v1::ERROR_KIND_CANCELLED;
     if (fail_fast_ && failed && Cancel(fetch::v1::ERROR_KIND_CANCELLED)) {
@@ -187,6 +203,8 @@ class BatchCall final : public core::Batch,
   const bool fail_fast_;
   // When the handler started (service clock).
   const absl::Time started_;
+  // The call's share of its caller's quota; released when the call ends.
+  const std::unique_ptr<Lease> lease_;
 
   absl::Mutex mu_;
   grpc::ServerWriteReactor<FetchEvent>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -241,13 +259,15 @@ class UnaryCall final : public core::Batch,
  public:
   UnaryCall(const Options& options, FetchServiceImpl* service,
             core::Fetcher* fetcher, grpc::CallbackServerContext* context,
-            FetchResult* response, absl::Time started)
+            FetchResult* response, absl::Time started,
+            std::unique_ptr<Lease> lease)
       : core::Batch(options, fetcher),
         service_(service),
         fetcher_(fetcher),
         context_(context),
         response_(response),
-        started_(started) {}
+        started_(started),
+        lease_(std::move(lease)) {}
 
   ~UnaryCall() override {
     service_->OnCallDone(this, core::CallMethod::kFetch, window_high_water());
@@ -262,6 +282,7 @@ class UnaryCall final : public core::Batch,
 
   void Deliver(FetchResult result, bool holds_window) override {
     service_->OnRequestsDone(1);
+    lease_->RequestsDone(1);
     OnResultWritten(holds_window);
     absl::MutexLock lock(&mu_);
     if (finished_) return;
@@ -309,6 +330,8 @@ class UnaryCall final : public core::Batch,
   FetchResult* const response_;
   // When the handler started (service clock).
   const absl::Time started_;
+  // The call's share of its caller's quota; released when the call ends.
+  const std::unique_ptr<Lease> lease_;
   absl::Mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<UnaryCall> self_ ABSL_GUARDED_BY(mu_);
@@ -321,16 +344,22 @@ absl::StatusOr<std::unique_ptr<FetchServiceImpl>> FetchServiceImpl::Create(
     const Clock* clock, core::FetchObserver* observer) {
   RequestValidator validator(config);
   if (absl::Status s = validator.CheckServerDefaults(); !s.ok()) return s;
-  return std::unique_ptr<FetchServiceImpl>(new FetchServiceImpl(
-      config, std::move(validator), fetcher, clock, observer));
+  absl::StatusOr<std::unique_ptr<auth::CallerAuth>> auth =
+      auth::CallerAuth::Load(config.auth());
+  if (!auth.ok()) return auth.status();
+  return std::unique_ptr<FetchServiceImpl>(
+      new FetchServiceImpl(config, std::move(validator), *std::move(auth),
+                           fetcher, clock, observer));
 }
 
 FetchServiceImpl::FetchServiceImpl(const fetch::v1::ServerConfig& config,
                                    RequestValidator validator,
+                                   std::unique_ptr<auth::CallerAuth> auth,
                                    core::Fetcher* fetcher, const Clock* clock,
                                    core::FetchObserver* observer)
     : limits_(config.limits()),
       validator_(std::move(validator)),
+      auth_(std::move(auth)),
       fetcher_(fetcher),
       clock_(clock),
       observer_(observer) {}
@@ -406,8 +435,55 @@ void FetchServiceImpl::ReportInvalid(const FetchRequest& request,
       result, rng);
 }
 
+absl::StatusOr<auth::Caller> FetchServiceImpl::Identify(
+    const grpc::CallbackServerContext* context) const {
+  std::vector<std::string> identities;
+  const std::shared_ptr<const grpc::AuthContext> auth_context =
+      context->auth_context();
+  // Authenticated only when the peer sent a certificate that TLS verified.
+  if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
+    for (const grpc::string_ref& identity : auth_context->GetPeerIdentity()) {
+      identities.emplace_back(identity.data(), identity.size());
+    }
+  }
+  std::optional<absl::string_view> authorization;
+  const auto& metadata = context->client_metadata();
+  if (const auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  return auth_->Identify(identities, authorization);
+}
+
+std::shared_ptr<const core::HostCheck> FetchServiceImpl::HopCheck(
+    const auth::Caller& caller) {
+  const auth::CallerRules& rules = *caller.rules;
+  if (rules.allowed_hosts.allows_all()) return nullptr;
+  return std::make_shared<const core::HostCheck>(
+      [allowed = rules.allowed_hosts, name = caller.DisplayName(),
+       field = std::string(rules.field)](
+          std::string_view hop_host) -> std::optional<std::string> {
+        const absl::string_view host(hop_host.data(), hop_host.size());
+        if (allowed.Allows(host)) return std::nullopt;
+        return absl::StrCat("caller \"", name, "\" may not fetch host \"", host,
+                            "\": not in ", field, ".allowed_hosts");
+      });
+}
+
+std::optional<std::string> FetchServiceImpl::DeniedBy(
+    const auth::Caller& caller, const core::FetchJob& job) {
+  const auth::CallerRules& rules = *caller.rules;
+  if (rules.allowed_hosts.allows_all()) return std::nullopt;
+  const absl::string_view host = auth::HostOfKey(job.host_key);
+  if (rules.allowed_hosts.Allows(host)) return std::nullopt;
+  return absl::StrCat("caller \"", caller.DisplayName(),
+                      "\" may not fetch host \"", host, "\": not in ",
+                      rules.field, ".allowed_hosts");
+}
+
 grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
-                                     core::CallMethod method, int64_t n) {
+                                     core::CallMethod method, int64_t n,
+                                     const auth::Caller& caller,
+                                     std::unique_ptr<Lease>* lease) {
   if (draining_.load(std::memory_order_acquire)) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "fetchd is shutting down; retry on another replica");
@@ -438,6 +514,14 @@ grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
     }
   } while (!pending_.compare_exchange_weak(pending, pending + n,
                                            std::memory_order_relaxed));
+  absl::StatusOr<std::unique_ptr<Lease>> admitted = quotas_.Admit(caller, n);
+  if (!admitted.ok()) {
+    pending_.fetch_sub(n, std::memory_order_relaxed);
+    active_calls_.fetch_sub(1, std::memory_order_relaxed);
+    return refuse(absl::StrCat(admitted.status().message(), "; retry after ",
+                               kRetryAfterMs, " ms"));
+  }
+  *lease = *std::move(admitted);
   active_by_method_[static_cast<int>(method)].fetch_add(
       1, std::memory_order_relaxed);
   return grpc::Status::OK;
@@ -463,11 +547,16 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
     ReportCall(kMethod, status, started, /*rejected=*/true);
     return new Rejected(status);
   };
+  const absl::StatusOr<auth::Caller> caller = Identify(context);
+  if (!caller.ok()) return reject(ToGrpc(caller.status()));
   if (absl::Status s = validator_.ValidateBatch(*request); !s.ok()) {
     return reject(ToGrpc(s));
   }
   const int64_t n = request->requests_size();
-  if (grpc::Status s = Admit(context, kMethod, n); !s.ok()) return reject(s);
+  std::unique_ptr<Lease> lease;
+  if (grpc::Status s = Admit(context, kMethod, n, *caller, &lease); !s.ok()) {
+    return reject(s);
+  }
 
   core::Batch::Options options;
   options.max_concurrency = static_cast<int>(
@@ -477,12 +566,15 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   options.window = static_cast<int>(limits_.stream_window());
   options.ordered = request->ordered();
   options.deadline = DeadlineOf(context);
-  auto call = std::make_shared<BatchCall>(options, this, fetcher_,
-                                          request->fail_fast(), n, started);
+  options.caller = caller->name;
+  auto call =
+      std::make_shared<BatchCall>(options, this, fetcher_, request->fail_fast(),
+                                  n, started, std::move(lease));
   Register(call);
   auto* reactor = new BatchReactor(context, call);
 
   const FetchRequest base = validator_.EffectiveDefaults(request->defaults());
+  const std::shared_ptr<const core::HostCheck> hop_check = HopCheck(*caller);
   std::vector<std::unique_ptr<core::FetchJob>> jobs;
   jobs.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
@@ -497,8 +589,17 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
       call->Deliver(std::move(result), /*holds_window=*/false);
       continue;
     }
+    if (std::optional<std::string> why = DeniedBy(*caller, **job)) {
+      FetchResult result =
+          RefusedResult(item, index, fetch::v1::ERROR_KIND_DENIED, *why);
+      if (observer_ != nullptr) observer_->OnPolicyDenied("caller");
+      ReportInvalid(item, base, result, started);
+      call->Deliver(std::move(result), /*holds_window=*/false);
+      continue;
+    }
     (*job)->batch = call;
     (*job)->admitted_at = started;
+    (*job)->caller_host_check = hop_check;
     jobs.push_back(*std::move(job));
   }
   call->Flush();  // the invalid items' results
@@ -511,7 +612,11 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
     FetchResult* response) {
   constexpr auto kMethod = core::CallMethod::kFetch;
   const absl::Time started = clock_->Now();
-  if (grpc::Status s = Admit(context, kMethod, 1); !s.ok()) {
+  const absl::StatusOr<auth::Caller> caller = Identify(context);
+  std::unique_ptr<Lease> lease;
+  if (grpc::Status s = caller.ok() ? Admit(context, kMethod, 1, *caller, &lease)
+                                   : ToGrpc(caller.status());
+      !s.ok()) {
     ReportCall(kMethod, s, started, /*rejected=*/true);
     auto* reactor = context->DefaultReactor();
     reactor->Finish(s);
@@ -521,21 +626,30 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   options.window = 1;
   options.max_concurrency = 1;
   options.deadline = DeadlineOf(context);
+  options.caller = caller->name;
   auto call = std::make_shared<UnaryCall>(options, this, fetcher_, context,
-                                          response, started);
+                                          response, started, std::move(lease));
   call->Start(call);
   Register(call);
   const FetchRequest base = validator_.EffectiveDefaults(FetchRequest());
   absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
       validator_.Build(base, *request, 0);
+  std::optional<std::string> denied;
   if (!job.ok()) {
     FetchResult result = InvalidResult(*request, 0, job.status());
     ReportDenied(job.status());
     ReportInvalid(*request, base, result, started);
     call->Deliver(std::move(result), /*holds_window=*/false);
+  } else if ((denied = DeniedBy(*caller, **job)).has_value()) {
+    FetchResult result =
+        RefusedResult(*request, 0, fetch::v1::ERROR_KIND_DENIED, *denied);
+    if (observer_ != nullptr) observer_->OnPolicyDenied("caller");
+    ReportInvalid(*request, base, result, started);
+    call->Deliver(std::move(result), /*holds_window=*/false);
   } else {
     (*job)->batch = call;
     (*job)->admitted_at = started;
+    (*job)->caller_host_check = HopCheck(*caller);
     std::vector<std::unique_ptr<core::FetchJob>> jobs;
     jobs.push_back(*std::move(job));
     fetcher_->Submit(std::move(jobs));

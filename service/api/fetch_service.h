@@ -3,10 +3,21 @@
 // result back as it completes: one write in flight per stream, results that
 // are waiting to be written bounded by the batch's window.
 //
+// Callers: every FetchBatch/Fetch call is first identified by
+// auth::CallerAuth (config.auth: bearer token, client certificate or
+// anonymous); a call that must be authenticated and isn't gets
+// UNAUTHENTICATED before anything else is looked at.
+//
 // Admission: a call is refused with RESOURCE_EXHAUSTED (trailer
 // "retry-after-ms") when its requests would take the server over
-// limits.max_pending, or when limits.max_active_calls calls are running; with
-// UNAVAILABLE once StartDraining() was called.
+// limits.max_pending, or when limits.max_active_calls calls are running, or
+// when its caller would exceed its own max_pending or max_active_calls
+// (auth::CallerQuotas); with UNAVAILABLE once StartDraining() was called.
+//
+// Destinations: a request whose host is not in its caller's allowed_hosts
+// gets a result with ERROR_KIND_DENIED naming the caller and the rule; the
+// rest of the batch runs. Fairness: each batch is tagged with its caller,
+// and the scheduler serves a host's callers round-robin (HostScheduler).
 //
 // Cancellation (client cancel, RPC deadline, fail_fast) cancels the batch in
 // the Fetcher, which ends its queued and running transfers.
@@ -25,12 +36,16 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "service/api/request_validation.h"
+#include "service/auth/caller_auth.h"
+#include "service/auth/caller_quota.h"
 #include "service/common/clock.h"
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
@@ -39,7 +54,8 @@ namespace fetchd::api {
 
 class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
  public:
-  // Checks config.request_defaults against config.request_bounds.
+  // Checks config.request_defaults against config.request_bounds and loads
+  // config.auth (reading the files it names).
   // `fetcher` and `clock` must outlive the service, and so must `observer`
   // unless it is null (nothing reported). `clock` must be the fetcher's:
   // jobs are stamped with their admission time on it.
@@ -60,6 +76,11 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   // results, which are still streamed, and the call then ends OK. For the
   // end of a drain's grace period.
   void CancelAllCalls();
+
+  // Who may call, and the endpoint's credentials (for the ServerBuilder).
+  const auth::CallerAuth& caller_auth() const { return *auth_; }
+  // Per-caller admission counters (for tests).
+  const auth::CallerQuotas& caller_quotas() const { return quotas_; }
 
   // Requests admitted and not yet finished.
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
@@ -96,16 +117,34 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
 
  private:
   FetchServiceImpl(const fetch::v1::ServerConfig& config,
-                   RequestValidator validator, core::Fetcher* fetcher,
-                   const Clock* clock, core::FetchObserver* observer);
-  // Admits a call of `n` requests, or says why not.
+                   RequestValidator validator,
+                   std::unique_ptr<auth::CallerAuth> auth,
+                   core::Fetcher* fetcher, const Clock* clock,
+                   core::FetchObserver* observer);
+  // The caller of the call, or UNAUTHENTICATED.
+  absl::StatusOr<auth::Caller> Identify(
+      const grpc::CallbackServerContext* context) const;
+  // Admits a call of `n` requests by `caller`, or says why not. On OK
+  // `*lease` holds the call's share of its caller's quota.
   grpc::Status Admit(grpc::CallbackServerContext* context,
-                     core::CallMethod method, int64_t n);
+                     core::CallMethod method, int64_t n,
+                     const auth::Caller& caller,
+                     std::unique_ptr<auth::CallerQuotas::Lease>* lease);
+  // Null if `caller` may fetch the host of `job`, else the DENIED result's
+  // message.
+  static std::optional<std::string> DeniedBy(const auth::Caller& caller,
+                                             const core::FetchJob& job);
+  // The same rule for the redirect hops of the caller's jobs; null when
+  // the caller may fetch every host.
+  static std::shared_ptr<const core::HostCheck> HopCheck(
+      const auth::Caller& caller);
   absl::Time DeadlineOf(const grpc::CallbackServerContext* context) const;
   void Register(const std::shared_ptr<core::Batch>& call);
 
   const fetch::v1::Limits limits_;
   const RequestValidator validator_;
+  const std::unique_ptr<auth::CallerAuth> auth_;
+  auth::CallerQuotas quotas_;
   core::Fetcher* const fetcher_;
   const Clock* const clock_;
   core::FetchObserver* const observer_;  // may be null

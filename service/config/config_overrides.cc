@@ -41,10 +41,16 @@ constexpr ConfigOverride kOverrides[] = {
     {"metrics_listen", "metrics.listen"},
     // Comma-separated CIDRs, any port: replaces policy.allow.
     {"policy_allow", "policy.allow"},
+    {"tls_cert_file", "auth.tls_cert_file"},
+    {"tls_key_file", "auth.tls_key_file"},
+    {"client_ca_file", "auth.client_ca_file"},
+    {"require_client_cert", "auth.require_client_cert"},
+    {"token_file", "auth.token_file"},
 };
 
 // Variables with the FETCHD_ prefix that belong to someone else.
-constexpr absl::string_view kOtherFetchdVariables[] = {"FETCHD_SERVER"};
+constexpr absl::string_view kOtherFetchdVariables[] = {"FETCHD_SERVER",
+                                                       "FETCHD_TOKEN"};
 
 std::string Quoted(absl::string_view value) {
   return absl::StrCat("\"", absl::CEscape(value), "\"");
@@ -68,6 +74,15 @@ absl::Status SetScalar(const FieldDescriptor& field, absl::string_view value,
                          std::numeric_limits<uint32_t>::max()));
       }
       reflection.SetUInt32(message, &field, parsed);
+      return absl::OkStatus();
+    }
+    case FieldDescriptor::CPPTYPE_BOOL: {
+      bool parsed = false;
+      if (!absl::SimpleAtob(value, &parsed)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Quoted(value), " is not a boolean (true, false, 1 or 0)"));
+      }
+      reflection.SetBool(message, &field, parsed);
       return absl::OkStatus();
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:

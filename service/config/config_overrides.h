@@ -8,7 +8,8 @@
 // Each override of one field is an entry of ConfigOverrides(): a name (the
 // flag's, lower case; the variable is FETCHD_ + the name in upper case) and
 // the field's path in fetch.v1.ServerConfig. The value is parsed by the
-// field's type: a string as is (not empty), an integer in decimal, a
+// field's type: a string as is (not empty), an integer in decimal, a bool
+// as true/false/1/0 (also yes/no, t/f, y/n; any case), a
 // google.protobuf.Duration as an absl duration ("15s", "1.5s", "250ms")
 // that must be positive. An empty variable counts as unset.
 //
@@ -43,7 +44,7 @@ struct ConfigOverride {
 };
 
 // Every override, in the order flags are documented. Each field path names
-// a string, uint32 or Duration field reached through singular messages.
+// a string, uint32, bool or Duration field reached through singular messages.
 absl::Span<const ConfigOverride> ConfigOverrides();
 
 // The flag naming the config file, and its variable.

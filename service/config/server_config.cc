@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/auth/caller_auth.h"
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
@@ -276,7 +277,8 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
       !c.request_defaults().url().empty()) {
     return Invalid("request_defaults", "id and url must be empty");
   }
-  return absl::OkStatus();
+  // Reads and parses the certificate, key and token files it names.
+  return auth::CallerAuth::Load(c.auth()).status();
 }
 
 std::string ConfigToJson(const fetch::v1::ServerConfig& config) {

@@ -31,7 +31,8 @@ absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
 // of hardware threads (at most 256).
 void ResolveAutoValues(fetch::v1::ServerConfig* config);
 
-// Checks limits and bounds; InvalidArgument "field: rule" otherwise. The
+// Checks limits and bounds, and `auth` (auth::CallerAuth::Load(), which
+// reads the files it names); InvalidArgument "field: rule" otherwise. The
 // request defaults are checked against the bounds by api::RequestValidator.
 absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& config);
 

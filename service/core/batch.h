@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
@@ -43,6 +44,10 @@ class Batch {
     bool ordered = false;
     // The RPC's deadline; no attempt or retry is started past it.
     absl::Time deadline = absl::InfiniteFuture();
+    // Who made the call (auth::Caller::name; "" for anonymous): the
+    // scheduler shares a host fairly between callers first, then between
+    // each caller's batches.
+    std::string caller;
   };
 
   // `waker` must outlive the batch; may be null when nothing ever blocks.
@@ -80,6 +85,7 @@ class Batch {
   }
 
   absl::Time deadline() const { return options_.deadline; }
+  const std::string& caller() const { return options_.caller; }
   bool ordered() const { return options_.ordered; }
 
   // Called by the owner when a result has been written to the caller.

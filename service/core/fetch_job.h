@@ -6,8 +6,11 @@
 #define FETCHD_SERVICE_CORE_FETCH_JOB_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -21,6 +24,12 @@ struct RedirectHop {
   std::string url;
   uint32_t status = 0;
 };
+
+// A caller's own destination rule (auth::HostAllowList), applied to every
+// redirect hop as it is to the request's URL: why `host` (no brackets) is
+// refused, or nullopt.
+using HostCheck =
+    std::function<std::optional<std::string>(std::string_view host)>;
 
 struct FetchJob {
   std::shared_ptr<Batch> batch;
@@ -44,6 +53,10 @@ struct FetchJob {
   bool fail_on_http_error = false;
   // Bytes of one response's headers; more ends the request (PROTOCOL).
   uint32_t max_response_header_bytes = 256 << 10;
+
+  // The caller's destination rule, when it has one (shared by the jobs of a
+  // call); null: none.
+  std::shared_ptr<const HostCheck> caller_host_check;
 
   // scheme://host:port, lower case: the unit of per-host limits and sharding.
   std::string host_key;

@@ -20,12 +20,21 @@ void HostScheduler::AddToLane(std::unique_ptr<FetchJob> job, bool front) {
   const std::string& key = job->host_key;
   auto [it, inserted] = hosts_.try_emplace(key);
   Host& host = it->second;
-  auto lane =
-      std::find_if(host.lanes.begin(), host.lanes.end(),
-                   [&](const Lane& l) { return l.batch == job->batch.get(); });
-  if (lane == host.lanes.end()) {
-    host.lanes.push_back(Lane{job->batch.get(), {}});
-    lane = std::prev(host.lanes.end());
+  const std::string& caller = job->batch->caller();
+  auto group =
+      std::find_if(host.callers.begin(), host.callers.end(),
+                   [&](const CallerLanes& c) { return c.caller == caller; });
+  if (group == host.callers.end()) {
+    host.callers.push_back(CallerLanes{caller, {}});
+    group = std::prev(host.callers.end());
+  }
+  std::deque<Lane>& lanes = group->lanes;
+  auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const Lane& l) {
+    return l.batch == job->batch.get();
+  });
+  if (lane == lanes.end()) {
+    lanes.push_back(Lane{job->batch.get(), {}});
+    lane = std::prev(lanes.end());
   }
   if (front) {
     // Retries go ahead of later jobs but stay in index order, so that in
@@ -69,7 +78,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     if (it == hosts_.end()) continue;
     Host& host = it->second;
     host.in_ready = false;
-    if (host.lanes.empty()) {
+    if (host.callers.empty()) {
       EraseIfIdle(key);
       continue;
     }
@@ -83,7 +92,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     ++host.active;
     ++in_flight_;
     --queued_;
-    if (!host.lanes.empty() && host.active < limits_.max_per_host) {
+    if (!host.callers.empty() && host.active < limits_.max_per_host) {
       PushReady(it->first, host);
     }
     job->queue_wait += now - job->queued_at;
@@ -93,17 +102,30 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
 }
 
 std::unique_ptr<FetchJob> HostScheduler::TakeFromHost(Host& host) {
-  for (size_t n = host.lanes.size(); n > 0; --n) {
-    Lane lane = std::move(host.lanes.front());
-    host.lanes.pop_front();
+  for (size_t n = host.callers.size(); n > 0; --n) {
+    CallerLanes group = std::move(host.callers.front());
+    host.callers.pop_front();
+    std::unique_ptr<FetchJob> job = TakeFromLanes(group.lanes);
+    // Served or not, the caller goes to the back: the others come first.
+    if (!group.lanes.empty()) host.callers.push_back(std::move(group));
+    if (job != nullptr) return job;
+  }
+  return nullptr;
+}
+
+std::unique_ptr<FetchJob> HostScheduler::TakeFromLanes(
+    std::deque<Lane>& lanes) {
+  for (size_t n = lanes.size(); n > 0; --n) {
+    Lane lane = std::move(lanes.front());
+    lanes.pop_front();
     FetchJob& head = *lane.jobs.front();
     if (head.batch->TryAcquire(head.index, worker_)) {
       std::unique_ptr<FetchJob> job = std::move(lane.jobs.front());
       lane.jobs.pop_front();
-      if (!lane.jobs.empty()) host.lanes.push_back(std::move(lane));
+      if (!lane.jobs.empty()) lanes.push_back(std::move(lane));
       return job;
     }
-    host.lanes.push_back(std::move(lane));
+    lanes.push_back(std::move(lane));
   }
   return nullptr;
 }
@@ -114,7 +136,7 @@ void HostScheduler::Release(const std::string& host_key) {
   if (it == hosts_.end()) return;
   Host& host = it->second;
   --host.active;
-  if (!host.lanes.empty()) {
+  if (!host.callers.empty()) {
     PushReady(it->first, host);
   } else {
     EraseIfIdle(host_key);
@@ -124,7 +146,7 @@ void HostScheduler::Release(const std::string& host_key) {
 void HostScheduler::EraseIfIdle(const std::string& key) {
   auto it = hosts_.find(key);
   if (it != hosts_.end() && it->second.active == 0 &&
-      it->second.lanes.empty() && !it->second.in_ready) {
+      it->second.callers.empty() && !it->second.in_ready) {
     hosts_.erase(it);
   }
 }
@@ -134,19 +156,23 @@ HostScheduler::JobList HostScheduler::TakeQueuedIf(Pred pred) {
   JobList taken;
   for (auto host_it = hosts_.begin(); host_it != hosts_.end();) {
     Host& host = host_it->second;
-    for (auto lane = host.lanes.begin(); lane != host.lanes.end();) {
-      auto& jobs = lane->jobs;
-      for (auto job = jobs.begin(); job != jobs.end();) {
-        if (pred(**job)) {
-          taken.push_back(std::move(*job));
-          job = jobs.erase(job);
-        } else {
-          ++job;
+    for (auto group = host.callers.begin(); group != host.callers.end();) {
+      std::deque<Lane>& lanes = group->lanes;
+      for (auto lane = lanes.begin(); lane != lanes.end();) {
+        auto& jobs = lane->jobs;
+        for (auto job = jobs.begin(); job != jobs.end();) {
+          if (pred(**job)) {
+            taken.push_back(std::move(*job));
+            job = jobs.erase(job);
+          } else {
+            ++job;
+          }
         }
+        lane = jobs.empty() ? lanes.erase(lane) : std::next(lane);
       }
-      lane = jobs.empty() ? host.lanes.erase(lane) : std::next(lane);
+      group = lanes.empty() ? host.callers.erase(group) : std::next(group);
     }
-    if (host.lanes.empty() && host.active == 0) {
+    if (host.callers.empty() && host.active == 0) {
       hosts_.erase(host_it++);
     } else {
       ++host_it;

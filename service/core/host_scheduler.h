@@ -5,10 +5,15 @@
 //   their wait is measured as queue wait and never charged to the transfer
 //   timeout.
 // - Global limit: at most `max_in_flight` attempts in flight on this worker.
-// - Fairness: each host keeps one FIFO lane per batch and serves its lanes
-//   round-robin, so a small batch started after a huge one at the same host
-//   is interleaved with it rather than queued behind it. Hosts are served
-//   round-robin too.
+// - Fairness: each host keeps one FIFO lane per batch, grouped by the
+//   batch's caller (Batch::caller()). A host serves its callers round-robin
+//   and, within a caller, that caller's lanes round-robin: with callers A
+//   (two batches) and B (one) waiting for one host, starts go A1 B A2 B ...
+//   so B gets half the host however many batches A opens, and a small batch
+//   started after a huge one of the same caller is interleaved with it.
+//   Hosts are served round-robin too; the global max_in_flight is not
+//   shared per caller (a caller's share of it follows from the hosts it
+//   uses; per-caller admission limits bound what it can queue).
 // - Flow control: a job starts only when its batch grants a slot
 //   (Batch::TryAcquire); a batch that can't is skipped, not waited on.
 // - Retries wait in a timer list until their backoff ends, then join the
@@ -79,11 +84,18 @@ class HostScheduler {
     const Batch* batch;
     std::deque<std::unique_ptr<FetchJob>> jobs;
   };
+  // The lanes of one caller's batches at one host.
+  struct CallerLanes {
+    std::string caller;
+    // Round-robin: the front lane is served next. Never empty.
+    std::deque<Lane> lanes;
+  };
   struct Host {
     int active = 0;
     bool in_ready = false;
-    // Round-robin: the front lane is served next.
-    std::deque<Lane> lanes;
+    // Round-robin: the front caller is served next. Never holds an empty
+    // CallerLanes.
+    std::deque<CallerLanes> callers;
   };
 
   void PushReady(const std::string& key, Host& host);
@@ -91,6 +103,8 @@ class HostScheduler {
   void AddToLane(std::unique_ptr<FetchJob> job, bool front);
   // Takes a job from `host` whose batch grants a slot, or null.
   std::unique_ptr<FetchJob> TakeFromHost(Host& host);
+  // The same among one caller's lanes.
+  std::unique_ptr<FetchJob> TakeFromLanes(std::deque<Lane>& lanes);
   template <typename Pred>
   JobList TakeQueuedIf(Pred pred);
   void EraseIfIdle(const std::string& key);

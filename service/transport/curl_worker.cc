@@ -395,6 +395,19 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
       return;
     }
   }
+  if (job.caller_host_check != nullptr) {
+    std::string_view host = target->host;
+    if (host.size() > 2 && host.front() == '[') {
+      host = host.substr(1, host.size() - 2);
+    }
+    if (std::optional<std::string> why = (*job.caller_host_check)(host)) {
+      stop(fetch::v1::ERROR_KIND_DENIED,
+           absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
+                        hop.status(), "): ", *why),
+           "caller");
+      return;
+    }
+  }
   absl::StatusOr<HttpUrl> current = ParseHttpUrl(job.url);
   RedirectJob(job, hop.status(), *target,
               !current.ok() || CrossesOrigin(*current, *target));

@@ -1,6 +1,7 @@
 // ServiceHarness: a real fetchd inside the test process — curl worker pool,
-// FetchServiceImpl and a gRPC server on 127.0.0.1:0 — plus a client
-// connected to it over TCP. Tests tweak the config before Start().
+// FetchServiceImpl and a gRPC server on 127.0.0.1:0 with the credentials of
+// config.auth (plaintext, TLS or mTLS) — plus a client connected to it over
+// TCP. Tests tweak the config and the client options before Start().
 #ifndef FETCHD_TESTS_API_SERVICE_HARNESS_H_
 #define FETCHD_TESTS_API_SERVICE_HARNESS_H_
 
@@ -41,6 +42,8 @@ class ServiceHarness {
   fetch::v1::ServerConfig& config() { return config_; }
   // Told about attempts, results and calls; set before Start(). Not owned.
   void set_observer(core::FetchObserver* observer) { observer_ = observer; }
+  // How client() connects (TLS, certificates, token); set before Start().
+  client::ClientOptions& client_options() { return client_options_; }
 
   void Start() {
     ASSERT_TRUE(config::ValidateServerConfig(config_).ok());
@@ -62,16 +65,22 @@ class ServiceHarness {
     service_ = *std::move(service);
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(config_.listen(),
-                             grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(
+        config_.listen(), service_->caller_auth().ServerCredentials(), &port);
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port, 0);
     target_ = "127.0.0.1:" + std::to_string(port);
-    auto client = client::FetchClient::Connect(target_);
+    auto client = client::FetchClient::Connect(target_, client_options_);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
+  }
+
+  // Another client of the running server.
+  absl::StatusOr<std::unique_ptr<client::FetchClient>> Connect(
+      const client::ClientOptions& options) const {
+    return client::FetchClient::Connect(target_, options);
   }
 
   void Stop() {
@@ -129,6 +138,7 @@ class ServiceHarness {
  private:
   fetch::v1::ServerConfig config_;
   core::FetchObserver* observer_ = nullptr;
+  client::ClientOptions client_options_;
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<api::FetchServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -445,5 +445,70 @@ TEST(BuildBatchRequestTest, InputFileErrorsNameTheFile) {
   EXPECT_THAT(batch.status().message(), HasSubstr("no requests"));
 }
 
+TEST(ParseFetchctlArgsTest, PlaintextAndNoTokenByDefault) {
+  absl::StatusOr<FetchctlOptions> options = Parse({"health"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_FALSE(options->connection.tls);
+  EXPECT_EQ(options->connection.bearer_token, "");
+}
+
+TEST(ParseFetchctlArgsTest, ServerCertificatesAreReadAndImplyTls) {
+  const std::string ca =
+      WriteTempFile("fetchctl_ca.pem", "-----BEGIN CERTIFICATE-----\nca\n");
+  const std::string cert =
+      WriteTempFile("fetchctl_cert.pem", "-----BEGIN CERTIFICATE-----\ncert\n");
+  const std::string key =
+      WriteTempFile("fetchctl_key.pem", "-----BEGIN PRIVATE KEY-----\nkey\n");
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--server-cacert", ca, "--server-cert=" + cert, "--server-key",
+             key, "--tls-server-name", "fetchd.internal", "health"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  const ServerConnection& c = options->connection;
+  EXPECT_TRUE(c.tls);
+  EXPECT_EQ(c.ca_cert_pem, "-----BEGIN CERTIFICATE-----\nca\n");
+  EXPECT_EQ(c.client_cert_pem, "-----BEGIN CERTIFICATE-----\ncert\n");
+  EXPECT_EQ(c.client_key_pem, "-----BEGIN PRIVATE KEY-----\nkey\n");
+  EXPECT_EQ(c.tls_server_name, "fetchd.internal");
+
+  options = Parse({"--tls", "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->connection.tls);
+  EXPECT_EQ(options->connection.ca_cert_pem, "");
+}
+
+TEST(ParseFetchctlArgsTest, BadServerCertificateFlags) {
+  const std::string cert = WriteTempFile("fetchctl_cert2.pem",
+                                         "-----BEGIN CERTIFICATE-----\ncert\n");
+  EXPECT_THAT(ParseError({"--server-cert", cert, "health"}),
+              HasSubstr("--server-key: missing: --server-cert and "
+                        "--server-key go together"));
+  EXPECT_THAT(
+      ParseError(
+          {"--server-cacert", ::testing::TempDir() + "nope.pem", "health"}),
+      AllOf(HasSubstr("--server-cacert: cannot open"), HasSubstr("nope.pem")));
+  const std::string junk = WriteTempFile("fetchctl_junk.pem", "hello");
+  EXPECT_THAT(ParseError({"--server-cacert", junk, "health"}),
+              HasSubstr("--server-cacert: '" + junk + "' is not a PEM file"));
+}
+
+TEST(ParseFetchctlArgsTest, TokenFromFileOrEnvironment) {
+  const std::string token_file =
+      WriteTempFile("fetchctl_token", "  file-token-0123456789  \nignored\n");
+  absl::StatusOr<FetchctlOptions> options = ParseFetchctlArgs(
+      {"fetchctl", "--token-file", token_file, "health"}, "", "env-token");
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->connection.bearer_token, "file-token-0123456789");
+  EXPECT_FALSE(options->connection.tls);
+
+  options = ParseFetchctlArgs({"fetchctl", "health"}, "", " env-token\n");
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->connection.bearer_token, "env-token");
+
+  const std::string empty = WriteTempFile("fetchctl_empty_token", "\n");
+  const std::string message = ParseError({"--token-file", empty, "health"});
+  EXPECT_THAT(message, HasSubstr("--token-file: '" + empty +
+                                 "' holds no token on its first line"));
+}
+
 }  // namespace
 }  // namespace fetchd::client

@@ -1,5 +1,6 @@
 #include "service/config/config_overrides.h"
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "service/common/proto_duration.h"
 #include "service/config/server_config.h"
+#include "tests/testing/test_pki.h"
 
 namespace fetchd::config {
 namespace {
@@ -56,6 +58,13 @@ TEST(ConfigOverridesTest, EnvVarNameIsPrefixedUpperCase) {
 
 // A value each override accepts, by its name; every override is listed.
 TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
+  // The auth overrides name files that validation reads.
+  const std::string pki_dir = ::testing::TempDir() + "overrides_pki";
+  std::filesystem::create_directories(pki_dir);
+  absl::StatusOr<testing::TestPki> pki = testing::TestPki::Create(pki_dir, {});
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  const std::string tokens =
+      WriteTempFile("overrides_tokens", "alice alice-token-0123456789\n");
   const ValueMap valid_values = {
       {"listen", "0.0.0.0:7000"},
       {"workers", "3"},
@@ -71,6 +80,11 @@ TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
       {"log_level", "debug"},
       {"metrics_listen", "0.0.0.0:9100"},
       {"policy_allow", "10.1.0.0/16, fd00::/8"},
+      {"tls_cert_file", pki->server_cert},
+      {"tls_key_file", pki->server_key},
+      {"client_ca_file", pki->ca_cert},
+      {"require_client_cert", "true"},
+      {"token_file", tokens},
   };
   ASSERT_EQ(ConfigOverrides().size(), valid_values.size());
   for (const ConfigOverride& entry : ConfigOverrides()) {
@@ -104,7 +118,30 @@ TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
     EXPECT_EQ(config.policy().allow(1).cidr(), "fd00::/8");
     EXPECT_TRUE(config.policy().allow(0).ports().empty());
     EXPECT_EQ(config.metrics().listen(), "0.0.0.0:9100");
+    EXPECT_EQ(config.auth().tls_cert_file(), pki->server_cert);
+    EXPECT_EQ(config.auth().tls_key_file(), pki->server_key);
+    EXPECT_EQ(config.auth().client_ca_file(), pki->ca_cert);
+    EXPECT_TRUE(config.auth().require_client_cert());
+    EXPECT_EQ(config.auth().token_file(), tokens);
   }
+}
+
+TEST(ConfigOverridesTest, BooleanOverrideRejectsOtherWords) {
+  const std::string message =
+      BuildError({{"FETCHD_REQUIRE_CLIENT_CERT", "maybe"}}, {});
+  EXPECT_THAT(message, HasSubstr("FETCHD_REQUIRE_CLIENT_CERT: \"maybe\" is "
+                                 "not a boolean"));
+}
+
+TEST(ConfigOverridesTest, AuthErrorsNameTheirSource) {
+  const std::string message =
+      BuildError({}, {{"token_file", ::testing::TempDir() + "no_such_tokens"}});
+  EXPECT_THAT(message, AllOf(StartsWith("auth.token_file: cannot read"),
+                             HasSubstr("(from --token_file=")));
+}
+
+TEST(ConfigOverridesTest, FetchctlTokenVariableIsNotReportedUnknown) {
+  EXPECT_THAT(UnknownFetchdVariables({{"FETCHD_TOKEN", "x"}}), IsEmpty());
 }
 
 TEST(ConfigOverridesTest, NoSourcesGiveTheDefaults) {

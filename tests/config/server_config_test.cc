@@ -392,5 +392,29 @@ TEST(ServerConfigTest, GrpcSettingsMergeFromJson) {
   EXPECT_TRUE(ValidateServerConfig(merged).ok());
 }
 
+TEST(ServerConfigTest, AuthSectionIsReadFromJsonAndValidated) {
+  const std::string tokens =
+      WriteTempFile("server_config_tokens", "svc-a svc-a-token-0123456789\n");
+  const ServerConfig config = MustMerge(
+      DefaultServerConfig(), R"({"auth": {"tokenFile": ")" + tokens + R"(",
+                   "callers": [{"name": "svc-a", "maxPending": 100,
+                                "maxActiveCalls": 4,
+                                "allowedHosts": ["*.example.org"]}],
+                   "defaultCaller": {"maxPending": 10}}})");
+  EXPECT_TRUE(ValidateServerConfig(config).ok())
+      << ValidateServerConfig(config);
+  EXPECT_EQ(config.auth().callers(0).allowed_hosts(0), "*.example.org");
+  EXPECT_EQ(config.auth().default_caller().max_pending(), 10u);
+
+  ServerConfig bad = config;
+  bad.mutable_auth()->mutable_callers(0)->add_allowed_hosts("a/b");
+  EXPECT_THAT(Message(ValidateServerConfig(bad)),
+              StartsWith("auth.callers[0].allowed_hosts[1]: "));
+  bad = config;
+  bad.mutable_auth()->set_tls_key_file("/nonexistent/key.pem");
+  EXPECT_THAT(Message(ValidateServerConfig(bad)),
+              StartsWith("auth.tls_cert_file: "));
+}
+
 }  // namespace
 }  // namespace fetchd::config

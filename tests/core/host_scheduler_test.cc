@@ -181,6 +181,90 @@ TEST(HostSchedulerTest, BatchesAtOneHostAreServedRoundRobin) {
   EXPECT_EQ(next->index, 3u);
 }
 
+Batch::Options Caller(const std::string& name) {
+  Batch::Options options;
+  options.caller = name;
+  return options;
+}
+
+// Caller A opens three batches, caller B one, all at one host: the host
+// alternates between the callers, and A's batches share A's turns, so B gets
+// half of the starts, not a quarter.
+TEST(HostSchedulerTest, CallersAtOneHostAreServedRoundRobinBeforeBatches) {
+  HostScheduler scheduler({.max_per_host = 1000, .max_in_flight = 1000});
+  auto a1 = MakeBatch(Caller("alice"));
+  auto a2 = MakeBatch(Caller("alice"));
+  auto a3 = MakeBatch(Caller("alice"));
+  auto b = MakeBatch(Caller("bob"));
+  for (uint32_t i = 0; i < 10; ++i) {
+    for (const auto& batch : {a1, a2, a3}) {
+      scheduler.Enqueue(MakeJob(batch, kHostA, i), kT0);
+    }
+  }
+  for (uint32_t i = 0; i < 10; ++i) {
+    scheduler.Enqueue(MakeJob(b, kHostA, i), kT0);
+  }
+  std::vector<Started> started;
+  for (int i = 0; i < 8; ++i) {
+    std::unique_ptr<FetchJob> job = scheduler.Next(kT0);
+    ASSERT_NE(job, nullptr);
+    started.push_back({job->batch.get(), job->index, job->host_key});
+  }
+  EXPECT_THAT(
+      started,
+      ElementsAre(Started{a1.get(), 0, kHostA}, Started{b.get(), 0, kHostA},
+                  Started{a2.get(), 0, kHostA}, Started{b.get(), 1, kHostA},
+                  Started{a3.get(), 0, kHostA}, Started{b.get(), 2, kHostA},
+                  Started{a1.get(), 1, kHostA}, Started{b.get(), 3, kHostA}));
+}
+
+// With one connection to the host, the caller whose turn it is gets the
+// slot each time it frees up, whichever caller queued more.
+TEST(HostSchedulerTest, CallerFairnessHoldsUnderThePerHostLimit) {
+  HostScheduler scheduler({.max_per_host = 1, .max_in_flight = 1000});
+  auto big = MakeBatch(Caller("alice"));
+  auto small = MakeBatch(Caller("bob"));
+  for (uint32_t i = 0; i < 100; ++i) {
+    scheduler.Enqueue(MakeJob(big, kHostA, i), kT0);
+  }
+  for (uint32_t i = 0; i < 2; ++i) {
+    scheduler.Enqueue(MakeJob(small, kHostA, i), kT0 + absl::Seconds(1));
+  }
+  std::vector<std::string> callers;
+  for (int i = 0; i < 6; ++i) {
+    std::unique_ptr<FetchJob> job = scheduler.Next(kT0 + absl::Seconds(1));
+    ASSERT_NE(job, nullptr);
+    EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(1)), nullptr);
+    callers.push_back(job->batch->caller());
+    scheduler.Release(kHostA);
+  }
+  EXPECT_THAT(callers,
+              ElementsAre("alice", "bob", "alice", "bob", "alice", "alice"));
+}
+
+// A caller whose only batch is blocked (its concurrency slot is taken)
+// doesn't hold the host: the other caller's jobs start.
+TEST(HostSchedulerTest, BlockedCallerIsSkipped) {
+  HostScheduler scheduler({});
+  Batch::Options limited_options = Caller("alice");
+  limited_options.max_concurrency = 1;
+  auto limited = MakeBatch(limited_options);
+  auto other = MakeBatch(Caller("bob"));
+  for (uint32_t i = 0; i < 3; ++i) {
+    scheduler.Enqueue(MakeJob(limited, kHostA, i), kT0);
+    scheduler.Enqueue(MakeJob(other, kHostA, i), kT0);
+  }
+  EXPECT_EQ(DrainStartable(scheduler, kT0),
+            (std::vector<Started>{{limited.get(), 0, kHostA},
+                                  {other.get(), 0, kHostA},
+                                  {other.get(), 1, kHostA},
+                                  {other.get(), 2, kHostA}}));
+  EXPECT_EQ(scheduler.queued(), 2u);
+  EXPECT_EQ(Indices(scheduler.TakeBatch(limited.get())),
+            (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(scheduler.queued(), 0u);
+}
+
 TEST(HostSchedulerTest, HostsAreServedRoundRobin) {
   HostScheduler scheduler({});
   auto batch = MakeBatch();

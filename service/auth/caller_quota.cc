@@ -1,0 +1,62 @@
+#include "service/auth/caller_quota.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace fetchd::auth {
+
+CallerQuotas::Lease::~Lease() { quotas_->EndCall(caller_); }
+
+absl::StatusOr<std::unique_ptr<CallerQuotas::Lease>> CallerQuotas::Admit(
+    const Caller& caller, int64_t n) {
+  const CallerRules& rules = *caller.rules;
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = usage_.try_emplace(caller.name);
+  Usage& usage = it->second;
+  const auto refuse = [&](std::string message) {
+    if (usage.active_calls == 0) usage_.erase(it);
+    return absl::ResourceExhaustedError(std::move(message));
+  };
+  if (rules.max_active_calls > 0 &&
+      usage.active_calls >= static_cast<int64_t>(rules.max_active_calls)) {
+    return refuse(absl::StrCat("caller \"", caller.DisplayName(), "\" has ",
+                               usage.active_calls, " active calls, the limit ",
+                               rules.field, ".max_active_calls"));
+  }
+  // Only this function adds to `pending`, under mu_; others only subtract,
+  // so the check can't be overtaken.
+  const int64_t pending = usage.pending->load(std::memory_order_relaxed);
+  if (rules.max_pending > 0 &&
+      pending + n > static_cast<int64_t>(rules.max_pending)) {
+    return refuse(absl::StrCat("caller \"", caller.DisplayName(), "\" has ",
+                               pending, " requests pending; ", n,
+                               " more would exceed ", rules.field,
+                               ".max_pending (", rules.max_pending, ")"));
+  }
+  usage.pending->fetch_add(n, std::memory_order_relaxed);
+  ++usage.active_calls;
+  return std::unique_ptr<Lease>(new Lease(this, caller.name, usage.pending));
+}
+
+void CallerQuotas::EndCall(const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  auto it = usage_.find(caller);
+  if (it == usage_.end()) return;
+  if (--it->second.active_calls == 0) usage_.erase(it);
+}
+
+size_t CallerQuotas::tracked_callers() const {
+  absl::MutexLock lock(&mu_);
+  return usage_.size();
+}
+
+int64_t CallerQuotas::pending(const std::string& caller) const {
+  absl::MutexLock lock(&mu_);
+  auto it = usage_.find(caller);
+  return it == usage_.end()
+             ? 0
+             : it->second.pending->load(std::memory_order_relaxed);
+}
+
+}  // namespace fetchd::auth
