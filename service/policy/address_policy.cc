@@ -161,8 +161,12 @@ Decision Invalid() { return Decision{false, "invalid host"}; }
 }  // namespace
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
-  // inet_pton needs a NUL-terminated string; no address is longer than 45.
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton needs a NUL-terminated string, so an embedded NUL would cut
+  // the text short ("1::\0junk" read as "1::"); no address is longer than 45.
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
+      text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   const std::string str(text);
   IpAddress addr;
   if (inet_pton(AF_INET, str.c_str(), addr.bytes.data()) == 1) {

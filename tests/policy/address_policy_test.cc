@@ -9,6 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -77,6 +79,18 @@ TEST(IpAddressTest, RejectsNonCanonicalText) {
         ":::", "1.2.3.4/8"}) {
     EXPECT_FALSE(IpAddress::Parse(text).has_value()) << text;
   }
+}
+
+// Found by fuzz/address_fuzzer: inet_pton stopped at the NUL.
+TEST(IpAddressTest, RejectsEmbeddedNul) {
+  using std::string_view_literals::operator""sv;
+  for (std::string_view text :
+       {"1::\0\0\0\0:"sv, "127.0.0.1\0"sv, "10.0.0.1\0.evil.example"sv}) {
+    EXPECT_FALSE(IpAddress::Parse(text).has_value())
+        << absl::CHexEscape(absl::string_view(text.data(), text.size()));
+  }
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0\0/8"sv).ok());
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/8\0"sv).ok());
 }
 
 TEST(CidrTest, ParsesBlocksAndBareAddresses) {
