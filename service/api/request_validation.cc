@@ -93,6 +93,24 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseUrl(
     return code;
   };
   std::string scheme, host, port, normalized;
+  // curl decodes a percent-encoded host after it has normalized the numeric
+  // IPv4 forms, so "http://21307%36/" comes out as "http://213076/", which
+  // parses as http://0.3.64.84/. Parsing curl's URL again gives the fixed
+  // point: the host key and URL the job's own URL would give. Each pass has
+  // its own handle and reads the URL once: libcurl 7.88 percent-encodes the
+  // stored host again on every curl_url_get of CURLUPART_URL ("%25" becomes
+  // "%2525").
+  if (get(CURLUPART_URL, 0, &normalized) != CURLUE_OK) {
+    return Invalid("url", "cannot be normalized");
+  }
+  handle.reset(curl_url());
+  if (handle == nullptr) return absl::InternalError("curl_url failed");
+  rc = curl_url_set(handle.get(), CURLUPART_URL, normalized.c_str(),
+                    CURLU_NON_SUPPORT_SCHEME);
+  if (rc != CURLUE_OK) {
+    return Invalid("url",
+                   absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
+  }
   get(CURLUPART_SCHEME, 0, &scheme);
   scheme = absl::AsciiStrToLower(scheme);
   if (scheme != "http" && scheme != "https") {
