@@ -273,6 +273,13 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
         pattern.name.front() == '.') {
       return false;
     }
+    // CheckHostName reads such a host as an address or as invalid, so the
+    // pattern could never match (an address belongs in deny_cidrs).
+    if (pattern.name.find_first_of("[]:") != std::string::npos ||
+        (!pattern.subdomains && (IpAddress::Parse(pattern.name).has_value() ||
+                                 ParseShorthandV4(pattern.name).has_value()))) {
+      return false;
+    }
     pattern.rule = absl::StrCat(std::string(rule_prefix),
                                 pattern.subdomains ? "*." : "", pattern.name);
     policy.host_patterns_.push_back(std::move(pattern));
@@ -283,7 +290,8 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
       return absl::InvalidArgumentError(
           absl::StrCat("deny_host_patterns[", i, "]: invalid host pattern \"",
                        options.deny_host_patterns[i],
-                       "\": want an exact name or \"*.suffix\""));
+                       "\": want an exact host name (not an IP address) "
+                       "or \"*.suffix\""));
     }
   }
 

@@ -121,8 +121,10 @@ class AddressPolicy {
 
   // Errors (InvalidArgument): an entry of allow_cidrs/deny_cidrs that
   // Cidr::Parse rejects, or a malformed host pattern (empty, "*", a '*'
-  // anywhere but a leading "*."); the message names the option, the index and
-  // the text.
+  // anywhere but a leading "*.", '[', ']' or ':', or an exact name that
+  // CheckHostName reads as an IP address, e.g. "10.0.0.1" or "127.1", which
+  // could never match); the message names the option, the index and the
+  // text.
   static absl::StatusOr<AddressPolicy> Create(const Options& options);
 
   // Whether fetchd may connect to `addr` on `port` (the effective port: 80

@@ -369,6 +369,15 @@ TEST(AddressPolicyTest, CreateRejectsBadOptionsNamingTheEntry) {
       {Opts({}, {}, {"*."}), "invalid host pattern \"*.\""},
       {Opts({}, {}, {"a*.example"}), "invalid host pattern \"a*.example\""},
       {Opts({}, {}, {"*.*.example"}), "invalid host pattern \"*.*.example\""},
+      // Found by fuzz/host_fuzzer: patterns CheckHostName never reads as a
+      // name, so they could never match.
+      {Opts({}, {}, {"["}), "invalid host pattern \"[\""},
+      {Opts({}, {}, {"*.a:b"}), "invalid host pattern \"*.a:b\""},
+      {Opts({}, {}, {"10.0.0.1"}),
+       "invalid host pattern \"10.0.0.1\": want an exact host name (not an "
+       "IP address)"},
+      {Opts({}, {}, {"127.1."}), "invalid host pattern \"127.1.\""},
+      {Opts({}, {}, {"0x7F000001"}), "invalid host pattern \"0x7F000001\""},
   };
   for (const auto& c : kCases) {
     absl::StatusOr<AddressPolicy> policy = AddressPolicy::Create(c.options);
