@@ -275,7 +275,8 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
     }
     // CheckHostName reads such a host as an address or as invalid, so the
     // pattern could never match (an address belongs in deny_cidrs).
-    if (pattern.name.find_first_of("[]:") != std::string::npos ||
+    if (pattern.name.find_first_of("[]:%") != std::string::npos ||
+        pattern.name.find("..") != std::string::npos ||
         (!pattern.subdomains && (IpAddress::Parse(pattern.name).has_value() ||
                                  ParseShorthandV4(pattern.name).has_value()))) {
       return false;
@@ -380,6 +381,13 @@ Decision AddressPolicy::CheckHostName(std::string_view host) const {
     std::optional<IpAddress> addr = ParseV6Literal(name);
     if (!addr.has_value()) return Invalid();
     return CheckAddress(*addr);
+  }
+  // No host name has a '%' (a percent-encoded one, "%31%32%37.0.0.1", is
+  // whatever it decodes to) or an empty label (".localhost" would slip past
+  // "*.localhost", and some resolvers still answer it).
+  if (name.find('%') != std::string::npos || name.front() == '.' ||
+      name.find("..") != std::string::npos) {
+    return Invalid();
   }
   if (std::optional<IpAddress> addr = IpAddress::Parse(name);
       addr.has_value()) {

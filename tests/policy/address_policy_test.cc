@@ -378,6 +378,8 @@ TEST(AddressPolicyTest, CreateRejectsBadOptionsNamingTheEntry) {
        "IP address)"},
       {Opts({}, {}, {"127.1."}), "invalid host pattern \"127.1.\""},
       {Opts({}, {}, {"0x7F000001"}), "invalid host pattern \"0x7F000001\""},
+      {Opts({}, {}, {"*.a%2eb"}), "invalid host pattern \"*.a%2eb\""},
+      {Opts({}, {}, {"a..b"}), "invalid host pattern \"a..b\""},
   };
   for (const auto& c : kCases) {
     absl::StatusOr<AddressPolicy> policy = AddressPolicy::Create(c.options);
@@ -442,6 +444,12 @@ TEST(AddressPolicyTest, HostNames) {
       {"[127.0.0.1]", "invalid host"},
       {"[nonsense]", "invalid host"},
       {"a:b", "invalid host"},
+      // Found by fuzz/host_fuzzer: curl decodes these to 127.0.0.1 and
+      // example.com; only the decoded host is classified.
+      {"%31%32%37.0.0.1", "invalid host"},
+      {"ex%41mple.com", "invalid host"},
+      {".localhost.", "invalid host"},
+      {"a..example.com", "invalid host"},
   };
   for (const auto& c : kCases) {
     const Decision decision = policy.CheckHostName(c.host);
