@@ -20,6 +20,9 @@ targets=("$@")
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x /usr/bin/llvm-symbolizer-14 ]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/bin/llvm-symbolizer-14
+fi
 
 passed=0
 failed=0
