@@ -31,7 +31,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libgrpc++1.51 libgrpc29 libprotobuf32 libcurl4 \
-      libabsl20220623 libspdlog1.10 libfmt9 \
+      libabsl20220623 libspdlog1.10 libfmt9 libssl3 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 fetchd \

@@ -5,13 +5,16 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 10
 GENERATOR  ?= Ninja
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 ARGS       ?=
 BENCH_ARGS ?= --rounds 5
 
-.PHONY: all deps build run test test-asan unit bench format clean
+.PHONY: all deps build run test test-asan test-fuzz fuzz fuzz-build unit bench format clean
 
 all: build
 
@@ -28,10 +31,12 @@ build: deps
 run: build
 	$(BUILD)/service/fetchd $(ARGS)
 
-# Every test, then every test again under ASan+UBSan.
+# Every test, then every test again under ASan+UBSan, then each fuzzer
+# briefly.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug \
@@ -39,6 +44,22 @@ test-asan: deps
 	  -DFETCHD_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (fuzz/), built by clang with ASan+UBSan in their own
+# dir. `make fuzz` runs each for FUZZ_SECONDS, `make test` for
+# FUZZ_TEST_SECONDS, from the seeds in fuzz/corpus/.
+fuzz-build: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G $(GENERATOR) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFETCHD_WERROR=ON \
+	  -DFETCHD_SANITIZE=address,undefined -DFETCHD_BUILD_FUZZ=ON \
+	  -DFETCHD_BUILD_TESTS=OFF -DFETCHD_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test-fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
 # fetchd end to end vs a raw single-thread curl-multi client, interleaved
 # rounds against a local nginx. Not part of `make test`.
@@ -54,4 +75,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

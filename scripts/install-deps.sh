@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config ca-certificates git
+  # fuzz/: clang with libFuzzer and the sanitizer runtimes, and a symbolizer
+  clang libclang-rt-14-dev llvm-14
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev

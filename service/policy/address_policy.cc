@@ -162,8 +162,12 @@ Decision Invalid() { return Decision{false, "invalid host", "invalid-host"}; }
 }  // namespace
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
-  // inet_pton needs a NUL-terminated string; no address is longer than 45.
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton needs a NUL-terminated string, so an embedded NUL would cut
+  // the text short ("1::\0junk" read as "1::"); no address is longer than 45.
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
+      text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   const std::string str(text);
   IpAddress addr;
   if (inet_pton(AF_INET, str.c_str(), addr.bytes.data()) == 1) {
@@ -305,6 +309,14 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
         pattern.name.front() == '.') {
       return std::nullopt;
     }
+    // CheckHostName reads such a host as an address or as invalid, so the
+    // pattern could never match (an address belongs in allow/deny).
+    if (pattern.name.find_first_of("[]:%") != std::string::npos ||
+        pattern.name.find("..") != std::string::npos ||
+        (!pattern.subdomains && (IpAddress::Parse(pattern.name).has_value() ||
+                                 ParseShorthandV4(pattern.name).has_value()))) {
+      return std::nullopt;
+    }
     pattern.rule = absl::StrCat(std::string(rule_prefix),
                                 pattern.subdomains ? "*." : "", pattern.name);
     return pattern;
@@ -318,7 +330,8 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
       if (!pattern.has_value()) {
         return absl::InvalidArgumentError(
             absl::StrCat(option, "[", i, "]: invalid host pattern \"", texts[i],
-                         "\": want an exact name or \"*.suffix\""));
+                         "\": want an exact host name (not an IP address) "
+                         "or \"*.suffix\""));
       }
       out.push_back(*std::move(pattern));
     }
@@ -438,6 +451,13 @@ Decision AddressPolicy::CheckHostName(std::string_view host,
     std::optional<IpAddress> addr = ParseV6Literal(name);
     if (!addr.has_value()) return Invalid();
     return Check(*addr, port);
+  }
+  // No host name has a '%' (a percent-encoded one, "%31%32%37.0.0.1", is
+  // whatever it decodes to) or an empty label (".localhost" would slip past
+  // "*.localhost", and some resolvers still answer it).
+  if (name.find('%') != std::string::npos || name.front() == '.' ||
+      name.find("..") != std::string::npos) {
+    return Invalid();
   }
   if (std::optional<IpAddress> addr = IpAddress::Parse(name);
       addr.has_value()) {

@@ -139,7 +139,10 @@ class AddressPolicy {
 
   // Errors (InvalidArgument): an entry of allow/deny whose CIDR Cidr::Parse
   // rejects or that lists port 0, or a malformed host pattern (empty, "*", a
-  // '*' anywhere but a leading "*."); the message names the option, the index
+  // '*' anywhere but a leading "*.", '[', ']', ':', '%' or an empty label, or
+  // an exact name that CheckHostName reads as an IP address, e.g. "10.0.0.1"
+  // or "127.1", which could never match); the message names the option, the
+  // index
   // and the text.
   static absl::StatusOr<AddressPolicy> Create(const Options& options);
 
@@ -155,8 +158,10 @@ class AddressPolicy {
   // connect to `port`. An IP literal ("10.0.0.1", "[::1]", "[fe80::1%eth0]",
   // and the shorthand IPv4 forms resolvers accept: "127.1", "0x7f000001",
   // "2130706433") is checked as Check(address, port) would. An empty host,
-  // or a bracketed or ':'-containing host that is not an IPv6 literal, is
-  // denied as "invalid host".
+  // a bracketed or ':'-containing host that is not an IPv6 literal, or a
+  // host name with an empty label (".localhost", "a..b") or a '%'
+  // (percent-encoded: pass the decoded host, as curl's CURLUPART_HOST gives
+  // it) is denied as "invalid host".
   Decision CheckHostName(std::string_view host, uint16_t port) const;
 
  private:

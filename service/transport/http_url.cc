@@ -24,8 +24,8 @@ absl::Status Invalid(absl::string_view rule) {
 absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   CurlUrlPtr handle(curl_url());
   if (handle == nullptr) return absl::InternalError("curl_url failed");
-  const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
-                                    CURLU_NON_SUPPORT_SCHEME);
+  CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
+                              CURLU_NON_SUPPORT_SCHEME);
   if (rc != CURLUE_OK) {
     return Invalid(absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
   }
@@ -39,6 +39,23 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
     }
     return code;
   };
+  // curl decodes a percent-encoded host after it has normalized the numeric
+  // IPv4 forms, so "http://21307%36/" comes out as "http://213076/", which
+  // parses as http://0.3.64.84/. Parsing curl's URL again gives the fixed
+  // point: what curl will connect to. Each pass has its own handle and
+  // reads the URL once: libcurl 7.88 percent-encodes the stored host again
+  // on every read of CURLUPART_URL ("%25" becomes "%2525").
+  std::string first_pass;
+  if (get(CURLUPART_URL, 0, &first_pass) != CURLUE_OK) {
+    return Invalid("cannot be normalized");
+  }
+  handle.reset(curl_url());
+  if (handle == nullptr) return absl::InternalError("curl_url failed");
+  rc = curl_url_set(handle.get(), CURLUPART_URL, first_pass.c_str(),
+                    CURLU_NON_SUPPORT_SCHEME);
+  if (rc != CURLUE_OK) {
+    return Invalid(absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
+  }
   HttpUrl parsed;
   get(CURLUPART_SCHEME, 0, &parsed.scheme);
   parsed.scheme = absl::AsciiStrToLower(parsed.scheme);

@@ -133,9 +133,12 @@ TEST_F(CallerAuthServiceTest, CertificateSanIsTheCallerForAllowedHosts) {
   harness_.client_options() = TlsClient("alice");
   ASSERT_NO_FATAL_FAILURE(harness_.Start());
 
-  // localhost is not on alice's list; 127.0.0.1 is. The batch runs on.
-  const std::string denied_url =
-      "http://localhost:" + std::to_string(http_.port()) + "/ok";
+  // 127.0.0.2 is not on alice's list; 127.0.0.1 is. The batch runs on.
+  TestHttpServerOptions other_options;
+  other_options.host = "127.0.0.2";
+  TestHttpServer other(other_options);
+  ASSERT_TRUE(other.Start().ok());
+  const std::string denied_url = other.Url("/ok");
   fetch::v1::BatchRequest batch;
   AddUrl(&batch, http_.Url("/ok"));
   AddUrl(&batch, denied_url);
@@ -146,7 +149,7 @@ TEST_F(CallerAuthServiceTest, CertificateSanIsTheCallerForAllowedHosts) {
   EXPECT_EQ(results[1].error(), fetch::v1::ERROR_KIND_DENIED);
   EXPECT_EQ(results[1].id(), "r1");
   EXPECT_EQ(results[1].error_message(),
-            "caller \"alice\" may not fetch host \"localhost\": not in "
+            "caller \"alice\" may not fetch host \"127.0.0.2\": not in "
             "auth.callers[0].allowed_hosts");
   EXPECT_EQ(http_.RequestCount("/ok"), 1);
 

@@ -111,6 +111,34 @@ TEST_F(RequestValidationTest, ValidUrlsAreNormalizedAndKeyedByOrigin) {
   }
 }
 
+// Found by fuzz/url_fuzzer: curl decodes a percent-encoded host after it
+// normalizes numeric IPv4 forms, so one pass left "213076" (0.3.64.84) as a
+// name, and the job's own URL gave another host key.
+TEST_F(RequestValidationTest, PercentEncodedNumericHostsAreNormalized) {
+  const struct {
+    std::string url;
+    std::string normalized;
+    std::string host_key;
+  } kCases[] = {
+      {"http://13421772%38/", "http://8.0.0.0/", "http://8.0.0.0:80"},
+      {"http://%31%32%37.1:8080/x", "http://127.0.0.1:8080/x",
+       "http://127.0.0.1:8080"},
+      {"https://ex%41mple.com/", "https://exAmple.com/",
+       "https://example.com:443"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.url);
+    std::unique_ptr<core::FetchJob> job = MustBuild(Url(c.url));
+    ASSERT_NE(job, nullptr);
+    EXPECT_EQ(job->url, c.normalized);
+    EXPECT_EQ(job->host_key, c.host_key);
+    std::unique_ptr<core::FetchJob> again = MustBuild(Url(job->url));
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->url, job->url);
+    EXPECT_EQ(again->host_key, job->host_key);
+  }
+}
+
 TEST_F(RequestValidationTest, InvalidUrlsAreRejectedWithTheReason) {
   const struct {
     std::string url;

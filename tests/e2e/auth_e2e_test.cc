@@ -91,16 +91,16 @@ TEST_F(AuthE2eTest, CertificateIdentifiesTheCallerAndBadTokenIsRefused) {
   EXPECT_EQ(http_.RequestCount("/ok"), 0);
 
   // The certificate (SAN alice) authenticates: alice's rules apply, so
-  // localhost, off her list, is a DENIED result, and the other URL runs.
+  // 127.0.0.2, off her list, is a DENIED result, and the other URL runs.
   const std::string denied_url =
-      absl::StrCat("http://localhost:", http_.port(), "/ok");
+      absl::StrCat("http://127.0.0.2:", http_.port(), "/ok");
   const ExitInfo denied =
       Fetchctl(WithCert({"get", http_.Url("/ok"), denied_url}));
   EXPECT_EQ(denied.exit_code, 1) << Describe(denied);
   EXPECT_THAT(denied.stdout_text, HasSubstr("ERROR_KIND_DENIED"));
   EXPECT_THAT(denied.stdout_text,
               HasSubstr("caller \\\"alice\\\" may not fetch host "
-                        "\\\"localhost\\\""));
+                        "\\\"127.0.0.2\\\""));
   EXPECT_EQ(http_.RequestCount("/ok"), 1);
   // With her token (from a file) too.
   const ExitInfo with_token = Fetchctl(

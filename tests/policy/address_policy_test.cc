@@ -9,6 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -78,6 +80,18 @@ TEST(IpAddressTest, RejectsNonCanonicalText) {
         ":::", "1.2.3.4/8"}) {
     EXPECT_FALSE(IpAddress::Parse(text).has_value()) << text;
   }
+}
+
+// Found by fuzz/address_fuzzer: inet_pton stopped at the NUL.
+TEST(IpAddressTest, RejectsEmbeddedNul) {
+  using std::string_view_literals::operator""sv;
+  for (std::string_view text :
+       {"1::\0\0\0\0:"sv, "127.0.0.1\0"sv, "10.0.0.1\0.evil.example"sv}) {
+    EXPECT_FALSE(IpAddress::Parse(text).has_value())
+        << absl::CHexEscape(absl::string_view(text.data(), text.size()));
+  }
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0\0/8"sv).ok());
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/8\0"sv).ok());
 }
 
 TEST(CidrTest, ParsesBlocksAndBareAddresses) {
@@ -356,6 +370,17 @@ TEST(AddressPolicyTest, CreateRejectsBadOptionsNamingTheEntry) {
       {Opts({}, {}, {"*."}), "invalid host pattern \"*.\""},
       {Opts({}, {}, {"a*.example"}), "invalid host pattern \"a*.example\""},
       {Opts({}, {}, {"*.*.example"}), "invalid host pattern \"*.*.example\""},
+      // Found by fuzz/host_fuzzer: patterns CheckHostName never reads as a
+      // name, so they could never match.
+      {Opts({}, {}, {"["}), "invalid host pattern \"[\""},
+      {Opts({}, {}, {"*.a:b"}), "invalid host pattern \"*.a:b\""},
+      {Opts({}, {}, {"10.0.0.1"}),
+       "invalid host pattern \"10.0.0.1\": want an exact host name (not an "
+       "IP address)"},
+      {Opts({}, {}, {"127.1."}), "invalid host pattern \"127.1.\""},
+      {Opts({}, {}, {"0x7F000001"}), "invalid host pattern \"0x7F000001\""},
+      {Opts({}, {}, {"*.a%2eb"}), "invalid host pattern \"*.a%2eb\""},
+      {Opts({}, {}, {"a..b"}), "invalid host pattern \"a..b\""},
   };
   for (const auto& c : kCases) {
     absl::StatusOr<AddressPolicy> policy = AddressPolicy::Create(c.options);
@@ -420,6 +445,12 @@ TEST(AddressPolicyTest, HostNames) {
       {"[127.0.0.1]", "invalid host"},
       {"[nonsense]", "invalid host"},
       {"a:b", "invalid host"},
+      // Found by fuzz/host_fuzzer: curl decodes these to 127.0.0.1 and
+      // example.com; only the decoded host is classified.
+      {"%31%32%37.0.0.1", "invalid host"},
+      {"ex%41mple.com", "invalid host"},
+      {".localhost.", "invalid host"},
+      {"a..example.com", "invalid host"},
   };
   for (const auto& c : kCases) {
     const Decision decision = policy.CheckHostName(c.host, 80);
