@@ -12,7 +12,8 @@ absl::StatusOr<std::unique_ptr<CallerQuotas::Lease>> CallerQuotas::Admit(
     const Caller& caller, int64_t n) {
   const CallerRules& rules = *caller.rules;
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = usage_.try_emplace(caller.name);
+  // Not a structured binding: clang 14 (the fuzz build) can't capture one.
+  const auto it = usage_.try_emplace(caller.name).first;
   Usage& usage = it->second;
   const auto refuse = [&](std::string message) {
     if (usage.active_calls == 0) usage_.erase(it);
