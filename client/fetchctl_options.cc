@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -51,12 +52,20 @@ enum LongOnlyFlag : int {
   kServerKey,
   kTlsServerName,
   kTokenFile,
+  kCacert,
+  kCert,
+  kKey,
+  kProxyUser,
+  kHttp11,
+  kHttp2,
+  kResolve,
+  kNoCookies,
 };
 
 // With a leading '-', non-option arguments come back in order as value 1
 // (whatever POSIXLY_CORRECT says), so flags may follow the command and URLs;
 // with ':' next, a missing value is reported as ':' rather than '?'.
-constexpr char kShortFlags[] = "-:X:H:d:f:Lqh";
+constexpr char kShortFlags[] = "-:X:H:d:f:Lqhkx:b:";
 
 constexpr option kLongFlags[] = {
     {"server", required_argument, nullptr, kServer},
@@ -87,6 +96,17 @@ constexpr option kLongFlags[] = {
     {"quiet", no_argument, nullptr, 'q'},
     {"progress", no_argument, nullptr, kProgress},
     {"no-progress", no_argument, nullptr, kNoProgress},
+    {"cacert", required_argument, nullptr, kCacert},
+    {"cert", required_argument, nullptr, kCert},
+    {"key", required_argument, nullptr, kKey},
+    {"insecure", no_argument, nullptr, 'k'},
+    {"proxy", required_argument, nullptr, 'x'},
+    {"proxy-user", required_argument, nullptr, kProxyUser},
+    {"http1.1", no_argument, nullptr, kHttp11},
+    {"http2", no_argument, nullptr, kHttp2},
+    {"resolve", required_argument, nullptr, kResolve},
+    {"cookie", required_argument, nullptr, 'b'},
+    {"no-cookies", no_argument, nullptr, kNoCookies},
     {"help", no_argument, nullptr, 'h'},
     {nullptr, 0, nullptr, 0},
 };
@@ -406,6 +426,70 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
       case kFail:
         defaults.set_fail_on_http_error(true);
         break;
+      case kCacert:
+      case kCert:
+      case kKey: {
+        absl::StatusOr<std::string> pem = ReadPem(flag, optarg);
+        if (!pem.ok()) return pem.status();
+        fetch::v1::TlsOptions* tls = defaults.mutable_tls();
+        if (flag == kCacert) tls->set_ca_pem(*std::move(pem));
+        if (flag == kCert) tls->set_client_cert_pem(*std::move(pem));
+        if (flag == kKey) tls->set_client_key_pem(*std::move(pem));
+        break;
+      }
+      case 'k':
+        defaults.mutable_tls()->set_verify(false);
+        break;
+      case 'x':
+        defaults.mutable_proxy()->set_url(optarg);
+        break;
+      case kProxyUser: {
+        const absl::string_view text(optarg);
+        const size_t colon = text.find(':');
+        if (colon == absl::string_view::npos) {
+          return FlagError(flag, "want USER:PASSWORD");
+        }
+        defaults.mutable_proxy()->set_username(
+            std::string(text.substr(0, colon)));
+        defaults.mutable_proxy()->set_password(
+            std::string(text.substr(colon + 1)));
+        break;
+      }
+      case kHttp11:
+        defaults.set_http_version(fetch::v1::HTTP_VERSION_1_1);
+        break;
+      case kHttp2:
+        defaults.set_http_version(fetch::v1::HTTP_VERSION_2);
+        break;
+      case kResolve: {
+        // HOST:PORT:ADDRESS, as curl --resolve; ADDRESS may be [IPv6].
+        const std::vector<std::string> parts =
+            absl::StrSplit(optarg, absl::MaxSplits(':', 2));
+        uint32_t port = 0;
+        if (parts.size() != 3 || parts[0].empty() || parts[2].empty() ||
+            !absl::SimpleAtoi(parts[1], &port) || port > 65535) {
+          return FlagError(flag, "want HOST:PORT:ADDRESS");
+        }
+        fetch::v1::ResolveOverride* pin = defaults.add_resolve();
+        pin->set_host(parts[0]);
+        pin->set_port(port);
+        pin->set_address(parts[2]);
+        break;
+      }
+      case 'b': {
+        const absl::string_view text(optarg);
+        const size_t equals = text.find('=');
+        if (equals == absl::string_view::npos || equals == 0) {
+          return FlagError(flag, "want NAME=VALUE");
+        }
+        fetch::v1::Cookie* cookie = options.batch_template.add_cookies();
+        cookie->set_name(std::string(text.substr(0, equals)));
+        cookie->set_value(std::string(text.substr(equals + 1)));
+        break;
+      }
+      case kNoCookies:
+        options.batch_template.set_cookie_jar(false);
+        break;
       case kMaxConcurrency: {
         absl::StatusOr<uint32_t> concurrency = ParseCount<uint32_t>(
             flag, optarg, std::numeric_limits<uint32_t>::max());
@@ -554,6 +638,19 @@ Request options:
   -H, --header "NAME: VALUE"   add a request header (repeatable, order kept)
   -d, --data DATA              request body; @FILE sends the contents of FILE;
                                implies POST unless -X is given
+      --cacert FILE            trust the PEM CA(s) in FILE for the target
+      --cert FILE, --key FILE  PEM client certificate and key for the target
+  -k, --insecure               don't verify the target's certificate (only
+                               if fetchd allows it)
+  -x, --proxy URL              proxy: http://, https://, socks5://, socks5h://
+      --proxy-user USER:PASS   proxy credentials
+      --http1.1, --http2       HTTP version preference (default: HTTP/2 over
+                               TLS when offered)
+      --resolve HOST:PORT:ADDR connect to ADDR for HOST:PORT (still checked
+                               by fetchd's destination policy)
+  -b, --cookie NAME=VALUE      a cookie sent with every request (repeatable)
+      --no-cookies             no cookie jar: cookies set by responses are
+                               not sent on later requests
       --timeout SECONDS        whole transfer, per attempt (decimals allowed)
       --connect-timeout SECONDS
                                connection establishment, per attempt

@@ -177,6 +177,10 @@ int Run(const config::ValueMap& env) {
   pool_options.observer = metrics->get();
   pool_options.policy =
       std::make_shared<const policy::AddressPolicy>(*std::move(address_policy));
+  pool_options.settings =
+      transport::WorkerPool::SettingsFromConfig(config->transport());
+  pool_options.max_cached_connections =
+      static_cast<int>(config->transport().max_cached_connections());
   pool_options.workers = static_cast<int>(config->workers());
   pool_options.max_per_host = static_cast<int>(config->limits().max_per_host());
   pool_options.max_in_flight =

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/security/auth_context.h"
 #include "service/core/batch.h"
+#include "service/transport/cookie_jar.h"
 
 namespace fetchd::api {
 namespace {
@@ -552,6 +553,17 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   if (absl::Status s = validator_.ValidateBatch(*request); !s.ok()) {
     return reject(ToGrpc(s));
   }
+  // One cookie jar per batch, unless turned off.
+  std::shared_ptr<transport::CookieJar> jar;
+  if (!request->has_cookie_jar() || request->cookie_jar()) {
+    absl::StatusOr<std::shared_ptr<transport::CookieJar>> created =
+        transport::CookieJar::Create(request->cookies(), "cookies");
+    if (!created.ok()) return reject(ToGrpc(created.status()));
+    jar = *std::move(created);
+  } else if (request->cookies_size() > 0) {
+    return reject(ToGrpc(absl::InvalidArgumentError(
+        "cookies: given while cookie_jar is false")));
+  }
   const int64_t n = request->requests_size();
   std::unique_ptr<Lease> lease;
   if (grpc::Status s = Admit(context, kMethod, n, *caller, &lease); !s.ok()) {
@@ -600,6 +612,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
     (*job)->batch = call;
     (*job)->admitted_at = started;
     (*job)->caller_host_check = hop_check;
+    (*job)->cookie_jar = jar;
     jobs.push_back(*std::move(job));
   }
   call->Flush();  // the invalid items' results
@@ -650,6 +663,10 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
     (*job)->batch = call;
     (*job)->admitted_at = started;
     (*job)->caller_host_check = HopCheck(*caller);
+    // A single request still keeps the cookies its redirect hops set.
+    absl::StatusOr<std::shared_ptr<transport::CookieJar>> jar =
+        transport::CookieJar::Create({}, "cookies");
+    if (jar.ok()) (*job)->cookie_jar = *std::move(jar);
     std::vector<std::unique_ptr<core::FetchJob>> jobs;
     jobs.push_back(*std::move(job));
     fetcher_->Submit(std::move(jobs));

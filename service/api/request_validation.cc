@@ -287,6 +287,92 @@ FetchRequest RequestValidator::EffectiveDefaults(
   return effective;
 }
 
+absl::Status RequestValidator::ApplyConnectionOptions(
+    const FetchRequest& r, const transport::HttpUrl& url,
+    core::FetchJob* job) const {
+  const fetch::v1::TlsOptions& tls = r.tls();
+  for (const auto& [name, pem] :
+       {std::pair<absl::string_view, const std::string&>{"ca_pem",
+                                                         tls.ca_pem()},
+        {"client_cert_pem", tls.client_cert_pem()},
+        {"client_key_pem", tls.client_key_pem()}}) {
+    if (pem.size() > bounds_.max_pem_bytes()) {
+      return Invalid(absl::StrCat("tls.", name),
+                     absl::StrCat(pem.size(), " bytes exceed the limit of ",
+                                  bounds_.max_pem_bytes(),
+                                  " (request_bounds.max_pem_bytes)"));
+    }
+  }
+  if (tls.client_cert_pem().empty() != tls.client_key_pem().empty()) {
+    return Invalid("tls", "client_cert_pem and client_key_pem go together");
+  }
+  if (tls.has_verify() && !tls.verify() && !bounds_.allow_insecure_tls()) {
+    return Invalid("tls.verify",
+                   "false is not allowed by the server "
+                   "(request_bounds.allow_insecure_tls)");
+  }
+  job->tls_ca_pem = tls.ca_pem();
+  job->tls_client_cert_pem = tls.client_cert_pem();
+  job->tls_client_key_pem = tls.client_key_pem();
+  job->tls_verify = !tls.has_verify() || tls.verify();
+
+  const fetch::v1::ProxyOptions& proxy = r.proxy();
+  if (!proxy.url().empty()) {
+    if (absl::Status s = transport::CheckProxyUrl(proxy.url(), "proxy.url");
+        !s.ok()) {
+      return s;
+    }
+  } else if (!proxy.username().empty() || !proxy.password().empty()) {
+    return Invalid("proxy", "credentials without a url");
+  }
+  job->proxy_url = proxy.url();
+  job->proxy_username = proxy.username();
+  job->proxy_password = proxy.password();
+
+  if (!fetch::v1::HttpVersion_IsValid(r.http_version())) {
+    return Invalid("http_version",
+                   absl::StrCat("unknown value ", r.http_version()));
+  }
+  job->http_version = r.http_version();
+
+  for (int i = 0; i < r.resolve_size(); ++i) {
+    const fetch::v1::ResolveOverride& pin = r.resolve(i);
+    const std::string field = absl::StrCat("resolve[", i, "]");
+    if (pin.host().empty() ||
+        pin.host().find_first_of(":[] /") != std::string::npos) {
+      return Invalid(field + ".host", "must be a host name");
+    }
+    if (pin.port() > 65535) {
+      return Invalid(field + ".port", "must be 0 (any) or a port");
+    }
+    std::string address = pin.address();
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+      address = address.substr(1, address.size() - 2);
+    }
+    const std::optional<policy::IpAddress> ip =
+        policy::IpAddress::Parse(address);
+    if (!ip.has_value()) {
+      return Invalid(field + ".address", "must be an IP address literal");
+    }
+    const uint16_t port =
+        pin.port() != 0 ? static_cast<uint16_t>(pin.port()) : url.port;
+    if (policy_.has_value()) {
+      if (const policy::Decision d = policy_->Check(*ip, port); !d.allowed) {
+        return PolicyDenied(
+            absl::StrCat(field, ": address ", ip->ToString(),
+                         " denied by policy (rule: ", d.rule, ")"),
+            d.category);
+      }
+    }
+    job->connect_to.push_back(absl::StrCat(
+        absl::AsciiStrToLower(pin.host()), ":",
+        pin.port() != 0 ? absl::StrCat(pin.port()) : "", ":",
+        ip->is_v4() ? ip->ToString() : absl::StrCat("[", ip->ToString(), "]"),
+        ":"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
     const FetchRequest& base, const FetchRequest& request,
     uint32_t index) const {
@@ -371,6 +457,10 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
   job->max_body_bytes = effective.max_body_bytes();
   job->fail_on_http_error = effective.fail_on_http_error();
   job->max_response_header_bytes = bounds_.max_response_header_bytes();
+  if (absl::Status s = ApplyConnectionOptions(effective, *url, job.get());
+      !s.ok()) {
+    return s;
+  }
   return job;
 }
 

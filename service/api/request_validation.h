@@ -29,6 +29,7 @@
 #include "fetch/v1/fetch.pb.h"
 #include "service/core/fetch_job.h"
 #include "service/policy/address_policy.h"
+#include "service/transport/http_url.h"
 
 namespace fetchd::api {
 
@@ -59,6 +60,11 @@ class RequestValidator {
  private:
   absl::Status CheckOptions(const fetch::v1::FetchRequest& request,
                             const std::string& prefix) const;
+  // TLS, proxy, HTTP version and resolve pins of the merged request `r`
+  // (whose URL is `url`) into `job`.
+  absl::Status ApplyConnectionOptions(const fetch::v1::FetchRequest& r,
+                                      const transport::HttpUrl& url,
+                                      core::FetchJob* job) const;
 
   const fetch::v1::RequestBounds bounds_;
   // Set when config.policy is valid; policy_status_ says why not otherwise.

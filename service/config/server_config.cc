@@ -15,6 +15,7 @@
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
 #include "service/policy/policy_config.h"
+#include "service/transport/http_url.h"
 
 namespace fetchd::config {
 namespace {
@@ -61,6 +62,62 @@ absl::Status CheckGrpcMillis(absl::string_view field,
 
 // metrics: listen is host:port with a numeric port (0 picks one); the access
 // log rate is a probability; host label names are plain, and few.
+// A duration from 0 (if `zero_allowed`, else 1 ms) to `max`.
+absl::Status CheckDurationRange(absl::string_view field,
+                                const google::protobuf::Duration& d,
+                                bool zero_allowed, absl::Duration max) {
+  if (!IsValidProtoDuration(d)) return Invalid(field, "not a valid duration");
+  const absl::Duration value = FromProto(d);
+  if (zero_allowed && value == absl::ZeroDuration()) return absl::OkStatus();
+  if (value < absl::Milliseconds(1) || value > max) {
+    return Invalid(field,
+                   absl::StrCat("must be between ", zero_allowed ? "0" : "1ms",
+                                " and ", absl::FormatDuration(max), ", got ",
+                                absl::FormatDuration(value)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTransport(const fetch::v1::Transport& t) {
+  for (absl::Status s : {
+           CheckDurationRange("transport.dns_cache_ttl", t.dns_cache_ttl(),
+                              /*zero_allowed=*/true, absl::Hours(24)),
+           CheckDurationRange("transport.happy_eyeballs_delay",
+                              t.happy_eyeballs_delay(), /*zero_allowed=*/true,
+                              absl::Seconds(10)),
+           CheckDurationRange("transport.idle_connection_timeout",
+                              t.idle_connection_timeout(),
+                              /*zero_allowed=*/false, absl::Hours(24)),
+           CheckDurationRange("transport.max_connection_lifetime",
+                              t.max_connection_lifetime(),
+                              /*zero_allowed=*/true, absl::Hours(24 * 7)),
+           CheckRange("transport.max_cached_connections",
+                      t.max_cached_connections(), 0, 100000),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (t.ip_version() != "any" && t.ip_version() != "ipv4" &&
+      t.ip_version() != "ipv6") {
+    return Invalid("transport.ip_version",
+                   absl::StrCat("must be any, ipv4 or ipv6, got \"",
+                                t.ip_version(), "\""));
+  }
+  if (!t.proxy().url().empty()) {
+    if (absl::Status s =
+            transport::CheckProxyUrl(t.proxy().url(), "transport.proxy.url");
+        !s.ok()) {
+      return s;
+    }
+  } else if (!t.proxy().username().empty() || !t.proxy().password().empty()) {
+    return Invalid("transport.proxy", "credentials without a url");
+  }
+  if (t.use_env_proxy() && !t.proxy().url().empty()) {
+    return Invalid("transport.use_env_proxy",
+                   "can't be combined with transport.proxy.url");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckMetrics(const fetch::v1::Metrics& m) {
   constexpr int kMaxHostLabels = 100;
   const std::string& listen = m.listen();
@@ -155,6 +212,18 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   b->set_max_request_body_bytes(16 << 20);
   b->set_max_header_bytes(64 << 10);
   b->set_max_response_header_bytes(256 << 10);
+
+  b->set_allow_insecure_tls(false);
+  b->set_max_pem_bytes(64 << 10);
+
+  auto* t = c.mutable_transport();
+  *t->mutable_dns_cache_ttl() = TimeUtil::SecondsToDuration(60);
+  *t->mutable_happy_eyeballs_delay() = TimeUtil::MillisecondsToDuration(200);
+  t->set_ip_version("any");
+  *t->mutable_idle_connection_timeout() = TimeUtil::SecondsToDuration(118);
+  t->clear_max_connection_lifetime();  // no limit
+  t->set_max_cached_connections(0);    // one per in-flight transfer
+  t->set_use_env_proxy(false);
 
   c.mutable_policy()->set_deny_special_ranges(true);
   return c;
@@ -267,6 +336,12 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                       INT32_MAX),
        }) {
     if (!s.ok()) return s;
+  }
+  if (absl::Status s = CheckTransport(c.transport()); !s.ok()) return s;
+  if (absl::Status s = CheckRange("request_bounds.max_pem_bytes",
+                                  b.max_pem_bytes(), 0, 16 << 20);
+      !s.ok()) {
+    return s;
   }
   if (absl::StatusOr<policy::AddressPolicy> p =
           policy::AddressPolicyFromConfig(c.policy());

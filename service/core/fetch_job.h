@@ -17,6 +17,10 @@
 #include "service/core/batch.h"
 #include "service/core/retry_policy.h"
 
+namespace fetchd::transport {
+class CookieJar;  // transport/cookie_jar.h: opaque here
+}  // namespace fetchd::transport
+
 namespace fetchd::core {
 
 // A followed redirect: the URL that answered with a 3xx, and the status.
@@ -51,6 +55,23 @@ struct FetchJob {
   uint32_t max_redirects = 10;
   uint64_t max_body_bytes = 2 << 20;
   bool fail_on_http_error = false;
+  // TLS to the target (fetch.v1.TlsOptions); empty PEMs: system store, no
+  // client certificate.
+  std::string tls_ca_pem;
+  std::string tls_client_cert_pem;
+  std::string tls_client_key_pem;
+  bool tls_verify = true;
+  // Empty url: the server's proxy, if any.
+  std::string proxy_url;
+  std::string proxy_username;
+  std::string proxy_password;
+  // fetch::v1::HttpVersion.
+  int http_version = 0;
+  // curl CONNECT_TO entries, "host:port:address:" (ResolveOverride).
+  std::vector<std::string> connect_to;
+  // The batch's cookie jar; null: no cookies kept.
+  std::shared_ptr<transport::CookieJar> cookie_jar;
+
   // Bytes of one response's headers; more ends the request (PROTOCOL).
   uint32_t max_response_header_bytes = 256 << 10;
 
@@ -78,6 +99,8 @@ struct FetchJob {
   std::vector<RedirectHop> redirect_history;
   // Time spent in the hops before the current one.
   absl::Duration redirect_time;
+  // Set-Cookie values received so far (every attempt and hop).
+  std::vector<std::string> set_cookies;
   // The next start continues the current attempt at a redirect target, so
   // it is not counted as a new attempt.
   bool redirect_pending = false;

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "service/transport/cookie_jar.h"
 
 namespace fetchd::transport {
 namespace {
@@ -116,11 +117,13 @@ std::string_view Trim(std::string_view s) {
 }  // namespace
 
 Transfer::Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-                   const Clock* clock, const policy::AddressPolicy* policy)
+                   const Clock* clock, const policy::AddressPolicy* policy,
+                   const TransferSettings* settings)
     : job_(std::move(job)),
       easy_(std::move(easy)),
       clock_(clock),
-      policy_(policy) {}
+      policy_(policy),
+      settings_(settings) {}
 
 absl::Status Transfer::Start(absl::Time now) {
   const core::FetchJob& job = *job_;
@@ -161,8 +164,6 @@ absl::Status Transfer::Start(absl::Time now) {
       .Set(CURLOPT_ERRORBUFFER, error_buffer_)
       .Set(CURLOPT_PROTOCOLS_STR, "http,https")
       .Set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-      // Proxies only when configured, never from the environment.
-      .Set(CURLOPT_PROXY, "")
       // Redirects are followed by the worker, one hop at a time, so that
       // each hop's method, credentials and destination are decided by
       // fetchd (curl_worker.cc).
@@ -195,7 +196,106 @@ absl::Status Transfer::Start(absl::Time now) {
     if (job.method != "POST")
       opts.Set(CURLOPT_CUSTOMREQUEST, job.method.c_str());
   }
-  return opts.status();
+  if (absl::Status status = opts.status(); !status.ok()) return status;
+  return ApplyConnectionOptions();
+}
+
+absl::Status Transfer::ApplyConnectionOptions() {
+  static const TransferSettings kDefaults;
+  const TransferSettings& settings =
+      settings_ != nullptr ? *settings_ : kDefaults;
+  const core::FetchJob& job = *job_;
+  CURL* easy = easy_.get();
+  Options opts(easy);
+  const auto seconds = [](absl::Duration d) {
+    return static_cast<long>(absl::ToInt64Seconds(d));  // NOLINT
+  };
+  opts.Set(CURLOPT_DNS_CACHE_TIMEOUT, seconds(settings.dns_cache_ttl))
+      .Set(CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS,
+           static_cast<long>(  // NOLINT(google-runtime-int)
+               absl::ToInt64Milliseconds(settings.happy_eyeballs_delay)))
+      .Set(CURLOPT_IPRESOLVE, settings.ip_resolve)
+      .Set(CURLOPT_MAXAGE_CONN,
+           std::max(1L, seconds(settings.idle_connection_timeout)))
+      .Set(CURLOPT_MAXLIFETIME_CONN, seconds(settings.max_connection_lifetime));
+
+  // TLS to the target. Blobs are copied by curl.
+  const auto blob = [](const std::string& pem) {
+    curl_blob b;
+    b.data = const_cast<char*>(pem.data());
+    b.len = pem.size();
+    b.flags = CURL_BLOB_COPY;
+    return b;
+  };
+  if (!job.tls_ca_pem.empty()) {
+    curl_blob ca = blob(job.tls_ca_pem);
+    opts.Set(CURLOPT_CAINFO_BLOB, &ca);
+  }
+  if (!job.tls_client_cert_pem.empty()) {
+    curl_blob cert = blob(job.tls_client_cert_pem);
+    curl_blob key = blob(job.tls_client_key_pem);
+    opts.Set(CURLOPT_SSLCERTTYPE, "PEM")
+        .Set(CURLOPT_SSLCERT_BLOB, &cert)
+        .Set(CURLOPT_SSLKEYTYPE, "PEM")
+        .Set(CURLOPT_SSLKEY_BLOB, &key);
+  }
+  if (!job.tls_verify) {
+    opts.Set(CURLOPT_SSL_VERIFYPEER, 0L).Set(CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+
+  // Proxy: the request's, else the server's; the environment only when the
+  // server opts in (an empty CURLOPT_PROXY makes curl ignore it).
+  const bool own_proxy = !job.proxy_url.empty();
+  const std::string& proxy = own_proxy ? job.proxy_url : settings.proxy_url;
+  if (!proxy.empty()) {
+    const std::string& user =
+        own_proxy ? job.proxy_username : settings.proxy_username;
+    const std::string& password =
+        own_proxy ? job.proxy_password : settings.proxy_password;
+    opts.Set(CURLOPT_PROXY, proxy.c_str());
+    if (!user.empty() || !password.empty()) {
+      opts.Set(CURLOPT_PROXYUSERNAME, user.c_str())
+          .Set(CURLOPT_PROXYPASSWORD, password.c_str());
+    }
+  } else if (!settings.use_env_proxy) {
+    opts.Set(CURLOPT_PROXY, "");
+  }
+
+  // HTTP version. Over TLS, wait for a connection that may multiplex
+  // (HTTP/2) rather than opening one per concurrent request.
+  const bool https = job.url.rfind("https:", 0) == 0;
+  switch (job.http_version) {
+    case fetch::v1::HTTP_VERSION_1_1:
+      opts.Set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+      break;
+    case fetch::v1::HTTP_VERSION_2:
+      opts.Set(CURLOPT_HTTP_VERSION, https
+                                         ? CURL_HTTP_VERSION_2TLS
+                                         : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+          .Set(CURLOPT_PIPEWAIT, 1L);
+      break;
+    default:
+      opts.Set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+      if (https) opts.Set(CURLOPT_PIPEWAIT, 1L);
+      break;
+  }
+
+  if (!job.connect_to.empty()) {
+    curl_slist* list = nullptr;
+    for (const std::string& entry : job.connect_to) {
+      curl_slist* next = curl_slist_append(list, entry.c_str());
+      if (next == nullptr) {
+        curl_slist_free_all(list);
+        return absl::ResourceExhaustedError("curl_slist_append failed");
+      }
+      list = next;
+    }
+    connect_to_.reset(list);
+    opts.Set(CURLOPT_CONNECT_TO, connect_to_.get());
+  }
+  if (absl::Status status = opts.status(); !status.ok()) return status;
+  if (job.cookie_jar != nullptr) return job.cookie_jar->Attach(easy);
+  return absl::OkStatus();
 }
 
 absl::Time Transfer::IdleDeadline() const {
@@ -237,6 +337,9 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   fetch::v1::Header* header = t->result_.add_headers();
   header->set_name(std::string(Trim(line.substr(0, colon))));
   header->set_value(std::string(Trim(line.substr(colon + 1))));
+  if (absl::EqualsIgnoreCase(header->name(), "set-cookie")) {
+    t->job_->set_cookies.push_back(header->value());
+  }
   // Size the body once instead of growing it chunk by chunk. Only a hint:
   // the cap is enforced on the bytes that arrive (decoded).
   uint64_t length = 0;

@@ -25,6 +25,24 @@
 
 namespace fetchd::transport {
 
+// Server-wide connection settings every transfer applies
+// (fetch.v1.Transport).
+struct TransferSettings {
+  absl::Duration dns_cache_ttl = absl::Seconds(60);
+  absl::Duration happy_eyeballs_delay = absl::Milliseconds(200);
+  // CURL_IPRESOLVE_WHATEVER, _V4 or _V6.
+  long ip_resolve = CURL_IPRESOLVE_WHATEVER;  // NOLINT(google-runtime-int)
+  absl::Duration idle_connection_timeout = absl::Seconds(118);
+  // Zero: no limit.
+  absl::Duration max_connection_lifetime;
+  // The proxy of requests that don't name one; empty: none.
+  std::string proxy_url;
+  std::string proxy_username;
+  std::string proxy_password;
+  // With no proxy at all, let curl read http_proxy/https_proxy/no_proxy.
+  bool use_env_proxy = false;
+};
+
 class Transfer {
  public:
   // Why fetchd itself stopped the transfer, if it did.
@@ -41,7 +59,8 @@ class Transfer {
   // (null: no destination checks, for engine tests only); it must outlive
   // the transfer.
   Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-           const Clock* clock, const policy::AddressPolicy* policy);
+           const Clock* clock, const policy::AddressPolicy* policy,
+           const TransferSettings* settings = nullptr);
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;
 
@@ -91,13 +110,18 @@ class Transfer {
   // Checks the address about to be used; records a refusal.
   bool Permit(const policy::IpAddress& addr, uint16_t port);
   void FillTransferInfo();
+  // TLS, proxy, HTTP version, pins, cookies and the server's connection
+  // settings.
+  absl::Status ApplyConnectionOptions();
   void SetError(fetch::v1::ErrorKind kind, std::string message);
 
   std::unique_ptr<core::FetchJob> job_;
   CurlEasyPtr easy_;
   const Clock* const clock_;
   const policy::AddressPolicy* const policy_;  // may be null
+  const TransferSettings* const settings_;     // may be null: defaults
   CurlSlistPtr request_headers_;
+  CurlSlistPtr connect_to_;
   fetch::v1::FetchResult result_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
   absl::Time started_ = absl::InfinitePast();

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
+#include "service/transport/cookie_jar.h"
 #include "service/transport/http_url.h"
 #include "spdlog/spdlog.h"
 
@@ -61,10 +62,14 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
   const core::HostScheduler::Limits& limits = options.limits;
   CurlMultiPtr multi(curl_multi_init());
   if (multi == nullptr) return absl::InternalError("curl_multi_init failed");
-  // Keep enough idle connections for every transfer this worker may run.
+  // Keep enough idle connections for every transfer this worker may run,
+  // unless the config says how many.
+  const int max_connects = options.max_cached_connections > 0
+                               ? options.max_cached_connections
+                               : std::max(limits.max_in_flight, 16);
   const CURLMcode code = curl_multi_setopt(
       multi.get(), CURLMOPT_MAXCONNECTS,
-      static_cast<long>(std::max(limits.max_in_flight, 16)));  // NOLINT
+      static_cast<long>(max_connects));  // NOLINT(google-runtime-int)
   if (code != CURLM_OK) {
     return absl::InternalError(
         absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
@@ -85,6 +90,7 @@ CurlWorker::CurlWorker(const Options& options, const Clock* clock,
       observer_(options.observer),
       policy_(options.policy),
       router_(options.router),
+      settings_(options.settings),
       multi_(std::move(multi)),
       scheduler_(options.limits, options.index) {}
 
@@ -265,7 +271,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
                             ? absl::InternalError("curl_easy_init failed")
                             : absl::OkStatus();
   auto transfer = std::make_unique<Transfer>(std::move(job), std::move(easy),
-                                             clock_, policy_);
+                                             clock_, policy_, &settings_);
   if (status.ok()) status = transfer->Start(now);
   if (status.ok()) {
     const CURLMcode mc = curl_multi_add_handle(multi_.get(), transfer->easy());
@@ -493,6 +499,9 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   result.set_index(job.index);
   result.set_attempts(static_cast<uint32_t>(job.attempts));
   result.set_redirects(static_cast<uint32_t>(job.redirect_history.size()));
+  for (const std::string& cookie : job.set_cookies) {
+    result.add_set_cookies(cookie);
+  }
   for (const core::RedirectHop& hop : job.redirect_history) {
     fetch::v1::RedirectHop* out = result.add_redirect_history();
     out->set_url(hop.url);
@@ -535,6 +544,9 @@ CurlEasyPtr CurlWorker::AcquireEasy() {
 }
 
 void CurlWorker::RecycleEasy(CurlEasyPtr easy) {
+  // The batch's cookie jar may end with the batch; the handle must not
+  // keep pointing at it (curl_easy_reset keeps the share).
+  if (easy != nullptr) CookieJar::Detach(easy.get());
   if (easy != nullptr && idle_easy_.size() < kMaxIdleEasy) {
     idle_easy_.push_back(std::move(easy));
   }

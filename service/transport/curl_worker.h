@@ -56,6 +56,10 @@ class CurlWorker {
     const policy::AddressPolicy* policy = nullptr;
     // Null: redirect hops stay on this worker.
     const JobRouter* router = nullptr;
+    // Connection settings of every transfer.
+    TransferSettings settings;
+    // Idle connections kept for reuse; 0: max(limits.max_in_flight, 16).
+    int max_cached_connections = 0;
   };
 
   // Creates the multi handle and starts the thread. `clock` must outlive the
@@ -132,6 +136,7 @@ class CurlWorker {
   core::FetchObserver* const observer_;        // may be null
   const policy::AddressPolicy* const policy_;  // may be null
   const JobRouter* const router_;              // may be null
+  const TransferSettings settings_;
   CurlMultiPtr multi_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

@@ -92,6 +92,43 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   return parsed;
 }
 
+absl::Status CheckProxyUrl(const std::string& url, absl::string_view field) {
+  const auto invalid = [&](absl::string_view rule) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": proxy URL ", rule));
+  };
+  CurlUrlPtr handle(curl_url());
+  if (handle == nullptr) return absl::InternalError("curl_url failed");
+  if (curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
+                   CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+    return invalid("is malformed");
+  }
+  const auto has = [&handle](CURLUPart part, std::string* out) {
+    char* value = nullptr;
+    if (curl_url_get(handle.get(), part, &value, 0) != CURLUE_OK) return false;
+    if (out != nullptr) out->assign(value);
+    curl_free(value);
+    return true;
+  };
+  std::string scheme, path;
+  has(CURLUPART_SCHEME, &scheme);
+  scheme = absl::AsciiStrToLower(scheme);
+  if (scheme != "http" && scheme != "https" && scheme != "socks5" &&
+      scheme != "socks5h") {
+    return invalid(absl::StrCat("scheme \"", absl::CHexEscape(scheme),
+                                "\" is not http, https, socks5 or socks5h"));
+  }
+  if (!has(CURLUPART_HOST, nullptr)) return invalid("has no host");
+  if (has(CURLUPART_USER, nullptr) || has(CURLUPART_PASSWORD, nullptr)) {
+    return invalid("has credentials; use username and password");
+  }
+  if (has(CURLUPART_PATH, &path) && path != "/") {
+    return invalid("has a path");
+  }
+  if (has(CURLUPART_QUERY, nullptr)) return invalid("has a query");
+  return absl::OkStatus();
+}
+
 bool CrossesOrigin(const HttpUrl& a, const HttpUrl& b) {
   return a.scheme != b.scheme || a.host != b.host || a.port != b.port;
 }

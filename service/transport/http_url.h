@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace fetchd::transport {
 
@@ -31,6 +33,11 @@ struct HttpUrl {
 //   PermissionDenied  a scheme other than http and https.
 // Messages start with "url: " and say what is wrong.
 absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
+
+// Checks a proxy URL: http://, https://, socks5:// or socks5h:// with a
+// host, no path, no credentials (they have their own fields). Errors are
+// InvalidArgument "`field`: rule".
+absl::Status CheckProxyUrl(const std::string& url, absl::string_view field);
 
 // True when `a` and `b` differ in scheme, host or port: the redirect
 // boundary at which credentials are dropped.

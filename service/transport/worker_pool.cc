@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "service/common/proto_duration.h"
 
 namespace fetchd::transport {
 
@@ -28,6 +29,8 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   worker_options.observer = options.observer;
   worker_options.policy = options.policy.get();
   worker_options.router = router.get();
+  worker_options.settings = options.settings;
+  worker_options.max_cached_connections = options.max_cached_connections;
   std::vector<std::unique_ptr<CurlWorker>> workers;
   for (int i = 0; i < n; ++i) {
     worker_options.index = i;
@@ -49,6 +52,26 @@ WorkerPool::WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
       workers_(std::move(workers)) {}
 
 WorkerPool::~WorkerPool() { Stop(); }
+
+TransferSettings WorkerPool::SettingsFromConfig(
+    const fetch::v1::Transport& config) {
+  TransferSettings settings;
+  settings.dns_cache_ttl = FromProto(config.dns_cache_ttl());
+  settings.happy_eyeballs_delay = FromProto(config.happy_eyeballs_delay());
+  settings.ip_resolve = config.ip_version() == "ipv4" ? CURL_IPRESOLVE_V4
+                        : config.ip_version() == "ipv6"
+                            ? CURL_IPRESOLVE_V6
+                            : CURL_IPRESOLVE_WHATEVER;
+  settings.idle_connection_timeout =
+      FromProto(config.idle_connection_timeout());
+  settings.max_connection_lifetime =
+      FromProto(config.max_connection_lifetime());
+  settings.proxy_url = config.proxy().url();
+  settings.proxy_username = config.proxy().username();
+  settings.proxy_password = config.proxy().password();
+  settings.use_env_proxy = config.use_env_proxy();
+  return settings;
+}
 
 size_t WorkerPool::WorkerFor(const std::string& host_key) const {
   return absl::Hash<std::string>{}(host_key) % workers_.size();

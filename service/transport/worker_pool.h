@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "fetch/v1/config.pb.h"
 #include "service/common/clock.h"
 #include "service/core/fetcher.h"
 #include "service/transport/curl_worker.h"
@@ -31,7 +32,15 @@ class WorkerPool final : public core::Fetcher {
     // The destination policy every connection must pass. Null only in
     // engine tests: no destination checks at all.
     std::shared_ptr<const policy::AddressPolicy> policy;
+    // Connection settings of every transfer (config `transport`).
+    TransferSettings settings;
+    // Idle connections kept per worker; 0: one per in-flight transfer.
+    int max_cached_connections = 0;
   };
+
+  // The settings `config.transport` asks for.
+  static TransferSettings SettingsFromConfig(
+      const fetch::v1::Transport& config);
 
   // Starts the workers. Requires curl_global_init() to have been called.
   static absl::StatusOr<std::unique_ptr<WorkerPool>> Create(

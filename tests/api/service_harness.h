@@ -52,6 +52,10 @@ class ServiceHarness {
     options.max_per_host = static_cast<int>(config_.limits().max_per_host());
     options.max_in_flight = static_cast<int>(config_.limits().max_in_flight());
     options.observer = observer_;
+    options.settings =
+        transport::WorkerPool::SettingsFromConfig(config_.transport());
+    options.max_cached_connections =
+        static_cast<int>(config_.transport().max_cached_connections());
     auto address_policy = policy::AddressPolicyFromConfig(config_.policy());
     ASSERT_TRUE(address_policy.ok()) << address_policy.status();
     options.policy = std::make_shared<const policy::AddressPolicy>(

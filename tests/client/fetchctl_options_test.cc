@@ -107,6 +107,43 @@ TEST(ParseFetchctlArgsTest, HeadersKeepTheirOrder) {
               ElementsAre("X-B=2", "Accept=text/html", "X-A=1", "X-Empty="));
 }
 
+TEST(ParseFetchctlArgsTest, ConnectionFlags) {
+  const std::string ca =
+      WriteTempFile("conn_ca.pem", "-----BEGIN CERTIFICATE-----\nx\n");
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--cacert", ca, "-k", "-x", "socks5h://127.0.0.1:1080",
+             "--proxy-user", "u:p:w", "--http2", "--resolve",
+             "a.test:443:[::1]", "-b", "k=v=1", "get", "https://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  const fetch::v1::FetchRequest& d = options->batch_template.defaults();
+  EXPECT_THAT(d.tls().ca_pem(), HasSubstr("BEGIN CERTIFICATE"));
+  EXPECT_FALSE(d.tls().verify());
+  EXPECT_EQ(d.proxy().url(), "socks5h://127.0.0.1:1080");
+  EXPECT_EQ(d.proxy().username(), "u");
+  EXPECT_EQ(d.proxy().password(), "p:w");
+  EXPECT_EQ(d.http_version(), fetch::v1::HTTP_VERSION_2);
+  ASSERT_EQ(d.resolve_size(), 1);
+  EXPECT_EQ(d.resolve(0).host(), "a.test");
+  EXPECT_EQ(d.resolve(0).port(), 443u);
+  EXPECT_EQ(d.resolve(0).address(), "[::1]");
+  ASSERT_EQ(options->batch_template.cookies_size(), 1);
+  EXPECT_EQ(options->batch_template.cookies(0).name(), "k");
+  EXPECT_EQ(options->batch_template.cookies(0).value(), "v=1");
+
+  EXPECT_THAT(ParseError({"--resolve", "a.test:x:1.2.3.4", "get", "http://a/"}),
+              HasSubstr("HOST:PORT:ADDRESS"));
+  EXPECT_THAT(ParseError({"-b", "=v", "get", "http://a/"}),
+              HasSubstr("NAME=VALUE"));
+  EXPECT_THAT(ParseError({"--proxy-user", "nopass", "get", "http://a/"}),
+              HasSubstr("USER:PASSWORD"));
+  absl::StatusOr<FetchctlOptions> no_jar =
+      Parse({"--no-cookies", "--http1.1", "get", "http://a/"});
+  ASSERT_TRUE(no_jar.ok()) << no_jar.status();
+  EXPECT_FALSE(no_jar->batch_template.cookie_jar());
+  EXPECT_EQ(no_jar->batch_template.defaults().http_version(),
+            fetch::v1::HTTP_VERSION_1_1);
+}
+
 TEST(ParseFetchctlArgsTest, HeaderWithoutColonIsAUsageError) {
   const std::string error = ParseError({"-H", "NoColon", "get", "http://a/"});
   EXPECT_THAT(error, HasSubstr("-H/--header"));

@@ -418,3 +418,49 @@ TEST(ServerConfigTest, AuthSectionIsReadFromJsonAndValidated) {
 
 }  // namespace
 }  // namespace fetchd::config
+
+namespace fetchd::config {
+namespace {
+
+// Each bad transport or policy setting is rejected naming the field.
+TEST(ServerConfigTransportTest, BadSettingsNameTheField) {
+  const struct {
+    const char* json;
+    const char* message;
+  } kCases[] = {
+      {R"({"transport": {"ipVersion": "ipv5"}})",
+       "transport.ip_version: must be any, ipv4 or ipv6"},
+      {R"({"transport": {"dnsCacheTtl": "100000s"}})",
+       "transport.dns_cache_ttl: must be between 0 and 24h"},
+      {R"({"transport": {"idleConnectionTimeout": "0s"}})",
+       "transport.idle_connection_timeout"},
+      {R"({"transport": {"proxy": {"url": "ftp://p:21"}}})",
+       "transport.proxy.url: proxy URL scheme \"ftp\""},
+      {R"({"transport": {"proxy": {"url": "http://u:p@proxy:3128"}}})",
+       "transport.proxy.url: proxy URL has credentials"},
+      {R"({"transport": {"proxy": {"username": "u"}}})",
+       "transport.proxy: credentials without a url"},
+      {R"({"transport": {"useEnvProxy": true, "proxy": {"url": "http://p:1"}}})",
+       "transport.use_env_proxy"},
+      {R"({"policy": {"allow": [{"cidr": "10.0.0.0/8", "ports": [70000]}]}})",
+       "policy.allow[0].ports[0]: 70000 is not a port"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.json);
+    absl::StatusOr<fetch::v1::ServerConfig> merged =
+        MergeJsonConfig(DefaultServerConfig(), c.json);
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    const absl::Status status = ValidateServerConfig(*merged);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(c.message));
+  }
+  absl::StatusOr<fetch::v1::ServerConfig> good = MergeJsonConfig(
+      DefaultServerConfig(),
+      R"({"transport": {"ipVersion": "ipv4", "dnsCacheTtl": "0s",
+                        "proxy": {"url": "socks5h://127.0.0.1:1080"}}})");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(ValidateServerConfig(*good).ok());
+}
+
+}  // namespace
+}  // namespace fetchd::config

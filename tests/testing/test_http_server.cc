@@ -279,6 +279,8 @@ class TestHttpServer::Impl {
                              httplib::Response& res, ScopePtr scope);
   static void HandleBigHeaders(const httplib::Request& req,
                                httplib::Response& res, ScopePtr scope);
+  static void HandleSetCookie(const httplib::Request& req,
+                              httplib::Response& res, ScopePtr scope);
   static void HandleEcho(const httplib::Request& req, httplib::Response& res,
                          ScopePtr scope);
 
@@ -495,6 +497,7 @@ void TestHttpServer::Impl::AddRoutes() {
   AddRoute("/request-headers", &HandleRequestHeaders);
   AddRoute("/gzip-bomb", &HandleGzipBomb);
   AddRoute("/big-headers", &HandleBigHeaders);
+  AddRoute("/set-cookie", &HandleSetCookie);
   // Last, so that it only sees paths no other route matched.
   AddRoute(".*",
            [](const httplib::Request&, httplib::Response& res, ScopePtr scope) {
@@ -777,6 +780,24 @@ void TestHttpServer::Impl::HandleBigHeaders(const httplib::Request& req,
   }
   for (int64_t i = 0; i < kib; ++i) {
     res.set_header(absl::StrCat("X-Pad-", i), std::string(1000, 'p'));
+  }
+  SetBody(res, "ok", kTextType, std::move(scope));
+}
+
+void TestHttpServer::Impl::HandleSetCookie(const httplib::Request& req,
+                                           httplib::Response& res,
+                                           ScopePtr scope) {
+  if (!req.has_param("name")) {
+    BadRequest(res, "name", std::move(scope));
+    return;
+  }
+  res.set_header("Set-Cookie",
+                 absl::StrCat(req.get_param_value("name"), "=",
+                              req.get_param_value("value"), "; Path=/"));
+  if (req.has_param("to")) {
+    res.set_header("Location", req.get_param_value("to"));
+    SetStatusBody(res, 302, std::move(scope));
+    return;
   }
   SetBody(res, "ok", kTextType, std::move(scope));
 }

@@ -50,6 +50,9 @@
 //                              bytes (about 1 kB per MiB on the wire).
 //   /big-headers?kib=N         (N defaults to 1) 200 "ok" with N headers of
 //                              about 1 kB each.
+//   /set-cookie?name=N&value=V[&to=URL]
+//                              200 "ok" (302 to URL when `to` is given) with
+//                              "Set-Cookie: N=V; Path=/".
 //   anything else              404, body "status 404".
 // Bodies are never compressed, whatever Accept-Encoding says, except
 // /gzip-bomb's. Request bodies

@@ -1,0 +1,61 @@
+// CookieJar: the cookies of one batch (aiohttp's ClientSession cookie jar),
+// kept in a curl share handle that every transfer of the batch attaches to,
+// whichever worker runs it. Cookies a response sets are sent by the
+// batch's transfers that start later, by curl's cookie engine (domain, path,
+// expiry and Secure rules); cookies given without a domain go to every
+// request of the batch.
+//
+// Thread-safety: Attach/Detach run on the worker threads; curl serializes
+// the share through the lock callbacks, one mutex per kind of shared data.
+// The jar must outlive every easy handle attached to it: jobs hold it, and
+// workers detach an easy handle before reusing it.
+#ifndef FETCHD_SERVICE_TRANSPORT_COOKIE_JAR_H_
+#define FETCHD_SERVICE_TRANSPORT_COOKIE_JAR_H_
+
+#include <curl/curl.h>
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "fetch/v1/fetch.pb.h"
+#include "google/protobuf/repeated_ptr_field.h"
+
+namespace fetchd::transport {
+
+class CookieJar {
+ public:
+  // Errors (InvalidArgument, naming `field`[i]): a cookie without a name,
+  // or a name or value with characters a Cookie header can't carry
+  // (CTLs, ';', ',', whitespace in the name, '"'...), a domain or path
+  // with such characters.
+  static absl::StatusOr<std::shared_ptr<CookieJar>> Create(
+      const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
+      const std::string& field);
+  ~CookieJar();
+  CookieJar(const CookieJar&) = delete;
+  CookieJar& operator=(const CookieJar&) = delete;
+
+  // Makes `easy` use the jar for its next transfer.
+  absl::Status Attach(CURL* easy) const;
+  // Before `easy` is reset or reused outside the jar's batch.
+  static void Detach(CURL* easy);
+
+ private:
+  CookieJar() = default;
+  static void Lock(CURL* easy, curl_lock_data data, curl_lock_access access,
+                   void* self);
+  static void Unlock(CURL* easy, curl_lock_data data, void* self);
+
+  CURLSH* share_ = nullptr;
+  // "a=1; b=2": the cookies given without a domain.
+  std::string unscoped_;
+  // One per curl_lock_data; curl pairs each Lock with an Unlock.
+  mutable std::array<absl::Mutex, CURL_LOCK_DATA_LAST> locks_;
+};
+
+}  // namespace fetchd::transport
+
+#endif  // FETCHD_SERVICE_TRANSPORT_COOKIE_JAR_H_
