@@ -63,6 +63,7 @@ ErrorKind ClassifyCurlError(CURLcode code, bool connected,
     case CURLE_COULDNT_RESOLVE_PROXY:
       return fetch::v1::ERROR_KIND_DNS;
     case CURLE_COULDNT_CONNECT:
+    case CURLE_PROXY:  // the proxy refused: handshake, credentials, target
       return fetch::v1::ERROR_KIND_CONNECT;
     case CURLE_OPERATION_TIMEDOUT:
       if (!connected && connect_timeout_binds) {

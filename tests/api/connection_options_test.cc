@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/api/service_harness.h"
 #include "tests/testing/nginx_server.h"
+#include "tests/testing/socks5_server.h"
 #include "tests/testing/test_http_server.h"
 #include "tests/testing/test_pki.h"
 
@@ -236,6 +237,39 @@ TEST_F(ConnectionOptionsTest, RequestProxyWithCredentials) {
   EXPECT_EQ(results[1].status(), 407u);
   EXPECT_EQ(results[2].error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
   EXPECT_THAT(results[2].error_message(), HasSubstr("proxy.url"));
+}
+
+TEST_F(ConnectionOptionsTest, Socks5ProxyWithCredentials) {
+  Socks5Server socks("user", "s3cret");
+  ASSERT_TRUE(socks.Start().ok());
+  fetchd_.Start();
+  const std::string proxy =
+      "socks5://127.0.0.1:" + std::to_string(socks.port());
+  BatchRequest batch;
+  batch.set_max_concurrency(1);
+  FetchRequest* good = AddUrl(&batch, http_.Url("/ok"));
+  good->mutable_proxy()->set_url(proxy);
+  good->mutable_proxy()->set_username("user");
+  good->mutable_proxy()->set_password("s3cret");
+  FetchRequest* hostname = AddUrl(&batch, http_.Url("/bytes?n=3"));
+  hostname->mutable_proxy()->CopyFrom(good->proxy());
+  // socks5h: the proxy gets the host as given.
+  hostname->mutable_proxy()->set_url("socks5h://127.0.0.1:" +
+                                     std::to_string(socks.port()));
+  FetchRequest* wrong = AddUrl(&batch, http_.Url("/ok"));
+  wrong->mutable_proxy()->CopyFrom(good->proxy());
+  wrong->mutable_proxy()->set_password("wrong");
+  wrong->mutable_retry()->set_max_attempts(1);
+  const auto results = fetchd_.RunByIndex(batch);
+  EXPECT_EQ(results[0].status(), 200u) << results[0].error_message();
+  EXPECT_EQ(results[0].body(), "ok");
+  EXPECT_EQ(results[1].status(), 200u) << results[1].error_message();
+  EXPECT_EQ(results[2].status(), 0u);
+  EXPECT_EQ(results[2].error(), fetch::v1::ERROR_KIND_CONNECT)
+      << results[2].error_message();
+  EXPECT_EQ(socks.auth_failures(), 1);
+  const std::string target = "127.0.0.1:" + std::to_string(http_.port());
+  EXPECT_THAT(socks.targets(), ElementsAre(target, target));
 }
 
 TEST_F(ConnectionOptionsTest, ServerProxyAndTheEnvironment) {
