@@ -369,6 +369,8 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
   bool data_set = false;
   // The flag that chose the body kind (-d, --json, -F, --data-urlencode).
   int body_flag = 0;
+  // -u or --oauth2-bearer (one of them).
+  int credentials_flag = 0;
   bool file_set = false;
   bool token_file_set = false;
 
@@ -492,15 +494,21 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
         break;
       }
       case 'u':
-        if (absl::Status s = SetBasicAuth(optarg, defaults); !s.ok()) {
-          return s;
-        }
-        break;
       case kOauth2Bearer:
-        if (*optarg == '\0') {
-          return FlagError(flag, "empty token");
+        if (credentials_flag != 0 && credentials_flag != flag) {
+          return FlagError(flag, absl::StrCat("cannot be combined with ",
+                                              FlagName(credentials_flag)));
         }
-        defaults.set_bearer_token(optarg);
+        credentials_flag = flag;
+        if (flag == 'u') {
+          if (absl::Status s = SetBasicAuth(optarg, defaults); !s.ok()) {
+            return s;
+          }
+        } else if (*optarg == '\0') {
+          return FlagError(flag, "empty token");
+        } else {
+          defaults.set_bearer_token(optarg);
+        }
         break;
       case 'f':
         options.input_path = optarg;
