@@ -15,8 +15,9 @@ double Millis(const google::protobuf::Duration& d) {
 }  // namespace
 
 std::string VerboseSummary(const fetch::v1::FetchResult& result) {
-  std::string out = absl::StrFormat("* [%d] %s %s\n", result.index(),
-                                    result.id(), result.final_url());
+  std::string out =
+      absl::StrFormat("* [%d] %s%s%s\n", result.index(), result.id(),
+                      result.id().empty() ? "" : " ", result.final_url());
   if (result.status() != 0) {
     absl::StrAppendFormat(
         &out, "* HTTP/%s %d, %d bytes received, %d bytes sent, %d attempt%s\n",

@@ -23,7 +23,8 @@ namespace fetchd::client {
 //   *   first byte 0.412 ms, total 0.450 ms, redirect 0.000 ms
 //   < Content-Length: 2
 //
-// plus "* redirect N: STATUS URL" per hop and "* error KIND: MESSAGE" for a
+// (the id only when the request has one), plus "* redirect N: STATUS URL"
+// per hop and "* error KIND: MESSAGE" for a
 // failed request.
 std::string VerboseSummary(const fetch::v1::FetchResult& result);
 
