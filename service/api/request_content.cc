@@ -243,8 +243,8 @@ absl::StatusOr<std::string> AppendQueryParams(
   if (params.empty()) return url;
   transport::CurlUrlPtr handle(curl_url());
   if (handle == nullptr) return absl::ResourceExhaustedError("curl_url failed");
-  if (const CURLUcode rc =
-          curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0);
+  if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL,
+                                        url.c_str(), CURLU_NON_SUPPORT_SCHEME);
       rc != CURLUE_OK) {
     return Invalid("url", absl::StrCat("cannot add the query parameters: ",
                                        curl_url_strerror(rc)));

@@ -365,6 +365,22 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
       !s.ok()) {
     return s;
   }
+  // The Content-Type and Authorization lines fetchd adds count too.
+  uint64_t header_bytes = 0;
+  for (const std::string& line : job->header_lines) {
+    header_bytes += line.size() + 2;
+  }
+  if (job->header_lines.size() > bounds_.max_headers() ||
+      header_bytes > bounds_.max_header_bytes()) {
+    return Invalid(
+        "headers",
+        absl::StrCat(job->header_lines.size(), " headers of ", header_bytes,
+                     " bytes (with the Content-Type and "
+                     "Authorization from the body and "
+                     "credentials) exceed the limits of ",
+                     bounds_.max_headers(), " headers and ",
+                     bounds_.max_header_bytes(), " bytes"));
+  }
   const auto& t = effective.timeouts();
   job->total_timeout = FromProto(t.total());
   job->connect_timeout = FromProto(t.connect());

@@ -320,6 +320,12 @@ TEST_F(RequestContentTest, CredentialsBecomeAnAuthorizationLine) {
               ElementsAre("Authorization: Bearer default-token"));
   EXPECT_THAT(job->header_lines, Not(Contains(HasSubstr("Basic"))));
 
+  // The Authorization line counts against the header bytes limit.
+  FetchRequest huge = Post();
+  huge.set_bearer_token(
+      std::string(config_.request_bounds().max_header_bytes(), 'a'));
+  EXPECT_THAT(Error(huge), StartsWith("headers: 1 headers of "));
+
   // An Authorization header in the defaults conflicts too.
   FetchRequest header_defaults;
   auto* h = header_defaults.add_headers();
