@@ -51,7 +51,7 @@ struct FetchJob {
   std::string method = "GET";
   // "Name: value", in the caller's order.
   // Includes the Content-Type of a json or form body and the Authorization
-  // line of basic_auth / bearer_token (request_validation.cc).
+  // line of basic_auth / bearer_token (api/request_content.cc).
   std::vector<std::string> header_lines;
   // The raw body (json and form bodies are encoded into it).
   std::string body;

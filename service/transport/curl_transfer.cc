@@ -197,7 +197,8 @@ absl::Status Transfer::ApplyBody() {
   }
   if (!job.multipart.empty()) {
     CurlMimePtr mime(curl_mime_init(easy));
-    if (mime == nullptr) return absl::ResourceExhaustedError("curl_mime_init");
+    if (mime == nullptr)
+      return absl::ResourceExhaustedError("curl_mime_init failed");
     for (const core::MultipartPart& part : job.multipart) {
       curl_mimepart* p = curl_mime_addpart(mime.get());
       if (p == nullptr) {
