@@ -2,8 +2,9 @@
 // `fetchctl --help`).
 //
 // Output: one JSON FetchResult per line on stdout, flushed per line, unless
-// --quiet. On stderr: an optional progress bar, a summary line (with the
-// progress bar or --quiet) and errors. `health` prints the serving status
+// --quiet. On stderr: an optional progress bar, with -v a block per result
+// (VerboseSummary()), a summary line (with the progress bar or --quiet) and
+// errors. `health` prints the serving status
 // (SERVING, NOT_SERVING, ...) on stdout.
 //
 // Exit status (ExitCode in fetchctl_options.h):
@@ -32,6 +33,7 @@
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
 #include "client/fetchctl_options.h"
+#include "client/result_summary.h"
 #include "fetch/v1/fetch.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -210,6 +212,11 @@ int Run(const FetchctlOptions& options) {
           }
           if (!options.quiet) {
             PrintResult(result, options.include_body);
+          }
+          if (options.verbose) {
+            const std::string summary = VerboseSummary(result);
+            std::fwrite(summary.data(), 1, summary.size(), stderr);
+            std::fflush(stderr);
           }
         }
         if (bar.has_value()) {

@@ -13,8 +13,10 @@
 #include <iterator>
 #include <limits>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -60,12 +62,16 @@ enum LongOnlyFlag : int {
   kHttp2,
   kResolve,
   kNoCookies,
+  kJson,
+  kDataUrlencode,
+  kUrlQuery,
+  kOauth2Bearer,
 };
 
 // With a leading '-', non-option arguments come back in order as value 1
 // (whatever POSIXLY_CORRECT says), so flags may follow the command and URLs;
 // with ':' next, a missing value is reported as ':' rather than '?'.
-constexpr char kShortFlags[] = "-:X:H:d:f:Lqhkx:b:";
+constexpr char kShortFlags[] = "-:X:H:d:f:F:u:Lqvhkx:b:";
 
 constexpr option kLongFlags[] = {
     {"server", required_argument, nullptr, kServer},
@@ -78,6 +84,12 @@ constexpr option kLongFlags[] = {
     {"request", required_argument, nullptr, 'X'},
     {"header", required_argument, nullptr, 'H'},
     {"data", required_argument, nullptr, 'd'},
+    {"json", required_argument, nullptr, kJson},
+    {"form", required_argument, nullptr, 'F'},
+    {"data-urlencode", required_argument, nullptr, kDataUrlencode},
+    {"url-query", required_argument, nullptr, kUrlQuery},
+    {"user", required_argument, nullptr, 'u'},
+    {"oauth2-bearer", required_argument, nullptr, kOauth2Bearer},
     {"file", required_argument, nullptr, 'f'},
     {"timeout", required_argument, nullptr, kTimeout},
     {"connect-timeout", required_argument, nullptr, kConnectTimeout},
@@ -94,6 +106,7 @@ constexpr option kLongFlags[] = {
     {"deadline", required_argument, nullptr, kDeadline},
     {"body", no_argument, nullptr, kBody},
     {"quiet", no_argument, nullptr, 'q'},
+    {"verbose", no_argument, nullptr, 'v'},
     {"progress", no_argument, nullptr, kProgress},
     {"no-progress", no_argument, nullptr, kNoProgress},
     {"cacert", required_argument, nullptr, kCacert},
@@ -204,20 +217,107 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents;
 }
 
-// -d DATA, or -d @FILE for the contents of FILE, byte for byte.
-absl::StatusOr<std::string> ReadBody(const char* value) {
+// The contents of FILE for `flag`'s @FILE (or <FILE) forms.
+absl::StatusOr<std::string> ReadFlagFile(int flag, absl::string_view path) {
+  if (path.empty() || path == "-") {
+    return FlagError(flag, "@FILE needs a file name (stdin is not supported)");
+  }
+  absl::StatusOr<std::string> contents = ReadFile(std::string(path));
+  if (!contents.ok()) {
+    return FlagError(flag, contents.status().message());
+  }
+  return contents;
+}
+
+// -d DATA, or -d @FILE for the contents of FILE, byte for byte (also
+// --json).
+absl::StatusOr<std::string> ReadBody(int flag, const char* value) {
   absl::string_view data(value);
   if (!absl::ConsumePrefix(&data, "@")) {
     return std::string(data);
   }
-  if (data.empty() || data == "-") {
-    return FlagError('d', "@FILE needs a file name (stdin is not supported)");
+  return ReadFlagFile(flag, data);
+}
+
+// --data-urlencode and --url-query: NAME=VALUE, or NAME@FILE for the
+// contents of FILE as the value (curl's forms without a name are not
+// supported: fetchd encodes names and values itself).
+absl::StatusOr<std::pair<std::string, std::string>> ParseNameValue(
+    int flag, const char* arg) {
+  const absl::string_view text(arg);
+  const size_t split = text.find_first_of("=@");
+  if (split == absl::string_view::npos || split == 0) {
+    return FlagError(flag, absl::StrCat("'", text,
+                                        "': expected NAME=VALUE or "
+                                        "NAME@FILE"));
   }
-  absl::StatusOr<std::string> body = ReadFile(std::string(data));
-  if (!body.ok()) {
-    return FlagError('d', body.status().message());
+  std::string name(text.substr(0, split));
+  if (text[split] == '=') {
+    return std::make_pair(std::move(name), std::string(text.substr(split + 1)));
   }
-  return body;
+  absl::StatusOr<std::string> value =
+      ReadFlagFile(flag, text.substr(split + 1));
+  if (!value.ok()) return value.status();
+  return std::make_pair(std::move(name), *std::move(value));
+}
+
+// -F like curl: NAME=VALUE (a field), NAME=@FILE (a file part, filename
+// FILE's base name), NAME=<FILE (a field with FILE's contents), each
+// optionally followed by ";type=TYPE" and, for files, ";filename=NAME".
+absl::Status AddFormPart(const char* arg, fetch::v1::FetchRequest& request) {
+  const absl::string_view text(arg);
+  const size_t eq = text.find('=');
+  if (eq == absl::string_view::npos || eq == 0) {
+    return FlagError('F', absl::StrCat("'", text,
+                                       "': expected NAME=VALUE, NAME=@FILE "
+                                       "or NAME=<FILE"));
+  }
+  fetch::v1::MultipartPart& part = *request.mutable_multipart()->add_parts();
+  part.set_name(std::string(text.substr(0, eq)));
+  absl::string_view content = text.substr(eq + 1);
+  const bool file = absl::ConsumePrefix(&content, "@");
+  const bool file_content = !file && absl::ConsumePrefix(&content, "<");
+  if (!file && !file_content) {
+    // A plain value is taken whole, ';' included.
+    part.set_data(std::string(content));
+    return absl::OkStatus();
+  }
+  std::vector<absl::string_view> pieces = absl::StrSplit(content, ';');
+  const absl::string_view path = pieces[0];
+  for (size_t i = 1; i < pieces.size(); ++i) {
+    absl::string_view option = pieces[i];
+    if (absl::ConsumePrefix(&option, "type=")) {
+      part.set_content_type(std::string(option));
+    } else if (file && absl::ConsumePrefix(&option, "filename=")) {
+      part.set_filename(std::string(option));
+    } else {
+      return FlagError('F',
+                       absl::StrCat("'", text, "': unknown option '", pieces[i],
+                                    "' (type=, filename= for files)"));
+    }
+  }
+  absl::StatusOr<std::string> data = ReadFlagFile('F', path);
+  if (!data.ok()) return data.status();
+  part.set_data(*std::move(data));
+  if (file && part.filename().empty()) {
+    const size_t slash = path.rfind('/');
+    part.set_filename(std::string(
+        slash == absl::string_view::npos ? path : path.substr(slash + 1)));
+  }
+  return absl::OkStatus();
+}
+
+// -u USER:PASSWORD. Errors never quote the password.
+absl::Status SetBasicAuth(const char* arg, fetch::v1::FetchRequest& request) {
+  const absl::string_view text(arg);
+  const size_t colon = text.find(':');
+  if (colon == absl::string_view::npos) {
+    return FlagError('u', "expected USER:PASSWORD (fetchctl does not prompt)");
+  }
+  fetch::v1::BasicAuth& auth = *request.mutable_basic_auth();
+  auth.set_username(std::string(text.substr(0, colon)));
+  auth.set_password(std::string(text.substr(colon + 1)));
+  return absl::OkStatus();
 }
 
 // The contents of the PEM file `path` given to `flag`.
@@ -286,6 +386,10 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
   std::vector<std::string> positional;
   bool method_set = false;
   bool data_set = false;
+  // The flag that chose the body kind (-d, --json, -F, --data-urlencode).
+  int body_flag = 0;
+  // -u or --oauth2-bearer (one of them).
+  int credentials_flag = 0;
   bool file_set = false;
   bool token_file_set = false;
 
@@ -359,18 +463,72 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
           return status;
         }
         break;
-      case 'd': {
-        if (data_set) {
-          return FlagError(flag, "given more than once");
+      case 'd':
+      case kJson:
+      case 'F':
+      case kDataUrlencode: {
+        // One body kind per request; -F and --data-urlencode repeat.
+        if (body_flag != 0 &&
+            (body_flag != flag || flag == 'd' || flag == kJson)) {
+          return FlagError(flag, body_flag == flag
+                                     ? "given more than once"
+                                     : absl::StrCat("cannot be combined with ",
+                                                    FlagName(body_flag)));
         }
-        absl::StatusOr<std::string> body = ReadBody(optarg);
+        body_flag = flag;
+        data_set = true;
+        if (flag == 'F') {
+          if (absl::Status s = AddFormPart(optarg, defaults); !s.ok()) {
+            return s;
+          }
+          break;
+        }
+        if (flag == kDataUrlencode) {
+          absl::StatusOr<std::pair<std::string, std::string>> field =
+              ParseNameValue(flag, optarg);
+          if (!field.ok()) return field.status();
+          fetch::v1::FormField& f = *defaults.mutable_form()->add_fields();
+          f.set_name(std::move(field->first));
+          f.set_value(std::move(field->second));
+          break;
+        }
+        absl::StatusOr<std::string> body = ReadBody(flag, optarg);
         if (!body.ok()) {
           return body.status();
         }
-        defaults.set_body(*std::move(body));
-        data_set = true;
+        if (flag == kJson) {
+          defaults.set_json(*std::move(body));
+        } else {
+          defaults.set_body(*std::move(body));
+        }
         break;
       }
+      case kUrlQuery: {
+        absl::StatusOr<std::pair<std::string, std::string>> param =
+            ParseNameValue(flag, optarg);
+        if (!param.ok()) return param.status();
+        fetch::v1::QueryParam& q = *defaults.add_query();
+        q.set_name(std::move(param->first));
+        q.set_value(std::move(param->second));
+        break;
+      }
+      case 'u':
+      case kOauth2Bearer:
+        if (credentials_flag != 0 && credentials_flag != flag) {
+          return FlagError(flag, absl::StrCat("cannot be combined with ",
+                                              FlagName(credentials_flag)));
+        }
+        credentials_flag = flag;
+        if (flag == 'u') {
+          if (absl::Status s = SetBasicAuth(optarg, defaults); !s.ok()) {
+            return s;
+          }
+        } else if (*optarg == '\0') {
+          return FlagError(flag, "empty token");
+        } else {
+          defaults.set_bearer_token(optarg);
+        }
+        break;
       case 'f':
         options.input_path = optarg;
         file_set = true;
@@ -519,6 +677,9 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
       case 'q':
         options.quiet = true;
         break;
+      case 'v':
+        options.verbose = true;
+        break;
       case kProgress:
         options.progress = ProgressMode::kOn;
         break;
@@ -638,6 +799,22 @@ Request options:
   -H, --header "NAME: VALUE"   add a request header (repeatable, order kept)
   -d, --data DATA              request body; @FILE sends the contents of FILE;
                                implies POST unless -X is given
+      --json DATA              JSON body (or @FILE), Content-Type
+                               application/json unless -H sets one; implies
+                               POST
+  -F, --form NAME=VALUE        multipart/form-data part (repeatable): a field,
+                               NAME=@FILE a file (;type=TYPE, ;filename=NAME),
+                               NAME=<FILE a field with FILE's contents;
+                               implies POST
+      --data-urlencode NAME=VALUE
+                               urlencoded form field (repeatable), value
+                               percent-encoded; NAME@FILE: FILE's contents;
+                               implies POST
+      --url-query NAME=VALUE   append a percent-encoded query parameter to
+                               each URL (repeatable; NAME@FILE too)
+  -u, --user USER:PASSWORD     HTTP Basic credentials for the target
+      --oauth2-bearer TOKEN    "Authorization: Bearer TOKEN" for the target
+                               (both dropped on cross-origin redirects)
       --cacert FILE            trust the PEM CA(s) in FILE for the target
       --cert FILE, --key FILE  PEM client certificate and key for the target
   -k, --insecure               don't verify the target's certificate (only
@@ -661,6 +838,8 @@ Request options:
       --max-redirs N           follow at most N redirects
       --max-filesize BYTES     fail a response whose body exceeds BYTES
       --fail                   report an HTTP status >= 400 as an error
+                               (ERROR_KIND_HTTP_STATUS; status, headers and
+                               body are kept)
 
 Batch options:
   -f, --file FILE              batch input file ("-": stdin, the default)
@@ -674,6 +853,8 @@ Output:
       --body                   keep the response body (base64) in the JSON;
                                without it the body is left out
   -q, --quiet                  no JSON output, only the summary and exit status
+  -v, --verbose                per result on stderr: status, remote address,
+                               connection reuse, timings and response headers
       --progress               progress bar and summary on stderr
       --no-progress            no progress bar (default: progress iff stderr
                                is a terminal)

@@ -78,6 +78,9 @@ struct FetchctlOptions {
   bool include_body = false;
   // No JSON output; only the summary and the exit status.
   bool quiet = false;
+  // -v: a human-readable summary of each result on stderr
+  // (VerboseSummary(), client/result_summary.h).
+  bool verbose = false;
   ProgressMode progress = ProgressMode::kAuto;
 };
 
@@ -88,6 +91,8 @@ struct FetchctlOptions {
 // Returns command kHelp when -h/--help is given. Errors: INVALID_ARGUMENT
 // with a message naming the offending flag or argument (unknown flag,
 // missing or malformed value, header without ':', unreadable -d @FILE,
+// -F @FILE or --json @FILE, two body kinds (-d, --json, -F,
+// --data-urlencode) together, -u without ':',
 // unreadable or non-PEM certificate file, --server-cert without
 // --server-key or the reverse, empty or unreadable --token-file, missing
 // command or URL, an argument after `health`). No message quotes a token.

@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "service/api/request_content.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
 #include "service/policy/policy_config.h"
@@ -134,6 +135,7 @@ void MergeRequest(const FetchRequest& src, FetchRequest* dst) {
   if (src.retry().retry_on_status_size() > 0) {
     dst->mutable_retry()->clear_retry_on_status();
   }
+  ClearReplacedContent(src, dst);
   MergeOver(src, dst);
 }
 
@@ -182,6 +184,9 @@ absl::Status RequestValidator::CheckOptions(const FetchRequest& r,
     return Invalid(prefix + "body",
                    absl::StrCat(r.body().size(), " bytes exceed the limit of ",
                                 bounds_.max_request_body_bytes()));
+  }
+  if (absl::Status s = CheckRequestContent(r, bounds_, prefix); !s.ok()) {
+    return s;
   }
   const auto& t = r.timeouts();
   for (absl::Status s :
@@ -404,8 +409,16 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
                                            "defaults)"));
   }
 
-  absl::StatusOr<transport::HttpUrl> url =
-      transport::ParseHttpUrl(request.url());
+  absl::StatusOr<std::string> with_query =
+      AppendQueryParams(request.url(), effective.query());
+  if (!with_query.ok()) return with_query.status();
+  if (with_query->size() > bounds_.max_url_bytes()) {
+    return Invalid("query", absl::StrCat(with_query->size(),
+                                         " bytes of URL with the query "
+                                         "parameters exceed the limit of ",
+                                         bounds_.max_url_bytes()));
+  }
+  absl::StatusOr<transport::HttpUrl> url = transport::ParseHttpUrl(*with_query);
   if (!url.ok()) {
     if (url.status().code() == absl::StatusCode::kPermissionDenied) {
       return PolicyDenied(url.status().message(), "scheme");
@@ -434,7 +447,26 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
   for (const auto& h : effective.headers()) {
     job->header_lines.push_back(absl::StrCat(h.name(), ": ", h.value()));
   }
-  job->body = std::move(*effective.mutable_body());
+  if (absl::Status s = ApplyRequestContent(effective, bounds_, job.get());
+      !s.ok()) {
+    return s;
+  }
+  // The Content-Type and Authorization lines fetchd adds count too.
+  uint64_t header_bytes = 0;
+  for (const std::string& line : job->header_lines) {
+    header_bytes += line.size() + 2;
+  }
+  if (job->header_lines.size() > bounds_.max_headers() ||
+      header_bytes > bounds_.max_header_bytes()) {
+    return Invalid(
+        "headers",
+        absl::StrCat(job->header_lines.size(), " headers of ", header_bytes,
+                     " bytes (with the Content-Type and "
+                     "Authorization from the body and "
+                     "credentials) exceed the limits of ",
+                     bounds_.max_headers(), " headers and ",
+                     bounds_.max_header_bytes(), " bytes"));
+  }
   const auto& t = effective.timeouts();
   job->total_timeout = FromProto(t.total());
   job->connect_timeout = FromProto(t.connect());

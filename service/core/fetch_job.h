@@ -35,6 +35,17 @@ struct RedirectHop {
 using HostCheck =
     std::function<std::optional<std::string>(std::string_view host)>;
 
+// One part of a multipart/form-data body (FetchRequest.multipart).
+struct MultipartPart {
+  std::string name;
+  std::string data;
+  // Not empty: a file part with this filename.
+  std::string filename;
+  // Empty: curl's default (none for a field, application/octet-stream for
+  // a file).
+  std::string content_type;
+};
+
 struct FetchJob {
   std::shared_ptr<Batch> batch;
   uint32_t index = 0;
@@ -43,8 +54,14 @@ struct FetchJob {
   std::string url;
   std::string method = "GET";
   // "Name: value", in the caller's order.
+  // Includes the Content-Type of a json or form body and the Authorization
+  // line of basic_auth / bearer_token (api/request_content.cc).
   std::vector<std::string> header_lines;
+  // The raw body (json and form bodies are encoded into it).
   std::string body;
+  // A multipart/form-data body, sent with curl's mime API; when not empty,
+  // `body` is empty.
+  std::vector<MultipartPart> multipart;
 
   absl::Duration total_timeout = absl::Seconds(30);
   absl::Duration connect_timeout = absl::Seconds(10);

@@ -124,6 +124,11 @@ absl::Status CookieJar::Attach(CURL* easy) const {
 }
 
 void CookieJar::Detach(CURL* easy) {
+  // Drop the cookie-file list CURLOPT_COOKIEFILE "" made: libcurl 7.88's
+  // curl_easy_reset forgets it without freeing it (17 bytes a transfer,
+  // found by LeakSanitizer). With the share still attached this leaves the
+  // shared cookies alone.
+  curl_easy_setopt(easy, CURLOPT_COOKIEFILE, static_cast<char*>(nullptr));
   curl_easy_setopt(easy, CURLOPT_SHARE, nullptr);
 }
 

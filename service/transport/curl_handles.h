@@ -1,5 +1,5 @@
 // RAII owners for libcurl handles. Every CURL, CURLM and curl_slist fetchd
-// creates is held by one of these.
+// creates (and every curl_mime and CURLU) is held by one of these.
 #ifndef FETCHD_SERVICE_TRANSPORT_CURL_HANDLES_H_
 #define FETCHD_SERVICE_TRANSPORT_CURL_HANDLES_H_
 
@@ -26,6 +26,13 @@ using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
 using CurlMultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
 using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
+
+struct CurlMimeDeleter {
+  void operator()(curl_mime* mime) const { curl_mime_free(mime); }
+};
+// A multipart body; must outlive its use by the easy handle it was made for
+// (unset CURLOPT_MIMEPOST, or clean up the handle, before freeing it).
+using CurlMimePtr = std::unique_ptr<curl_mime, CurlMimeDeleter>;
 
 }  // namespace fetchd::transport
 

@@ -151,7 +151,7 @@ absl::Status Transfer::Start(absl::Time now) {
     list = next;
   }
   // No "Expect: 100-continue" round trip for bodies unless asked for.
-  if (!job.body.empty()) {
+  if (!job.body.empty() || !job.multipart.empty()) {
     curl_slist* next = curl_slist_append(list, "Expect:");
     if (next != nullptr) list = next;
   }
@@ -185,17 +185,54 @@ absl::Status Transfer::Start(absl::Time now) {
       .Set(CURLOPT_HTTPHEADER, request_headers_.get())
       .Set(CURLOPT_MAXFILESIZE_LARGE,
            static_cast<curl_off_t>(job.max_body_bytes));
+  if (absl::Status s = opts.status(); !s.ok()) return s;
+  return ApplyBody();
+}
 
+absl::Status Transfer::ApplyBody() {
+  const core::FetchJob& job = *job_;
+  CURL* easy = easy_.get();
+  Options opts(easy);
   if (job.method == "HEAD") {
     opts.Set(CURLOPT_NOBODY, 1L);
-  } else if (job.method != "GET" || !job.body.empty()) {
-    if (!job.body.empty() || job.method == "POST") {
-      opts.Set(CURLOPT_POSTFIELDSIZE_LARGE,
-               static_cast<curl_off_t>(job.body.size()))
-          .Set(CURLOPT_POSTFIELDS, job.body.data());
+    return opts.status();
+  }
+  if (!job.multipart.empty()) {
+    CurlMimePtr mime(curl_mime_init(easy));
+    if (mime == nullptr)
+      return absl::ResourceExhaustedError("curl_mime_init failed");
+    for (const core::MultipartPart& part : job.multipart) {
+      curl_mimepart* p = curl_mime_addpart(mime.get());
+      if (p == nullptr) {
+        return absl::ResourceExhaustedError("curl_mime_addpart failed");
+      }
+      CURLcode rc = curl_mime_name(p, part.name.c_str());
+      if (rc == CURLE_OK) {
+        rc = curl_mime_data(p, part.data.data(), part.data.size());
+      }
+      if (rc == CURLE_OK && !part.filename.empty()) {
+        rc = curl_mime_filename(p, part.filename.c_str());
+      }
+      if (rc == CURLE_OK && !part.content_type.empty()) {
+        rc = curl_mime_type(p, part.content_type.c_str());
+      }
+      if (rc != CURLE_OK) {
+        return absl::InternalError(absl::StrCat(
+            "multipart part \"", part.name, "\": ", curl_easy_strerror(rc)));
+      }
     }
-    if (job.method != "POST")
-      opts.Set(CURLOPT_CUSTOMREQUEST, job.method.c_str());
+    opts.Set(CURLOPT_MIMEPOST, mime.get());
+    // The easy handle refers to the mime until it is unset (TakeEasy()).
+    mime_ = std::move(mime);
+  } else if (!job.body.empty() || job.method == "POST") {
+    opts.Set(CURLOPT_POSTFIELDSIZE_LARGE,
+             static_cast<curl_off_t>(job.body.size()))
+        .Set(CURLOPT_POSTFIELDS, job.body.data());
+  }
+  // GET with a body, and every other method, by name.
+  if (job.method != "POST" &&
+      (job.method != "GET" || !job.body.empty() || !job.multipart.empty())) {
+    opts.Set(CURLOPT_CUSTOMREQUEST, job.method.c_str());
   }
   if (absl::Status status = opts.status(); !status.ok()) return status;
   return ApplyConnectionOptions();
@@ -297,6 +334,14 @@ absl::Status Transfer::ApplyConnectionOptions() {
   if (absl::Status status = opts.status(); !status.ok()) return status;
   if (job.cookie_jar != nullptr) return job.cookie_jar->Attach(easy);
   return absl::OkStatus();
+}
+
+CurlEasyPtr Transfer::TakeEasy() {
+  if (mime_ != nullptr && easy_ != nullptr) {
+    // curl_easy_reset() of the recycled handle would touch the mime.
+    curl_easy_setopt(easy_.get(), CURLOPT_MIMEPOST, nullptr);
+  }
+  return std::move(easy_);
 }
 
 absl::Time Transfer::IdleDeadline() const {

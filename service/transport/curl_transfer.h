@@ -97,7 +97,8 @@ class Transfer {
   absl::Time started() const { return started_; }
   core::FetchJob& job() { return *job_; }
   std::unique_ptr<core::FetchJob> TakeJob() { return std::move(job_); }
-  CurlEasyPtr TakeEasy() { return std::move(easy_); }
+  // Detaches the multipart body from the handle before handing it over.
+  CurlEasyPtr TakeEasy();
   fetch::v1::FetchResult& result() { return result_; }
 
  private:
@@ -109,6 +110,9 @@ class Transfer {
                                     curl_sockaddr* address);
   // Checks the address about to be used; records a refusal.
   bool Permit(const policy::IpAddress& addr, uint16_t port);
+  // Sets the method and the body (raw bytes or multipart) from the job;
+  // part of Start().
+  absl::Status ApplyBody();
   void FillTransferInfo();
   // TLS, proxy, HTTP version, pins, cookies and the server's connection
   // settings.
@@ -116,6 +120,9 @@ class Transfer {
   void SetError(fetch::v1::ErrorKind kind, std::string message);
 
   std::unique_ptr<core::FetchJob> job_;
+  // Before easy_, so that a handle still held is cleaned up (and lets go
+  // of the mime) before the mime is freed.
+  CurlMimePtr mime_;
   CurlEasyPtr easy_;
   const Clock* const clock_;
   const policy::AddressPolicy* const policy_;  // may be null

@@ -47,6 +47,7 @@ void RedirectJob(core::FetchJob& job, uint32_t status, const HttpUrl& target,
   if (to_get) {
     job.method = "GET";
     job.body.clear();
+    job.multipart.clear();
   }
   job.url = target.url;
   job.host_key = target.host_key;

@@ -19,6 +19,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 absl::StatusOr<FetchctlOptions> Parse(std::vector<std::string> args,
                                       absl::string_view env_server = "") {
@@ -359,7 +360,10 @@ TEST(FetchctlUsageTest, ListsEveryFlagAndExitStatus) {
         "--fail",         "-f, --file",    "--max-concurrency",
         "--ordered",      "--fail-fast",   "--deadline",
         "--body",         "-q, --quiet",   "--progress",
-        "--no-progress",  "-h, --help",    "FETCHD_SERVER"}) {
+        "--no-progress",  "-h, --help",    "FETCHD_SERVER",
+        "--json",         "-F, --form",    "--data-urlencode",
+        "--url-query",    "-u, --user",    "--oauth2-bearer",
+        "-v, --verbose"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
   for (absl::string_view code : {"  0  ", "  1  ", "  2  ", "  3  "}) {
@@ -545,6 +549,110 @@ TEST(ParseFetchctlArgsTest, TokenFromFileOrEnvironment) {
   const std::string message = ParseError({"--token-file", empty, "health"});
   EXPECT_THAT(message, HasSubstr("--token-file: '" + empty +
                                  "' holds no token on its first line"));
+}
+
+TEST(ParseFetchctlArgsTest, JsonBodyImpliesPost) {
+  const std::string path = WriteTempFile("body.json", "[1, 2]");
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--json", "{\"a\": 1}", "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->batch_template.defaults().json(), "{\"a\": 1}");
+  EXPECT_EQ(options->batch_template.defaults().method(), "POST");
+  options = Parse({"-X", "PUT", "--json", "@" + path, "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->batch_template.defaults().json(), "[1, 2]");
+  EXPECT_EQ(options->batch_template.defaults().method(), "PUT");
+}
+
+TEST(ParseFetchctlArgsTest, FormPartsLikeCurl) {
+  const std::string path = WriteTempFile("upload.bin", std::string("\0z", 2));
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"-F", "title=a;b", "-F", "file=@" + path + ";type=image/png", "-F",
+             "named=@" + path + ";filename=x.png", "-F", "text=<" + path, "get",
+             "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  const fetch::v1::FetchRequest& d = options->batch_template.defaults();
+  EXPECT_EQ(d.method(), "POST");
+  ASSERT_EQ(d.multipart().parts_size(), 4);
+  EXPECT_EQ(d.multipart().parts(0).name(), "title");
+  EXPECT_EQ(d.multipart().parts(0).data(), "a;b");
+  EXPECT_EQ(d.multipart().parts(0).filename(), "");
+  EXPECT_EQ(d.multipart().parts(1).data(), std::string("\0z", 2));
+  EXPECT_EQ(d.multipart().parts(1).filename(), "upload.bin");
+  EXPECT_EQ(d.multipart().parts(1).content_type(), "image/png");
+  EXPECT_EQ(d.multipart().parts(2).filename(), "x.png");
+  EXPECT_EQ(d.multipart().parts(3).filename(), "");
+  EXPECT_EQ(d.multipart().parts(3).data(), std::string("\0z", 2));
+
+  EXPECT_THAT(ParseError({"-F", "novalue", "get", "http://a.test/"}),
+              HasSubstr("-F/--form: 'novalue': expected NAME=VALUE"));
+  EXPECT_THAT(ParseError({"-F", "f=@/no/such/file", "get", "http://a.test/"}),
+              HasSubstr("-F/--form: cannot open '/no/such/file'"));
+  EXPECT_THAT(
+      ParseError({"-F", "f=@" + path + ";size=3", "get", "http://a.test/"}),
+      HasSubstr("unknown option 'size=3'"));
+}
+
+TEST(ParseFetchctlArgsTest, DataUrlencodeAndUrlQuery) {
+  const std::string path = WriteTempFile("value.txt", "from file");
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--data-urlencode", "a=1 2", "--data-urlencode", "b@" + path,
+             "--url-query", "q=x=y", "--url-query", "page=2", "get",
+             "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  const fetch::v1::FetchRequest& d = options->batch_template.defaults();
+  EXPECT_EQ(d.method(), "POST");
+  ASSERT_EQ(d.form().fields_size(), 2);
+  EXPECT_EQ(d.form().fields(0).name(), "a");
+  EXPECT_EQ(d.form().fields(0).value(), "1 2");
+  EXPECT_EQ(d.form().fields(1).value(), "from file");
+  ASSERT_EQ(d.query_size(), 2);
+  EXPECT_EQ(d.query(0).name(), "q");
+  EXPECT_EQ(d.query(0).value(), "x=y");
+  EXPECT_EQ(d.query(1).name(), "page");
+  EXPECT_THAT(ParseError({"--url-query", "=v", "get", "http://a.test/"}),
+              HasSubstr("--url-query: '=v': expected NAME=VALUE"));
+}
+
+TEST(ParseFetchctlArgsTest, OneBodyKind) {
+  EXPECT_THAT(ParseError({"-d", "x", "--json", "{}", "get", "http://a.test/"}),
+              HasSubstr("--json: cannot be combined with -d/--data"));
+  EXPECT_THAT(ParseError({"-F", "a=1", "--data-urlencode", "b=2", "get",
+                          "http://a.test/"}),
+              HasSubstr("--data-urlencode: cannot be combined with -F/--form"));
+  EXPECT_THAT(
+      ParseError({"--json", "{}", "--json", "[]", "get", "http://a.test/"}),
+      HasSubstr("--json: given more than once"));
+}
+
+TEST(ParseFetchctlArgsTest, CredentialsForTheTarget) {
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"-u", "user:pa:ss", "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->batch_template.defaults().basic_auth().username(), "user");
+  EXPECT_EQ(options->batch_template.defaults().basic_auth().password(),
+            "pa:ss");
+  options = Parse({"--oauth2-bearer", "tok", "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->batch_template.defaults().bearer_token(), "tok");
+  // Not the token of fetchd itself.
+  EXPECT_EQ(options->connection.bearer_token, "");
+  EXPECT_THAT(ParseError({"-u", "a:b", "--oauth2-bearer", "t", "get",
+                          "http://a.test/"}),
+              HasSubstr("--oauth2-bearer: cannot be combined with -u/--user"));
+  const std::string error = ParseError({"-u", "secret", "get", "http://a/"});
+  EXPECT_THAT(error, HasSubstr("-u/--user: expected USER:PASSWORD"));
+  EXPECT_THAT(error, Not(HasSubstr("secret")));
+}
+
+TEST(ParseFetchctlArgsTest, VerboseFlag) {
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"-v", "get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->verbose);
+  options = Parse({"get", "http://a.test/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_FALSE(options->verbose);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -524,12 +525,33 @@ void TestHttpServer::Impl::AddRoute(const std::string& pattern,
                              const httplib::ContentReader& content_reader) {
         CountRequest(req);
         auto scope = std::make_shared<RequestScope>(this);
+        httplib::Request with_body = req;
         if (req.is_multipart_form_data()) {
-          // httplib would parse it into parts; no route wants that.
-          SetStatusBody(res, 415, std::move(scope));
+          // httplib parses it into parts; the body becomes their
+          // description (see /echo in the header).
+          std::vector<httplib::MultipartFormData> parts;
+          if (!content_reader(
+                  [&parts](const httplib::MultipartFormData& part) {
+                    parts.push_back(part);
+                    return true;
+                  },
+                  [&parts](const char* data, size_t size) {
+                    parts.back().content.append(data, size);
+                    return true;
+                  })) {
+            BadRequest(res, "multipart body", std::move(scope));
+            return;
+          }
+          for (const httplib::MultipartFormData& part : parts) {
+            absl::StrAppend(&with_body.body, "name=\"",
+                            absl::CHexEscape(part.name), "\" filename=\"",
+                            absl::CHexEscape(part.filename), "\" type=\"",
+                            absl::CHexEscape(part.content_type), "\" data=\"",
+                            absl::CHexEscape(part.content), "\"\n");
+          }
+          (*shared_handler)(with_body, res, std::move(scope));
           return;
         }
-        httplib::Request with_body = req;
         // Without either header a request has no body (RFC 9112 6.3), but
         // httplib's reader fails on it.
         const bool has_body = req.has_header("Content-Length") ||
@@ -806,6 +828,8 @@ void TestHttpServer::Impl::HandleEcho(const httplib::Request& req,
                                       httplib::Response& res, ScopePtr scope) {
   res.set_header("X-Echo-Method", req.method);
   res.set_header("X-Echo-Body-Bytes", absl::StrCat(req.body.size()));
+  res.set_header("X-Echo-Target", req.target);
+  res.set_header("X-Echo-Content-Type", req.get_header_value("Content-Type"));
   SetBody(res, req.body, kBinaryType, std::move(scope));
 }
 

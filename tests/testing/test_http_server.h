@@ -34,11 +34,17 @@
 //                              'x', the first at once and then one every I
 //                              ms. Ends early like /stall.
 //   /echo                      200; body is the request body; headers
-//                              "X-Echo-Method: <method>" and
-//                              "X-Echo-Body-Bytes: <request body size>".
+//                              "X-Echo-Method: <method>",
+//                              "X-Echo-Body-Bytes: <request body size>",
+//                              "X-Echo-Target: <request target, with the
+//                              query as received>" and
+//                              "X-Echo-Content-Type: <its Content-Type>".
 //                              Bodies of any size and Content-Type are read
 //                              for POST, PUT, PATCH and DELETE (GET bodies
-//                              are ignored; multipart/form-data gets 415).
+//                              are ignored). A multipart/form-data body is
+//                              parsed: the "request body" is then one line
+//                              per part, in order: name="N" filename="F"
+//                              type="T" data="D", each C-escaped.
 //   /redirect?to=URL[&code=C]  status C (default 302, 300..399) with
 //                              "Location: URL".
 //   /redirect?loop=1[&code=C]  the same, redirecting to itself.

@@ -1,0 +1,356 @@
+#include "service/api/request_content.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "service/transport/curl_handles.h"
+
+namespace fetchd::api {
+namespace {
+
+using fetch::v1::FetchRequest;
+
+absl::Status Invalid(const std::string& field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
+bool HasCrLfNul(absl::string_view s) {
+  return s.find_first_of(absl::string_view("\r\n\0", 3)) !=
+         absl::string_view::npos;
+}
+
+// The name of the body kind `request` sets besides `body`, or "".
+std::string BodyKindName(const FetchRequest& request) {
+  switch (request.body_kind_case()) {
+    case FetchRequest::kJson:
+      return "json";
+    case FetchRequest::kForm:
+      return "form";
+    case FetchRequest::kMultipart:
+      return "multipart";
+    case FetchRequest::BODY_KIND_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+bool HasBody(const FetchRequest& request) {
+  return !request.body().empty() ||
+         request.body_kind_case() != FetchRequest::BODY_KIND_NOT_SET;
+}
+
+// Percent-encoding of every byte but the unreserved ones (RFC 3986), by
+// curl: the encoding of query parameters and form fields.
+std::string Escape(const std::string& text) {
+  std::unique_ptr<char, decltype(&curl_free)> escaped(
+      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size())),
+      &curl_free);
+  return escaped != nullptr ? std::string(escaped.get()) : std::string();
+}
+
+// RFC 7235 token68, the syntax of a Bearer token (RFC 6750).
+bool IsToken68(std::string_view token) {
+  size_t i = 0;
+  while (
+      i < token.size() &&
+      (absl::ascii_isalnum(static_cast<unsigned char>(token[i])) ||
+       std::string_view("-._~+/").find(token[i]) != std::string_view::npos)) {
+    ++i;
+  }
+  if (i == 0) return false;
+  while (i < token.size() && token[i] == '=') ++i;
+  return i == token.size();
+}
+
+// "type/subtype" with optional parameters, no control characters.
+bool IsMediaType(absl::string_view type) {
+  if (HasCrLfNul(type)) return false;
+  const absl::string_view essence = type.substr(0, type.find(';'));
+  const size_t slash = essence.find('/');
+  return slash != absl::string_view::npos && slash > 0 &&
+         slash + 1 < absl::StripTrailingAsciiWhitespace(essence).size();
+}
+
+uint64_t MultipartBytes(const fetch::v1::MultipartBody& multipart) {
+  uint64_t bytes = 0;
+  for (const fetch::v1::MultipartPart& part : multipart.parts()) {
+    bytes += part.name().size() + part.data().size() + part.filename().size() +
+             part.content_type().size();
+  }
+  return bytes;
+}
+
+absl::Status CheckSize(uint64_t bytes, const fetch::v1::RequestBounds& bounds,
+                       const std::string& field) {
+  if (bytes > bounds.max_request_body_bytes()) {
+    return Invalid(field, absl::StrCat(bytes, " bytes exceed the limit of ",
+                                       bounds.max_request_body_bytes(),
+                                       " (request_bounds.max_request_body_"
+                                       "bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckJson(const std::string& json,
+                       const fetch::v1::RequestBounds& bounds,
+                       const std::string& field) {
+  if (json.empty()) return Invalid(field, "is empty (not a JSON text)");
+  if (absl::Status s = CheckSize(json.size(), bounds, field); !s.ok()) {
+    return s;
+  }
+  // google.protobuf.Value holds any JSON value: parsing into it is a JSON
+  // syntax check by a well-kept parser.
+  google::protobuf::Value value;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &value);
+  if (!status.ok()) {
+    return Invalid(field,
+                   absl::StrCat("not valid JSON: ",
+                                absl::string_view(status.message().data(),
+                                                  status.message().size())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckMultipart(const fetch::v1::MultipartBody& multipart,
+                            const fetch::v1::RequestBounds& bounds,
+                            const std::string& field) {
+  if (multipart.parts().empty()) {
+    return Invalid(field + ".parts", "is empty (at least one part)");
+  }
+  for (int i = 0; i < multipart.parts_size(); ++i) {
+    const fetch::v1::MultipartPart& part = multipart.parts(i);
+    const std::string prefix = absl::StrCat(field, ".parts[", i, "].");
+    if (part.name().empty()) return Invalid(prefix + "name", "is empty");
+    if (HasCrLfNul(part.name())) {
+      return Invalid(prefix + "name", "contains CR, LF or NUL");
+    }
+    if (HasCrLfNul(part.filename())) {
+      return Invalid(prefix + "filename", "contains CR, LF or NUL");
+    }
+    if (!part.content_type().empty() && !IsMediaType(part.content_type())) {
+      return Invalid(prefix + "content_type",
+                     absl::StrCat("\"", absl::CHexEscape(part.content_type()),
+                                  "\" is not a media type (type/subtype)"));
+    }
+  }
+  return CheckSize(MultipartBytes(multipart), bounds, field);
+}
+
+// The index of the first header of `request` named `name` (lower case), or
+// -1.
+int FindHeader(const FetchRequest& request, absl::string_view name) {
+  for (int i = 0; i < request.headers_size(); ++i) {
+    if (absl::EqualsIgnoreCase(request.headers(i).name(), name)) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+absl::Status CheckRequestContent(const FetchRequest& request,
+                                 const fetch::v1::RequestBounds& bounds,
+                                 const std::string& prefix) {
+  for (int i = 0; i < request.query_size(); ++i) {
+    if (request.query(i).name().empty()) {
+      return Invalid(absl::StrCat(prefix, "query[", i, "].name"), "is empty");
+    }
+  }
+  const std::string kind = BodyKindName(request);
+  if (!request.body().empty() && !kind.empty()) {
+    return Invalid(prefix + kind,
+                   absl::StrCat("set together with ", prefix,
+                                "body; a request has one body kind (body, "
+                                "json, form or multipart)"));
+  }
+  switch (request.body_kind_case()) {
+    case FetchRequest::kJson:
+      if (absl::Status s = CheckJson(request.json(), bounds, prefix + "json");
+          !s.ok()) {
+        return s;
+      }
+      break;
+    case FetchRequest::kForm: {
+      uint64_t bytes = 0;
+      for (int i = 0; i < request.form().fields_size(); ++i) {
+        const fetch::v1::FormField& f = request.form().fields(i);
+        if (f.name().empty()) {
+          return Invalid(absl::StrCat(prefix, "form.fields[", i, "].name"),
+                         "is empty");
+        }
+        bytes += f.name().size() + f.value().size() + 2;
+      }
+      // The raw size; the encoded size is checked once encoded.
+      if (absl::Status s = CheckSize(bytes, bounds, prefix + "form"); !s.ok()) {
+        return s;
+      }
+      break;
+    }
+    case FetchRequest::kMultipart:
+      if (absl::Status s =
+              CheckMultipart(request.multipart(), bounds, prefix + "multipart");
+          !s.ok()) {
+        return s;
+      }
+      break;
+    case FetchRequest::BODY_KIND_NOT_SET:
+      break;
+  }
+  switch (request.credentials_case()) {
+    case FetchRequest::kBasicAuth:
+      if (request.basic_auth().username().find(':') != std::string::npos) {
+        return Invalid(prefix + "basic_auth.username",
+                       "contains ':' (RFC 7617 does not allow it)");
+      }
+      break;
+    case FetchRequest::kBearerToken:
+      if (!IsToken68(request.bearer_token())) {
+        return Invalid(prefix + "bearer_token",
+                       request.bearer_token().empty()
+                           ? "is empty"
+                           : "is not a token68 (RFC 6750: letters, digits, "
+                             "- . _ ~ + / and trailing '=')");
+      }
+      break;
+    case FetchRequest::CREDENTIALS_NOT_SET:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+void ClearReplacedContent(const FetchRequest& src, FetchRequest* dst) {
+  if (HasBody(src)) {
+    dst->clear_body();
+    dst->clear_body_kind();
+  }
+  if (src.credentials_case() != FetchRequest::CREDENTIALS_NOT_SET) {
+    dst->clear_credentials();
+  }
+}
+
+absl::StatusOr<std::string> AppendQueryParams(
+    const std::string& url,
+    const google::protobuf::RepeatedPtrField<fetch::v1::QueryParam>& params) {
+  if (params.empty()) return url;
+  transport::CurlUrlPtr handle(curl_url());
+  if (handle == nullptr) return absl::ResourceExhaustedError("curl_url failed");
+  if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL,
+                                        url.c_str(), CURLU_NON_SUPPORT_SCHEME);
+      rc != CURLUE_OK) {
+    return Invalid("url", absl::StrCat("cannot add the query parameters: ",
+                                       curl_url_strerror(rc)));
+  }
+  for (const fetch::v1::QueryParam& param : params) {
+    // Each name and value is encoded here rather than by CURLU_URLENCODE,
+    // which keeps the first '=' of "name=value" as the separator and so
+    // cannot carry a '=' in a name.
+    const std::string pair =
+        absl::StrCat(Escape(param.name()), "=", Escape(param.value()));
+    if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_QUERY,
+                                          pair.c_str(), CURLU_APPENDQUERY);
+        rc != CURLUE_OK) {
+      return Invalid("query", absl::StrCat("cannot add parameter \"",
+                                           absl::CHexEscape(param.name()),
+                                           "\": ", curl_url_strerror(rc)));
+    }
+  }
+  char* out = nullptr;
+  if (const CURLUcode rc = curl_url_get(handle.get(), CURLUPART_URL, &out, 0);
+      rc != CURLUE_OK) {
+    return Invalid("url", absl::StrCat("cannot add the query parameters: ",
+                                       curl_url_strerror(rc)));
+  }
+  std::string result(out);
+  curl_free(out);
+  return result;
+}
+
+absl::Status ApplyRequestContent(FetchRequest& effective,
+                                 const fetch::v1::RequestBounds& bounds,
+                                 core::FetchJob* job) {
+  const std::string kind =
+      !effective.body().empty() ? "body" : BodyKindName(effective);
+  if (!kind.empty() && job->method == "HEAD") {
+    return Invalid(kind, "a HEAD request has no body");
+  }
+  const bool has_content_type = FindHeader(effective, "content-type") >= 0;
+  switch (effective.body_kind_case()) {
+    case FetchRequest::kJson:
+      job->body = std::move(*effective.mutable_json());
+      if (!has_content_type) {
+        job->header_lines.push_back("Content-Type: application/json");
+      }
+      break;
+    case FetchRequest::kForm: {
+      std::string encoded;
+      for (const fetch::v1::FormField& f : effective.form().fields()) {
+        absl::StrAppend(&encoded, encoded.empty() ? "" : "&", Escape(f.name()),
+                        "=", Escape(f.value()));
+      }
+      if (absl::Status s = CheckSize(encoded.size(), bounds, "form (encoded)");
+          !s.ok()) {
+        return s;
+      }
+      job->body = std::move(encoded);
+      if (!has_content_type) {
+        job->header_lines.push_back(
+            "Content-Type: application/x-www-form-urlencoded");
+      }
+      break;
+    }
+    case FetchRequest::kMultipart:
+      if (has_content_type) {
+        return Invalid("multipart",
+                       "fetchd sets the Content-Type of a multipart body "
+                       "(with its boundary); remove the Content-Type header");
+      }
+      if (absl::Status s = CheckSize(MultipartBytes(effective.multipart()),
+                                     bounds, "multipart");
+          !s.ok()) {
+        return s;
+      }
+      for (fetch::v1::MultipartPart& part :
+           *effective.mutable_multipart()->mutable_parts()) {
+        job->multipart.push_back(core::MultipartPart{
+            std::move(*part.mutable_name()), std::move(*part.mutable_data()),
+            std::move(*part.mutable_filename()),
+            std::move(*part.mutable_content_type())});
+      }
+      break;
+    case FetchRequest::BODY_KIND_NOT_SET:
+      job->body = std::move(*effective.mutable_body());
+      break;
+  }
+
+  if (effective.credentials_case() == FetchRequest::CREDENTIALS_NOT_SET) {
+    return absl::OkStatus();
+  }
+  const bool basic = effective.credentials_case() == FetchRequest::kBasicAuth;
+  const std::string field = basic ? "basic_auth" : "bearer_token";
+  if (FindHeader(effective, "authorization") >= 0) {
+    return Invalid(field,
+                   "set together with an \"Authorization\" header; use one "
+                   "of them");
+  }
+  if (basic) {
+    job->header_lines.push_back(absl::StrCat(
+        "Authorization: Basic ",
+        absl::Base64Escape(absl::StrCat(effective.basic_auth().username(), ":",
+                                        effective.basic_auth().password()))));
+  } else {
+    job->header_lines.push_back(
+        absl::StrCat("Authorization: Bearer ", effective.bearer_token()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fetchd::api
