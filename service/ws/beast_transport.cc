@@ -192,6 +192,8 @@ class Session final : public WsHandle,
   std::optional<CloseInfo> close_;
   bool close_frame_started_ = false;
   bool close_pending_ = false;
+  // The target's close frame was read.
+  bool peer_closed_ = false;
   uint64_t idle_generation_ = 0;
 };
 
@@ -620,6 +622,7 @@ void Session::OnRead(const error_code& ec) {
   websocket::close_reason reason;
   WithStream([&](auto& ws) { reason = ws.reason(); });
   if (ec == websocket::error::closed) {
+    peer_closed_ = true;
     if (!close_.has_value()) {
       // The target closed first; Beast has answered its close frame.
       close_ = CloseInfo{static_cast<int>(reason.code),
@@ -703,7 +706,18 @@ void Session::StartCloseFrame() {
   WithStream([&](auto& ws) {
     ws.async_close(reason, [self = shared_from_this()](const error_code& ec) {
       self->close_pending_ = false;
-      if (ec && self->close_->error == fetch::v1::ERROR_KIND_NONE &&
+      if (!ec) {
+        // The handshake completed: the target's close frame was read.
+        self->peer_closed_ = true;
+        if (self->close_->error == fetch::v1::ERROR_KIND_NONE) {
+          self->WithStream([&](auto& s) {
+            self->close_->code = static_cast<int>(s.reason().code);
+            self->close_->reason = std::string(s.reason().reason.c_str());
+          });
+        }
+      }
+      if (ec && !self->peer_closed_ &&
+          self->close_->error == fetch::v1::ERROR_KIND_NONE &&
           ec != websocket::error::closed) {
         self->close_->code = 1006;
       }
@@ -749,6 +763,17 @@ void Session::MaybeFinish() {
   if (holds_slot_) {
     holds_slot_ = false;
     transport_->ReleaseSlot(params_.target.host_key);
+  }
+  if (close_.has_value() && close_->error == fetch::v1::ERROR_KIND_NONE) {
+    // A clean close: the code is the target's close frame's (its own, or
+    // its echo of ours), 1006 when none was read.
+    WithStream([&](auto& ws) {
+      const websocket::close_reason& r = ws.reason();
+      close_->code = r.code == websocket::close_code::none
+                         ? 1006
+                         : static_cast<int>(r.code);
+      close_->reason = std::string(r.reason.c_str());
+    });
   }
   WsCloseResult result;
   if (close_.has_value()) {

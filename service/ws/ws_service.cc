@@ -83,9 +83,10 @@ class WsCall final : public WsSink,
     service_->OnCallDone(this);
   }
 
-  void Attach(Reactor* reactor) {
+  void Attach(Reactor* reactor, grpc::CallbackServerContext* context) {
     absl::MutexLock lock(&mu_);
     reactor_ = reactor;
+    context_ = context;
     reactor_->StartRead(&in_);
   }
 
@@ -97,8 +98,9 @@ class WsCall final : public WsSink,
       if (handle_ == nullptr) {
         FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                   "the stream ended before its open message"));
-      } else if (!close_sent_) {
-        // Half-close without a close message: a normal close.
+      } else if (!close_sent_ && !context_->IsCancelled()) {
+        // Half-close without a close message: a normal close. (A
+        // cancelled call's failed read is followed by OnCancel: 1001.)
         close_sent_ = true;
         handle_->Close(1000, "", "client");
       }
@@ -400,6 +402,7 @@ class WsCall final : public WsSink,
 
   absl::Mutex mu_;
   Reactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  grpc::CallbackServerContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
   WsClientMessage in_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<WsHandle> handle_ ABSL_GUARDED_BY(mu_);
   uint64_t max_message_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -417,8 +420,10 @@ namespace {
 
 class CallReactor final : public Reactor {
  public:
-  explicit CallReactor(std::shared_ptr<WsCall> call) : call_(std::move(call)) {
-    call_->Attach(this);
+  CallReactor(grpc::CallbackServerContext* context,
+              std::shared_ptr<WsCall> call)
+      : call_(std::move(call)) {
+    call_->Attach(this, context);
   }
   void OnReadDone(bool ok) override { call_->OnReadDone(ok); }
   void OnWriteDone(bool ok) override { call_->OnWriteDone(ok); }
@@ -488,7 +493,7 @@ Reactor* WebSocketServiceImpl::WebSocket(grpc::CallbackServerContext* context) {
     absl::MutexLock lock(&calls_mu_);
     calls_.emplace(call.get(), call);
   }
-  return new CallReactor(std::move(call));
+  return new CallReactor(context, std::move(call));
 }
 
 void WebSocketServiceImpl::CloseAll() {
