@@ -286,9 +286,9 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckPositive("websocket.default_idle_timeout",
                          ws.default_idle_timeout()),
            CheckPositive("websocket.max_idle_timeout", ws.max_idle_timeout()),
-           // Below gRPC's own cap, with room for the message's framing.
+           // Capped at run time by grpc.max_message_bytes (less framing).
            CheckRange("websocket.max_message_bytes", ws.max_message_bytes(), 1,
-                      g.max_message_bytes() - 1024),
+                      INT32_MAX),
        }) {
     if (!s.ok()) return s;
   }

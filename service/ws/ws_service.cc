@@ -1,5 +1,6 @@
 #include "service/ws/ws_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -50,6 +51,18 @@ absl::StatusOr<auth::Caller> Identify(const auth::CallerAuth& auth,
     authorization = absl::string_view(it->second.data(), it->second.size());
   }
   return auth.Identify(identities, authorization);
+}
+
+// config.websocket, with max_message_bytes capped so that a message still
+// fits in one gRPC message (grpc.max_message_bytes, less room for framing).
+fetch::v1::WebSocketLimits EffectiveLimits(
+    const fetch::v1::ServerConfig& config) {
+  fetch::v1::WebSocketLimits limits = config.websocket();
+  const uint64_t grpc_cap = config.grpc().max_message_bytes() > 1024
+                                ? config.grpc().max_message_bytes() - 1024
+                                : 1;
+  limits.set_max_message_bytes(std::min(limits.max_message_bytes(), grpc_cap));
+  return limits;
 }
 
 class RejectedCall final : public Reactor {
@@ -457,7 +470,9 @@ WebSocketServiceImpl::Create(const fetch::v1::ServerConfig& config,
 WebSocketServiceImpl::WebSocketServiceImpl(
     const fetch::v1::ServerConfig& config, const Deps& deps,
     policy::AddressPolicy policy)
-    : limits_(config.websocket()), deps_(deps), policy_(std::move(policy)) {}
+    : limits_(EffectiveLimits(config)),
+      deps_(deps),
+      policy_(std::move(policy)) {}
 
 Reactor* WebSocketServiceImpl::WebSocket(grpc::CallbackServerContext* context) {
   absl::StatusOr<auth::Caller> caller = Identify(*deps_.auth, context);
