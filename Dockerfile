@@ -16,7 +16,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libcurl4-openssl-dev libabsl-dev libspdlog-dev libcpp-httplib-dev \
-      prometheus-cpp-dev grpc-proto \
+      prometheus-cpp-dev grpc-proto libboost-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -134,7 +134,8 @@ FetchClient::FetchClient(std::shared_ptr<grpc::Channel> channel,
                          ? std::string()
                          : absl::StrCat("Bearer ", bearer_token)),
       stub_(fetch::v1::FetchService::NewStub(channel_)),
-      health_stub_(grpc::health::v1::Health::NewStub(channel_)) {}
+      health_stub_(grpc::health::v1::Health::NewStub(channel_)),
+      ws_stub_(fetch::v1::WebSocketService::NewStub(channel_)) {}
 
 void FetchClient::Prepare(absl::Time deadline,
                           grpc::ClientContext& context) const {
@@ -192,6 +193,79 @@ FetchClient::CheckHealth(const std::string& service, absl::Time deadline) {
     return converted;
   }
   return response.status();
+}
+
+absl::StatusOr<std::unique_ptr<WebSocketStream>> FetchClient::OpenWebSocket(
+    const fetch::v1::WsOpen& open, absl::Time deadline) {
+  std::unique_ptr<WebSocketStream> ws(new WebSocketStream());
+  ws->context_ = std::make_unique<grpc::ClientContext>();
+  Prepare(deadline, *ws->context_);
+  ws->stream_ = ws_stub_->WebSocket(ws->context_.get());
+  fetch::v1::WsClientMessage first;
+  *first.mutable_open() = open;
+  fetch::v1::WsServerMessage answer;
+  if (!ws->stream_->Write(first) || !ws->stream_->Read(&answer) ||
+      !answer.has_handshake()) {
+    absl::Status status = ws->Finish();
+    if (status.ok()) {
+      status = absl::InternalError("fetchd sent no handshake result");
+    }
+    return status;
+  }
+  ws->handshake_ = answer.handshake();
+  return ws;
+}
+
+WebSocketStream::~WebSocketStream() {
+  if (!finished_ && context_ != nullptr) {
+    context_->TryCancel();
+    stream_->Finish();
+  }
+}
+
+absl::Status WebSocketStream::Send(const fetch::v1::WsClientMessage& message) {
+  if (writes_done_ || !stream_->Write(message)) {
+    return absl::UnavailableError("the WebSocket stream is closed for writes");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WebSocketStream::SendText(std::string text) {
+  fetch::v1::WsClientMessage m;
+  m.mutable_frame()->set_text(std::move(text));
+  return Send(m);
+}
+
+absl::Status WebSocketStream::SendBinary(std::string data) {
+  fetch::v1::WsClientMessage m;
+  m.mutable_frame()->set_binary(std::move(data));
+  return Send(m);
+}
+
+absl::Status WebSocketStream::Close(uint32_t code, std::string reason) {
+  fetch::v1::WsClientMessage m;
+  m.mutable_close()->set_code(code);
+  m.mutable_close()->set_reason(std::move(reason));
+  return Send(m);
+}
+
+void WebSocketStream::WritesDone() {
+  if (writes_done_) return;
+  writes_done_ = true;
+  stream_->WritesDone();
+}
+
+bool WebSocketStream::Read(fetch::v1::WsServerMessage* message) {
+  return stream_->Read(message);
+}
+
+void WebSocketStream::Cancel() { context_->TryCancel(); }
+
+absl::Status WebSocketStream::Finish() {
+  if (finished_) return absl::FailedPreconditionError("already finished");
+  finished_ = true;
+  return FromGrpcStatus(stream_->Finish(),
+                        context_->GetServerTrailingMetadata());
 }
 
 }  // namespace fetchd::client

@@ -24,6 +24,8 @@
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "fetch/v1/fetch.pb.h"
+#include "fetch/v1/websocket.grpc.pb.h"
+#include "fetch/v1/websocket.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/channel.h"
@@ -58,6 +60,53 @@ struct ClientOptions {
   // Largest response message accepted from the server (gRPC's default is
   // 4 MiB; a FetchResult carries a whole response body).
   int max_receive_message_bytes = 64 << 20;
+};
+
+// One WebSocket through fetchd (fetch.v1.WebSocketService), made by
+// FetchClient::OpenWebSocket(). One thread may Read() while another sends
+// (Send*, Close); no two threads may send at once, nor read at once.
+// Destroying it before Finish() cancels the call, and fetchd then closes
+// the WebSocket with 1001.
+class WebSocketStream {
+ public:
+  ~WebSocketStream();
+  WebSocketStream(const WebSocketStream&) = delete;
+  WebSocketStream& operator=(const WebSocketStream&) = delete;
+
+  // fetchd's handshake answer; when !handshake().ok() the stream is over
+  // (Read() returns false, Finish() is OK).
+  const fetch::v1::WsHandshake& handshake() const { return handshake_; }
+
+  // Errors: UNAVAILABLE when the stream is broken or closed for writes.
+  absl::Status SendText(std::string text);
+  absl::Status SendBinary(std::string data);
+  // Starts the closing handshake; the target's close then arrives as the
+  // last message. `code` 0 means 1000.
+  absl::Status Close(uint32_t code = 1000, std::string reason = "");
+  absl::Status Send(const fetch::v1::WsClientMessage& message);
+  // Tells fetchd nothing more will be sent (a 1000 close, unless one was
+  // sent).
+  void WritesDone();
+
+  // The next frame, or the close (the last message). False at the end of
+  // the stream.
+  bool Read(fetch::v1::WsServerMessage* message);
+  // Cancels the call (from any thread).
+  void Cancel();
+  // The call's status, once Read() returned false.
+  absl::Status Finish();
+
+ private:
+  friend class FetchClient;
+  WebSocketStream() = default;
+
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<fetch::v1::WsClientMessage,
+                                           fetch::v1::WsServerMessage>>
+      stream_;
+  fetch::v1::WsHandshake handshake_;
+  bool writes_done_ = false;
+  bool finished_ = false;
 };
 
 class FetchClient {
@@ -108,6 +157,15 @@ class FetchClient {
   CheckHealth(const std::string& service,
               absl::Time deadline = absl::InfiniteFuture());
 
+  // Opens a WebSocket through fetchd: sends `open` and waits for the
+  // handshake result, which may be a failure (then handshake().ok() is
+  // false and error says why: DENIED, CONNECT, TLS, HTTP_STATUS, ...).
+  // Errors: the RPC's status when fetchd refuses the call itself
+  // (UNAUTHENTICATED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE).
+  absl::StatusOr<std::unique_ptr<WebSocketStream>> OpenWebSocket(
+      const fetch::v1::WsOpen& open,
+      absl::Time deadline = absl::InfiniteFuture());
+
   // The generated stub, for callers that need the async or callback API.
   // Owned by this client; thread-safe.
   fetch::v1::FetchService::Stub& stub() { return *stub_; }
@@ -122,6 +180,7 @@ class FetchClient {
   const std::string authorization_;
   std::unique_ptr<fetch::v1::FetchService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
+  std::unique_ptr<fetch::v1::WebSocketService::Stub> ws_stub_;
 };
 
 }  // namespace fetchd::client

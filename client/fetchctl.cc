@@ -23,12 +23,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
@@ -173,9 +175,123 @@ int RunHealth(const FetchctlOptions& options) {
              : kExitFailedResults;
 }
 
+std::string WsJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = false;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, print);
+  return json;
+}
+
+// `fetchctl ws URL`: a WebSocket through fetchd. stdin is read on its own
+// thread; the process exits (std::_Exit) once the stream has ended, without
+// waiting for that thread's blocked read.
+int RunWs(const FetchctlOptions& options) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<FetchClient>> client =
+      FetchClient::Connect(options.server, ClientOptionsFrom(options));
+  if (!client.ok()) return RpcError(client.status());
+  fetch::v1::WsOpen open;
+  open.set_url(options.urls.front());
+  *open.mutable_headers() = options.batch_template.defaults().headers();
+  absl::StatusOr<std::unique_ptr<WebSocketStream>> opened =
+      (*client)->OpenWebSocket(open, DeadlineFrom(start, options));
+  if (!opened.ok()) return RpcError(opened.status());
+  WebSocketStream& ws = **opened;
+  const bool interactive = isatty(STDIN_FILENO) == 1;
+  const fetch::v1::WsHandshake& handshake = ws.handshake();
+  if (interactive) {
+    if (handshake.ok()) {
+      std::fprintf(stderr,
+                   "connected to %s (HTTP %u%s%s); type lines to send\n",
+                   open.url().c_str(), handshake.status(),
+                   handshake.subprotocol().empty() ? "" : ", subprotocol ",
+                   handshake.subprotocol().c_str());
+    }
+  } else {
+    fetch::v1::WsServerMessage m;
+    *m.mutable_handshake() = handshake;
+    std::printf("%s\n", WsJson(m).c_str());
+    std::fflush(stdout);
+  }
+  if (!handshake.ok()) {
+    std::fprintf(stderr, "fetchctl: handshake failed: %s: %s\n",
+                 fetch::v1::ErrorKind_Name(handshake.error()).c_str(),
+                 handshake.error_message().c_str());
+    (void)ws.Finish();
+    return kExitFailedResults;
+  }
+
+  absl::Mutex mu;
+  bool ended = false;  // guarded by mu: no more sends
+  std::thread input([&] {
+    std::string line;
+    int line_number = 0;
+    bool closed = false;
+    while (std::getline(std::cin, line)) {
+      ++line_number;
+      fetch::v1::WsClientMessage m;
+      if (interactive) {
+        m.mutable_frame()->set_text(line);
+      } else {
+        if (line.empty()) continue;
+        const auto parsed =
+            google::protobuf::util::JsonStringToMessage(line, &m);
+        if (!parsed.ok()) {
+          std::fprintf(stderr, "fetchctl: stdin line %d: %s\n", line_number,
+                       std::string(parsed.message()).c_str());
+          continue;
+        }
+      }
+      absl::MutexLock lock(&mu);
+      if (ended) return;
+      if (m.has_close()) closed = true;
+      if (!ws.Send(m).ok()) return;
+    }
+    absl::MutexLock lock(&mu);
+    if (ended) return;
+    if (!closed) (void)ws.Close(1000, "");
+    ws.WritesDone();
+  });
+  input.detach();
+
+  fetch::v1::WsServerMessage m;
+  int exit_code = kExitOk;
+  while (ws.Read(&m)) {
+    if (m.has_close() && m.close().error() != fetch::v1::ERROR_KIND_NONE) {
+      exit_code = kExitFailedResults;
+    }
+    if (!interactive) {
+      std::printf("%s\n", WsJson(m).c_str());
+    } else if (m.has_frame() && m.frame().has_binary()) {
+      std::printf("< [binary %zu bytes]\n", m.frame().binary().size());
+    } else if (m.has_frame()) {
+      std::printf("< %s\n", m.frame().text().c_str());
+    } else if (m.has_close()) {
+      std::fprintf(stderr, "closed: %u %s (by %s)%s%s\n", m.close().code(),
+                   m.close().reason().c_str(), m.close().initiator().c_str(),
+                   m.close().error_message().empty() ? "" : ": ",
+                   m.close().error_message().c_str());
+    }
+    std::fflush(stdout);
+  }
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu);
+    ended = true;
+    status = ws.Finish();
+  }
+  if (!status.ok()) exit_code = RpcError(status);
+  std::fflush(nullptr);
+  std::_Exit(exit_code);
+}
+
 int Run(const FetchctlOptions& options) {
   if (options.command == Command::kHealth) {
     return RunHealth(options);
+  }
+  if (options.command == Command::kWs) {
+    return RunWs(options);
   }
   absl::StatusOr<fetch::v1::BatchRequest> batch = BuildBatchRequest(options);
   if (!batch.ok()) {

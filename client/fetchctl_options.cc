@@ -698,13 +698,24 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
 
   if (positional.empty()) {
     return absl::InvalidArgumentError(
-        "missing command: expected 'get URL...', 'batch' or 'health'");
+        "missing command: expected 'get URL...', 'batch', 'ws URL' or "
+        "'health'");
   }
   if (positional[0] == "get") {
     options.command = Command::kGet;
     options.urls.assign(positional.begin() + 1, positional.end());
     if (options.urls.empty()) {
       return absl::InvalidArgumentError("get: missing URL");
+    }
+    if (file_set) {
+      return FlagError('f', "only valid with 'batch'");
+    }
+  } else if (positional[0] == "ws") {
+    options.command = Command::kWs;
+    options.urls.assign(positional.begin() + 1, positional.end());
+    if (options.urls.size() != 1) {
+      return absl::InvalidArgumentError(
+          "ws: expected exactly one ws:// or wss:// URL");
     }
     if (file_set) {
       return FlagError('f', "only valid with 'batch'");
@@ -765,6 +776,7 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
 std::string FetchctlUsage() {
   return R"(Usage: fetchctl [OPTIONS] get URL [URL...]
        fetchctl [OPTIONS] batch [-f FILE]
+       fetchctl [OPTIONS] ws URL
        fetchctl [--server HOST:PORT] [--deadline SECONDS] health
 
 Fetches URLs through a fetchd server. Prints one JSON object per result (a
@@ -775,6 +787,15 @@ batch reads one request per line from FILE (stdin when FILE is "-" or -f is
 absent): a line starting with '{' is a JSON fetch.v1.FetchRequest, any other
 line is a URL; blank lines and lines starting with '#' are skipped. The request
 options below are defaults for every request; a JSON line overrides them.
+
+ws opens a WebSocket (ws:// or wss://) through fetchd, with the -H headers.
+When stdin is a terminal, each line typed is sent as a text message and
+received messages are printed ("< text", "< [binary N bytes]"); end of input
+closes with 1000. Otherwise stdin is JSON lines of fetch.v1.WsClientMessage
+({"frame":{"text":"hi"}}, {"frame":{"binary":"BASE64"}},
+{"close":{"code":1000}}) and stdout gets one JSON fetch.v1.WsServerMessage per
+line (the handshake, each frame, the close). Exit 0 after a clean close, 1
+after a failed handshake or a close with an error.
 
 health asks fetchd's grpc.health.v1 service about fetch.v1.FetchService and
 prints its status: SERVING, or NOT_SERVING while fetchd drains.
@@ -913,6 +934,7 @@ absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
     case Command::kBatch:
       break;
     case Command::kHealth:
+    case Command::kWs:
     case Command::kHelp:
       return absl::InvalidArgumentError("no batch to build for this command");
   }

@@ -34,7 +34,7 @@ enum ExitCode : int {
 
 inline constexpr absl::string_view kDefaultServer = "127.0.0.1:50051";
 
-enum class Command { kGet, kBatch, kHealth, kHelp };
+enum class Command { kGet, kBatch, kHealth, kWs, kHelp };
 
 // Whether fetchctl draws a progress bar on stderr.
 enum class ProgressMode {
@@ -65,7 +65,7 @@ struct FetchctlOptions {
   // kDefaultServer.
   std::string server;
   ServerConnection connection;
-  // `get`: the URLs, in command line order.
+  // `get`: the URLs, in command line order; `ws`: the one URL.
   std::vector<std::string> urls;
   // `batch`: the input file; "-" is stdin.
   std::string input_path = "-";

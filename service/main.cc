@@ -30,6 +30,8 @@
 #include "service/metrics/metrics_server.h"
 #include "service/policy/policy_config.h"
 #include "service/transport/worker_pool.h"
+#include "service/ws/beast_transport.h"
+#include "service/ws/ws_service.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;
@@ -199,6 +201,30 @@ int Run(const config::ValueMap& env) {
               << "\n";
     return 2;
   }
+  ws::WsTransport::Options ws_options;
+  ws_options.address_check = [policy = pool_options.policy](
+                                 const policy::IpAddress& ip, uint16_t port) {
+    return policy->Check(ip, port);
+  };
+  ws_options.max_per_host = static_cast<int>(config->limits().max_per_host());
+  ws_options.observer = metrics->get();
+  absl::StatusOr<std::unique_ptr<ws::WsTransport>> ws_transport =
+      ws::NewBeastTransport(std::move(ws_options));
+  if (!ws_transport.ok()) {
+    spdlog::critical("cannot start the WebSocket transport: {}",
+                     ws_transport.status().ToString());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<ws::WebSocketServiceImpl>> ws_service =
+      ws::WebSocketServiceImpl::Create(
+          *config,
+          {&(*service)->caller_auth(), (*service)->shared_caller_quotas(),
+           ws_transport->get(), metrics->get()});
+  if (!ws_service.ok()) {
+    std::cerr << "fetchd: invalid config: " << ws_service.status().message()
+              << "\n";
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_check_config)) {
     std::cout << "config OK\n";
     return 0;
@@ -217,6 +243,7 @@ int Run(const config::ValueMap& env) {
         "network in plaintext");
   }
   builder.RegisterService(service->get());
+  builder.RegisterService(ws_service->get());
   const fetch::v1::Grpc& grpc_config = config->grpc();
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(grpc_config.max_message_bytes()));
@@ -240,6 +267,8 @@ int Run(const config::ValueMap& env) {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus("fetch.v1.FetchService",
+                                                    true);
+  server->GetHealthCheckService()->SetServingStatus("fetch.v1.WebSocketService",
                                                     true);
   const std::string host =
       config->listen().substr(0, config->listen().rfind(':'));
@@ -287,6 +316,7 @@ int Run(const config::ValueMap& env) {
   sigwait(&signals, &signal_number);
   (*metrics)->SetServing(false);
   (*service)->StartDraining();
+  (*ws_service)->StartDraining();
   server->GetHealthCheckService()->SetServingStatus(false);
   // Logged once draining is in effect: tests wait for this line.
   logging::Log(spdlog::level::info,
@@ -300,28 +330,37 @@ int Run(const config::ValueMap& env) {
   // to Shutdown(), which then cancels what is left.
   const absl::Time drain_deadline =
       absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
-  while ((*service)->active_calls() > 0 && absl::Now() < drain_deadline) {
+  const auto active = [&] {
+    return (*service)->active_calls() + (*ws_service)->active_calls();
+  };
+  while (active() > 0 && absl::Now() < drain_deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  if (const int64_t left = (*service)->active_calls(); left > 0) {
+  if (const int64_t left = active(); left > 0) {
     logging::Log(spdlog::level::warn,
                  absl::StrCat("drain grace period over: cancelling ", left,
                               " running calls"),
                  {{"calls", left}});
     // Their unfinished requests end as CANCELLED results, which the calls
     // still stream before they end; give that a moment.
+    // Open WebSockets get a 1001 going-away close, reported to their calls.
     (*service)->CancelAllCalls();
+    (*ws_service)->CloseAll();
     const absl::Time flush_deadline = absl::Now() + absl::Seconds(2);
-    while ((*service)->active_calls() > 0 && absl::Now() < flush_deadline) {
+    while (active() > 0 && absl::Now() < flush_deadline) {
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
   server->Shutdown(absl::ToChronoTime(std::max(drain_deadline, absl::Now()) +
                                       absl::Milliseconds(500)));
   (*pool)->Stop();
+  // Delivers the last closes to the WebSocket calls, which use the service.
+  (*ws_transport)->Stop();
   server.reset();
   // Its gauges read the service and the pool.
   metrics_server->reset();
+  ws_service->reset();
+  ws_transport->reset();
   service->reset();
   pool->reset();
   curl_global_cleanup();

@@ -46,6 +46,10 @@ METRICS = {
     "fetch_denied_total": "counter",
     "fetch_grpc_server_handled_total": "counter",
     "fetch_process_cpu_seconds_total": "counter",
+    "fetch_websocket_frames_total": "counter",
+    "fetch_websocket_bytes_total": "counter",
+    "fetch_websocket_closes_total": "counter",
+    "fetch_websocket_handshake_failures_total": "counter",
     # histograms
     "fetch_request_duration_seconds": "histogram",
     "fetch_phase_duration_seconds": "histogram",
@@ -61,6 +65,7 @@ METRICS = {
     "fetch_process_start_time_seconds": "gauge",
     "fetch_build_info": "gauge",
     "fetch_serving": "gauge",
+    "fetch_websockets_open": "gauge",
 }
 # Series Prometheus itself adds for every scrape target.
 SYNTHETIC = {"up"}

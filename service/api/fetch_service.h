@@ -81,6 +81,9 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   const auth::CallerAuth& caller_auth() const { return *auth_; }
   // Per-caller admission counters (for tests).
   const auth::CallerQuotas& caller_quotas() const { return quotas_; }
+  // The same counters, for other services whose calls share the quotas
+  // (the WebSocket bridge).
+  auth::CallerQuotas* shared_caller_quotas() { return &quotas_; }
 
   // Requests admitted and not yet finished.
   int64_t pending() const { return pending_.load(std::memory_order_relaxed); }

@@ -226,6 +226,14 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   t->set_use_env_proxy(false);
 
   c.mutable_policy()->set_deny_special_ranges(true);
+
+  auto* ws = c.mutable_websocket();
+  ws->set_max_open(1000);
+  *ws->mutable_default_handshake_timeout() = TimeUtil::SecondsToDuration(10);
+  *ws->mutable_max_handshake_timeout() = TimeUtil::SecondsToDuration(60);
+  *ws->mutable_default_idle_timeout() = TimeUtil::SecondsToDuration(300);
+  *ws->mutable_max_idle_timeout() = TimeUtil::SecondsToDuration(3600);
+  ws->set_max_message_bytes(16 << 20);
   return c;
 }
 
@@ -342,6 +350,31 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                                   b.max_pem_bytes(), 0, 16 << 20);
       !s.ok()) {
     return s;
+  }
+  const auto& ws = c.websocket();
+  for (absl::Status s : {
+           CheckRange("websocket.max_open", ws.max_open(), 1, 1000000),
+           CheckPositive("websocket.default_handshake_timeout",
+                         ws.default_handshake_timeout()),
+           CheckPositive("websocket.max_handshake_timeout",
+                         ws.max_handshake_timeout()),
+           CheckPositive("websocket.default_idle_timeout",
+                         ws.default_idle_timeout()),
+           CheckPositive("websocket.max_idle_timeout", ws.max_idle_timeout()),
+           // Capped at run time by grpc.max_message_bytes (less framing).
+           CheckRange("websocket.max_message_bytes", ws.max_message_bytes(), 1,
+                      INT32_MAX),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (FromProto(ws.default_handshake_timeout()) >
+      FromProto(ws.max_handshake_timeout())) {
+    return Invalid("websocket.default_handshake_timeout",
+                   "must not exceed websocket.max_handshake_timeout");
+  }
+  if (FromProto(ws.default_idle_timeout()) > FromProto(ws.max_idle_timeout())) {
+    return Invalid("websocket.default_idle_timeout",
+                   "must not exceed websocket.max_idle_timeout");
   }
   if (absl::StatusOr<policy::AddressPolicy> p =
           policy::AddressPolicyFromConfig(c.policy());

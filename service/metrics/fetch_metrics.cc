@@ -1,7 +1,9 @@
 #include "service/metrics/fetch_metrics.h"
 
 #include <algorithm>
+#include <array>
 #include <exception>
+#include <string>
 #include <utility>
 
 #include "absl/random/distributions.h"
@@ -77,6 +79,37 @@ MetricFamily OneValue(std::string name, std::string help, MetricType type,
   family.metric.push_back(std::move(metric));
   return family;
 }
+
+// fetch_websocket_closes_total's `code` values: the codes of RFC 6455 by
+// number, application codes by range, anything else "other".
+constexpr std::array<std::string_view, 17> kWsCloseCodes = {
+    "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009",
+    "1010", "1011", "1012", "1013", "1014", "1015", "3xxx", "4xxx"};
+
+size_t WsCloseCodeLabel(int code) {
+  if (code >= 3000 && code <= 3999) return 15;
+  if (code >= 4000 && code <= 4999) return 16;
+  const std::string text = std::to_string(code);
+  for (size_t i = 0; i < 15; ++i) {
+    if (kWsCloseCodes[i] == text) return i;
+  }
+  return kWsCloseCodes.size();  // "other"
+}
+
+// fetch_websocket_handshake_failures_total's `kind` values.
+constexpr std::array<std::pair<fetch::v1::ErrorKind, std::string_view>, 10>
+    kWsFailureKinds = {{
+        {fetch::v1::ERROR_KIND_DENIED, "denied"},
+        {fetch::v1::ERROR_KIND_DNS, "dns"},
+        {fetch::v1::ERROR_KIND_CONNECT, "connect"},
+        {fetch::v1::ERROR_KIND_TLS, "tls"},
+        {fetch::v1::ERROR_KIND_CONNECT_TIMEOUT, "timeout"},
+        {fetch::v1::ERROR_KIND_QUEUE_TIMEOUT, "queue_timeout"},
+        {fetch::v1::ERROR_KIND_HTTP_STATUS, "http_status"},
+        {fetch::v1::ERROR_KIND_PROTOCOL, "protocol"},
+        {fetch::v1::ERROR_KIND_CANCELLED, "cancelled"},
+        {fetch::v1::ERROR_KIND_INTERNAL, "internal"},
+    }};
 
 }  // namespace
 
@@ -195,6 +228,47 @@ void FetchMetrics::Register(const Options& options) {
     Counter* child = &denied.Add({{"rule", c}});
     denied_.emplace_back(std::move(c), child);
   }
+
+  ws_open_ = &prometheus::BuildGauge()
+                  .Name("fetch_websockets_open")
+                  .Help("WebSockets whose handshake succeeded, not closed yet")
+                  .Register(r)
+                  .Add({});
+  auto& ws_frames =
+      prometheus::BuildCounter()
+          .Name("fetch_websocket_frames_total")
+          .Help(
+              "WebSocket data messages (fragments reassembled) by direction: "
+              "sent to targets or received from them")
+          .Register(r);
+  auto& ws_bytes = prometheus::BuildCounter()
+                       .Name("fetch_websocket_bytes_total")
+                       .Help("WebSocket message payload bytes by direction")
+                       .Register(r);
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string direction = i == 0 ? "sent" : "received";
+    ws_frames_[i] = &ws_frames.Add({{"direction", direction}});
+    ws_bytes_[i] = &ws_bytes.Add({{"direction", direction}});
+  }
+  auto& ws_closes =
+      prometheus::BuildCounter()
+          .Name("fetch_websocket_closes_total")
+          .Help(
+              "Open WebSockets that ended, by close code (1006: without a "
+              "close frame)")
+          .Register(r);
+  for (std::string_view code : kWsCloseCodes) {
+    ws_closes_.push_back(&ws_closes.Add({{"code", Str(code)}}));
+  }
+  ws_closes_.push_back(&ws_closes.Add({{"code", "other"}}));
+  auto& ws_failures = prometheus::BuildCounter()
+                          .Name("fetch_websocket_handshake_failures_total")
+                          .Help("WebSocket openings that failed, by kind")
+                          .Register(r);
+  for (const auto& [kind, label] : kWsFailureKinds) {
+    ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", Str(label)}}));
+  }
+  ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", "other"}}));
 
   auto& handled = prometheus::BuildCounter()
                       .Name("fetch_grpc_server_handled_total")
@@ -385,6 +459,25 @@ void FetchMetrics::OnCallFinished(core::CallMethod method,
     default:
       break;
   }
+}
+
+void FetchMetrics::OnWsMessage(bool sent, uint64_t bytes) {
+  const size_t i = sent ? 0 : 1;
+  ws_frames_[i]->Increment();
+  ws_bytes_[i]->Increment(static_cast<double>(bytes));
+}
+
+void FetchMetrics::OnWsOpened() { ws_open_->Increment(); }
+
+void FetchMetrics::OnWsClosed(int code) {
+  ws_open_->Decrement();
+  ws_closes_[WsCloseCodeLabel(code)]->Increment();
+}
+
+void FetchMetrics::OnWsHandshakeFailed(fetch::v1::ErrorKind kind) {
+  size_t i = 0;
+  while (i < kWsFailureKinds.size() && kWsFailureKinds[i].first != kind) ++i;
+  ws_handshake_failures_[i]->Increment();
 }
 
 std::vector<MetricFamily> FetchMetrics::Collect() const {

@@ -33,6 +33,7 @@
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/metrics/labels.h"
+#include "service/ws/ws_observer.h"
 
 namespace prometheus {
 class Collectable;
@@ -47,7 +48,7 @@ class Family;
 
 namespace fetchd::metrics {
 
-class FetchMetrics final : public core::FetchObserver {
+class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
  public:
   struct Options {
     // Hosts that get their own `host` label value (config
@@ -104,6 +105,15 @@ class FetchMetrics final : public core::FetchObserver {
                       absl::Duration handling, bool rejected) override;
   void OnPolicyDenied(std::string_view category) override;
 
+  // ws::WsObserver (fetch_websocket*).
+  void OnWsMessage(bool sent, uint64_t bytes) override;
+  void OnWsOpened() override;
+  void OnWsClosed(int code) override;
+  void OnWsHandshakeFailed(fetch::v1::ErrorKind kind) override;
+  void OnWsDenied(std::string_view category) override {
+    OnPolicyDenied(category);
+  }
+
  private:
   class Exposition;
   using Counter = prometheus::Counter;
@@ -150,6 +160,13 @@ class FetchMetrics final : public core::FetchObserver {
   std::array<Histogram*, core::kCallMethods> handling_{};
   std::array<Histogram*, kPhaseLabels.size()> phases_{};
   prometheus::Gauge* serving_ = nullptr;
+  // WebSockets: [0] sent to targets, [1] received from them.
+  prometheus::Gauge* ws_open_ = nullptr;
+  std::array<Counter*, 2> ws_frames_{};
+  std::array<Counter*, 2> ws_bytes_{};
+  // By WsCloseCodeLabel / WsHandshakeFailureLabel (fetch_metrics.cc).
+  std::vector<Counter*> ws_closes_;
+  std::vector<Counter*> ws_handshake_failures_;
 
   mutable absl::Mutex live_mu_;
   LiveSource live_ ABSL_GUARDED_BY(live_mu_);

@@ -61,7 +61,12 @@ const std::set<std::string>& ContractFamilies() {
                                 "fetch_process_open_fds",
                                 "fetch_process_start_time_seconds",
                                 "fetch_build_info",
-                                "fetch_serving"};
+                                "fetch_serving",
+                                "fetch_websockets_open",
+                                "fetch_websocket_frames_total",
+                                "fetch_websocket_bytes_total",
+                                "fetch_websocket_closes_total",
+                                "fetch_websocket_handshake_failures_total"};
   return *names;
 }
 

@@ -1,0 +1,33 @@
+// Checking a WsOpen (proto/fetch/v1/websocket.proto) against the server's
+// bounds and destination policy, and turning it into WsOpenParams.
+//
+// Pure; thread-safe.
+#ifndef FETCHD_SERVICE_WS_WS_OPEN_H_
+#define FETCHD_SERVICE_WS_WS_OPEN_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "fetch/v1/config.pb.h"
+#include "fetch/v1/websocket.pb.h"
+#include "service/policy/address_policy.h"
+#include "service/ws/ws_transport.h"
+
+namespace fetchd::ws {
+
+// Errors:
+//   InvalidArgument   a malformed field, named with its rule ("open.url:
+//                     ...", "open.headers[2]: ...", "open.idle_timeout:
+//                     ...");
+//   PermissionDenied  a scheme other than ws and wss, or a host the policy
+//                     refuses before resolution; the message names the
+//                     rule, and *denied_category (if not null) gets the
+//                     policy category ("scheme", "loopback", "host", ...).
+absl::StatusOr<WsOpenParams> CheckOpen(const fetch::v1::WsOpen& open,
+                                       const fetch::v1::WebSocketLimits& limits,
+                                       const policy::AddressPolicy& policy,
+                                       std::string* denied_category = nullptr);
+
+}  // namespace fetchd::ws
+
+#endif  // FETCHD_SERVICE_WS_WS_OPEN_H_
