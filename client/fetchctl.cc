@@ -31,6 +31,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
+#include "client/fetchctl_download.h"
 #include "client/fetchctl_options.h"
 #include "fetch/v1/fetch.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -184,6 +185,9 @@ int Run(const FetchctlOptions& options) {
       FetchClient::Connect(options.server, ClientOptionsFrom(options));
   if (!client.ok()) {
     return RpcError(client.status());
+  }
+  if (!options.output_path.empty()) {
+    return RunDownload(**client, options, DeadlineFrom(absl::Now(), options));
   }
 
   const bool progress =

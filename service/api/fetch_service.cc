@@ -459,6 +459,11 @@ void FetchServiceImpl::OnCallDone(const core::Batch* call,
   while (window_high_water > high &&
          !window_high_water_.compare_exchange_weak(high, window_high_water)) {
   }
+  const int64_t streamed = call->stream_buffered_high_water();
+  high = stream_high_water_.load(std::memory_order_relaxed);
+  while (streamed > high &&
+         !stream_high_water_.compare_exchange_weak(high, streamed)) {
+  }
 }
 
 void FetchServiceImpl::ReportCall(core::CallMethod method,

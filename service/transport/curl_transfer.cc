@@ -213,6 +213,7 @@ void Transfer::ResetBody() {
   body_mode_ = BodyMode::kUndecided;
   pending_.clear();
   paused_ = false;
+  partial_listed_ = false;
 }
 
 size_t Transfer::OnBody(char* data, size_t size, size_t count, void* self) {
@@ -281,9 +282,10 @@ size_t Transfer::OnStreamedBody(const char* data, size_t n) {
     case BodyMode::kUndecided:
       break;
   }
-  // Only what goes to the batch needs room: the head, and full chunks.
-  if ((!job.head_sent || pending_.size() + n >= chunk) &&
-      !job.batch->StreamHasRoom(worker_index_)) {
+  // Everything taken goes to the batch soon (SendPartial), so it all needs
+  // room: the batch then holds at most its bound plus less than a chunk and
+  // one write per transfer.
+  if (!job.batch->StreamHasRoom(worker_index_)) {
     paused_ = true;
     if (paused_list_ != nullptr) paused_list_->push_back(easy_.get());
     // curl keeps `data` and hands it over again once unpaused.
@@ -292,7 +294,18 @@ size_t Transfer::OnStreamedBody(const char* data, size_t n) {
   pending_.append(data, n);
   body_bytes_ += n;
   SendStreamed(/*last=*/false);
+  if (!pending_.empty() && !partial_listed_ && partial_list_ != nullptr) {
+    partial_listed_ = true;
+    partial_list_->push_back(easy_.get());
+  }
   return n;
+}
+
+void Transfer::SendPartial() {
+  partial_listed_ = false;
+  if (body_mode_ == BodyMode::kStream && !pending_.empty()) {
+    SendStreamed(/*last=*/true);
+  }
 }
 
 void Transfer::SendStreamed(bool last) {

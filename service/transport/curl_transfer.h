@@ -63,13 +63,22 @@ class Transfer {
   // handle must not be added to a multi.
   absl::Status Start(absl::Time now);
 
-  // Where a paused transfer lists its easy handle, and the index of the
-  // worker that owns it (for Batch::StreamHasRoom). Set before Start() by
-  // a worker that streams bodies; both outlive the transfer.
-  void set_pause_list(std::vector<CURL*>* paused, int worker_index) {
+  // Where a paused transfer lists its easy handle, where a transfer holding
+  // less than a chunk of streamed body lists it (see SendPartial), and the
+  // index of the worker that owns it (for Batch::StreamHasRoom). Set before
+  // Start() by a worker that streams bodies; the lists outlive the
+  // transfer.
+  void set_worker_lists(std::vector<CURL*>* paused, std::vector<CURL*>* partial,
+                        int worker_index) {
     paused_list_ = paused;
+    partial_list_ = partial;
     worker_index_ = worker_index;
   }
+  // Sends the streamed body bytes held back for want of a full chunk, so
+  // that a slow response reaches the caller without waiting for a chunk's
+  // worth (the worker calls it once per loop, after curl has read what
+  // there was).
+  void SendPartial();
   // Paused for room in the batch's stream.
   bool paused() const { return paused_; }
   // Unpauses a paused transfer (curl may call the write callback, and
@@ -165,6 +174,8 @@ class Transfer {
   std::string pending_;
   bool paused_ = false;
   std::vector<CURL*>* paused_list_ = nullptr;
+  std::vector<CURL*>* partial_list_ = nullptr;
+  bool partial_listed_ = false;
   int worker_index_ = 0;
   // The first address the policy refused in this attempt, and why.
   std::optional<std::string> denied_address_;

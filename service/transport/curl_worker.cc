@@ -171,6 +171,7 @@ void CurlWorker::Run() {
       HandleDone(easy, code, now);
       finished_any = true;
     }
+    SendPartialChunks();
     FlushDelivered();
     PublishStats();
     // Finished transfers freed slots: start queued jobs before sleeping.
@@ -251,6 +252,16 @@ void CurlWorker::ResumePaused(absl::Time now) {
   }
 }
 
+void CurlWorker::SendPartialChunks() {
+  if (partial_.empty()) return;
+  std::vector<CURL*> partial;
+  partial.swap(partial_);
+  for (CURL* easy : partial) {
+    const auto it = running_.find(easy);
+    if (it != running_.end()) it->second->SendPartial();
+  }
+}
+
 void CurlWorker::Dispatch(absl::Time now) {
   while (std::unique_ptr<core::FetchJob> job = scheduler_.Next(now)) {
     core::Batch& batch = *job->batch;
@@ -286,7 +297,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
                             : absl::OkStatus();
   auto transfer = std::make_unique<Transfer>(std::move(job), std::move(easy),
                                              clock_, policy_);
-  transfer->set_pause_list(&paused_, index_);
+  transfer->set_worker_lists(&paused_, &partial_, index_);
   if (status.ok()) status = transfer->Start(now);
   if (status.ok()) {
     const CURLMcode mc = curl_multi_add_handle(multi_.get(), transfer->easy());

@@ -99,6 +99,8 @@ class CurlWorker {
   void AbortIdle(absl::Time now);
   // Unpauses the transfers paused for stream room whose batch has drained.
   void ResumePaused(absl::Time now);
+  // Sends the partial chunks that streamed transfers hold.
+  void SendPartialChunks();
   void Dispatch(absl::Time now);
   void StartAttempt(std::unique_ptr<core::FetchJob> job, absl::Time now);
   void HandleDone(CURL* easy, CURLcode code, absl::Time now);
@@ -153,6 +155,8 @@ class CurlWorker {
   // Transfers that paused for room in their batch's stream (Transfer
   // adds itself; entries may be stale: checked against running_).
   std::vector<CURL*> paused_;
+  // Streamed transfers holding less than a chunk (same rules).
+  std::vector<CURL*> partial_;
   absl::BitGen rng_;
   absl::Time next_idle_check_ = absl::InfiniteFuture();
   // Batches given results in this loop iteration (see Batch::Flush).
