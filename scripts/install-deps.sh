@@ -14,6 +14,7 @@ packages=(
   libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
   prometheus-cpp-dev
   libssl-dev  # fetchd_auth: PEM checks, token digests; test certificates
+  libbrotli-dev libzstd-dev  # the test server's br and zstd bodies
   grpc-proto  # health.proto and reflection.proto, for the clients
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
