@@ -406,8 +406,9 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
                         : job->stream_body ? bounds_.max_stream_body_bytes()
                                            : server_defaults_.max_body_bytes();
   job->decompress = !effective.has_decompress() || effective.decompress();
-  job->chunk_bytes =
-      effective.chunk_bytes() != 0 ? effective.chunk_bytes() : kDefaultChunk;
+  job->chunk_bytes = effective.chunk_bytes() != 0
+                         ? effective.chunk_bytes()
+                         : std::min(kDefaultChunk, bounds_.max_chunk_bytes());
   job->fail_on_http_error = effective.fail_on_http_error();
   job->max_response_header_bytes = bounds_.max_response_header_bytes();
   return job;
