@@ -1,7 +1,9 @@
 #include "client/fetch_client.h"
 
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -163,6 +165,68 @@ absl::Status FetchClient::FetchBatch(
   }
   const grpc::Status status = reader->Finish();
   return FromGrpcStatus(status, context.GetServerTrailingMetadata());
+}
+
+absl::StatusOr<fetch::v1::FetchResult> FetchClient::FetchStreamed(
+    const fetch::v1::FetchRequest& request,
+    absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
+    absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
+    absl::Time deadline) {
+  fetch::v1::BatchRequest batch;
+  fetch::v1::FetchRequest* streamed = batch.add_requests();
+  *streamed = request;
+  streamed->set_stream_body(true);
+
+  grpc::ClientContext context;
+  Prepare(deadline, context);
+  std::unique_ptr<grpc::ClientReader<fetch::v1::FetchEvent>> reader =
+      stub_->FetchBatch(&context, batch);
+  fetch::v1::FetchEvent event;
+  bool have_head = false;
+  uint64_t offset = 0;
+  std::optional<fetch::v1::FetchResult> result;
+  // The first problem seen; the RPC is cancelled and drained after it.
+  absl::Status failed;
+  const auto fail = [&](absl::Status status) {
+    failed = std::move(status);
+    context.TryCancel();
+  };
+  while (reader->Read(&event)) {
+    if (!failed.ok()) continue;
+    // Heads, then chunks, then results: the order fetchd promises for
+    // each request within an event.
+    for (const fetch::v1::BodyHead& head : event.heads()) {
+      if (have_head) {
+        fail(absl::InternalError("fetchd sent a second BodyHead"));
+        break;
+      }
+      have_head = true;
+      on_head(head);
+    }
+    for (const fetch::v1::BodyChunk& chunk : event.chunks()) {
+      if (!failed.ok()) break;
+      if (!have_head || chunk.offset() != offset || result.has_value()) {
+        fail(absl::InternalError(absl::StrCat(
+            "fetchd sent a body chunk out of order (offset ", chunk.offset(),
+            ", expected ", offset, have_head ? "" : ", before the head", ")")));
+        break;
+      }
+      offset += chunk.data().size();
+      if (absl::Status s = on_data(chunk.data()); !s.ok()) fail(std::move(s));
+    }
+    for (const fetch::v1::FetchResult& r : event.results()) {
+      if (failed.ok()) result = r;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (!failed.ok()) return failed;
+  absl::Status converted =
+      FromGrpcStatus(status, context.GetServerTrailingMetadata());
+  if (!converted.ok()) return converted;
+  if (!result.has_value()) {
+    return absl::InternalError("fetchd ended the stream without a result");
+  }
+  return *std::move(result);
 }
 
 absl::StatusOr<fetch::v1::FetchResult> FetchClient::Fetch(

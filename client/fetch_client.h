@@ -21,6 +21,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.grpc.pb.h"
 #include "fetch/v1/fetch.pb.h"
@@ -141,6 +142,25 @@ class FetchClient {
   absl::Status FetchBatch(
       const fetch::v1::BatchRequest& request,
       absl::FunctionRef<void(const fetch::v1::FetchEvent&)> on_event,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // Fetches one request with its body streamed (FetchRequest.stream_body is
+  // set on a copy of `request`): `on_head` gets the response's BodyHead
+  // (when a response came), then `on_data` every piece of the body in
+  // order, as they arrive; both run on the calling thread. Returns the
+  // final FetchResult, without a body; a failed URL is a result with its
+  // error set, and the data received before the failure has been passed to
+  // `on_data`. fetchd reads the body only as fast as the callbacks return,
+  // so a slow consumer holds a bounded amount of it in fetchd.
+  //
+  // An error returned by `on_data` cancels the RPC and is returned as is.
+  // Errors otherwise as for FetchBatch(), plus INTERNAL if fetchd's events
+  // are out of order (a chunk before the head, a gap or overlap in offsets,
+  // no result).
+  absl::StatusOr<fetch::v1::FetchResult> FetchStreamed(
+      const fetch::v1::FetchRequest& request,
+      absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
+      absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
       absl::Time deadline = absl::InfiniteFuture());
 
   // Runs the unary Fetch RPC. A failed URL is an OK status with

@@ -34,6 +34,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
+#include "client/fetchctl_download.h"
 #include "client/fetchctl_options.h"
 #include "client/result_summary.h"
 #include "fetch/v1/fetch.pb.h"
@@ -302,6 +303,9 @@ int Run(const FetchctlOptions& options) {
       FetchClient::Connect(options.server, ClientOptionsFrom(options));
   if (!client.ok()) {
     return RpcError(client.status());
+  }
+  if (!options.output_path.empty()) {
+    return RunDownload(**client, options, DeadlineFrom(absl::Now(), options));
   }
 
   const bool progress =

@@ -66,12 +66,14 @@ enum LongOnlyFlag : int {
   kDataUrlencode,
   kUrlQuery,
   kOauth2Bearer,
+  kRaw,
+  kChunkBytes,
 };
 
 // With a leading '-', non-option arguments come back in order as value 1
 // (whatever POSIXLY_CORRECT says), so flags may follow the command and URLs;
 // with ':' next, a missing value is reported as ':' rather than '?'.
-constexpr char kShortFlags[] = "-:X:H:d:f:F:u:Lqvhkx:b:";
+constexpr char kShortFlags[] = "-:X:H:d:f:F:u:o:Lqvhkx:b:";
 
 constexpr option kLongFlags[] = {
     {"server", required_argument, nullptr, kServer},
@@ -105,6 +107,9 @@ constexpr option kLongFlags[] = {
     {"fail-fast", no_argument, nullptr, kFailFast},
     {"deadline", required_argument, nullptr, kDeadline},
     {"body", no_argument, nullptr, kBody},
+    {"output", required_argument, nullptr, 'o'},
+    {"raw", no_argument, nullptr, kRaw},
+    {"chunk-bytes", required_argument, nullptr, kChunkBytes},
     {"quiet", no_argument, nullptr, 'q'},
     {"verbose", no_argument, nullptr, 'v'},
     {"progress", no_argument, nullptr, kProgress},
@@ -674,6 +679,24 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
       case kBody:
         options.include_body = true;
         break;
+      case 'o':
+        if (*optarg == '\0') {
+          return FlagError(flag, "empty file name");
+        }
+        options.output_path = optarg;
+        break;
+      case kRaw:
+        defaults.set_decompress(false);
+        break;
+      case kChunkBytes: {
+        absl::StatusOr<uint32_t> bytes = ParseCount<uint32_t>(
+            flag, optarg, std::numeric_limits<uint32_t>::max());
+        if (!bytes.ok()) {
+          return bytes.status();
+        }
+        defaults.set_chunk_bytes(*bytes);
+        break;
+      }
       case 'q':
         options.quiet = true;
         break;
@@ -709,6 +732,10 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
     }
     if (file_set) {
       return FlagError('f', "only valid with 'batch'");
+    }
+    if (!options.output_path.empty() && options.urls.size() != 1) {
+      return FlagError('o', absl::StrCat("writes one body: give one URL, got ",
+                                         options.urls.size()));
     }
   } else if (positional[0] == "ws") {
     options.command = Command::kWs;
@@ -757,6 +784,9 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
   if (!connection.ca_cert_pem.empty() || !connection.client_cert_pem.empty() ||
       !connection.tls_server_name.empty()) {
     connection.tls = true;
+  }
+  if (!options.output_path.empty() && options.command != Command::kGet) {
+    return FlagError('o', "only valid with 'get'");
   }
   if (!token_file_set) {
     connection.bearer_token =
@@ -873,6 +903,14 @@ Batch options:
 Output:
       --body                   keep the response body (base64) in the JSON;
                                without it the body is left out
+  -o, --output FILE            get: stream the body of the (one) URL into
+                               FILE ("-": stdout) as it arrives, in bounded
+                               memory; the JSON result goes to stdout without
+                               its body (not with -o -). Progress on stderr:
+                               a bar on a terminal, else a line per second
+      --raw                    keep the body as sent (no gzip/deflate/br/zstd
+                               decoding, no Accept-Encoding added)
+      --chunk-bytes N          with -o: size of the streamed pieces
   -q, --quiet                  no JSON output, only the summary and exit status
   -v, --verbose                per result on stderr: status, remote address,
                                connection reuse, timings and response headers

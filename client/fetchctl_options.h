@@ -76,6 +76,8 @@ struct FetchctlOptions {
   absl::Duration rpc_deadline = absl::InfiniteDuration();
   // Keep FetchResult.body in the JSON output.
   bool include_body = false;
+  // `get -o FILE`: stream the one URL's body into FILE ("-": stdout).
+  std::string output_path;
   // No JSON output; only the summary and the exit status.
   bool quiet = false;
   // -v: a human-readable summary of each result on stderr

@@ -59,9 +59,9 @@ inline bool NoControlOrSpace(std::string_view s) {
 // An error names the field and the rule: "<field>: <rule>".
 inline void CheckRejection(const absl::Status& status) {
   // InvalidArgument, or PermissionDenied for the destination policy.
-  FUZZ_CHECK(absl::IsInvalidArgument(status) ||
-                 absl::IsPermissionDenied(status),
-             status.ToString());
+  FUZZ_CHECK(
+      absl::IsInvalidArgument(status) || absl::IsPermissionDenied(status),
+      status.ToString());
   const absl::string_view msg = status.message();
   const size_t colon = msg.find(": ");
   FUZZ_CHECK(
@@ -150,9 +150,13 @@ inline void CheckJob(const ValidatorEnv& env,
     FUZZ_CHECK(status >= 100 && status <= 599, "retry_on_status ", status);
   }
   FUZZ_CHECK(job.max_redirects <= b.max_redirects());
-  FUZZ_CHECK(
-      job.max_body_bytes >= 1 && job.max_body_bytes <= b.max_body_bytes(),
-      "max_body_bytes ", job.max_body_bytes);
+  // A streamed body has its own bound.
+  const uint64_t max_body =
+      job.stream_body ? b.max_stream_body_bytes() : b.max_body_bytes();
+  FUZZ_CHECK(job.max_body_bytes >= 1 && job.max_body_bytes <= max_body,
+             "max_body_bytes ", job.max_body_bytes);
+  FUZZ_CHECK(job.chunk_bytes >= 1024 && job.chunk_bytes <= b.max_chunk_bytes(),
+             "chunk_bytes ", job.chunk_bytes);
 }
 
 // Builds `request` over `base` and checks the outcome. A job's URL is a fixed

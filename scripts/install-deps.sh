@@ -15,6 +15,7 @@ packages=(
   prometheus-cpp-dev
   libssl-dev  # fetchd_auth: PEM checks, token digests; test certificates
   libboost-dev  # Boost.Beast (header-only): the WebSocket bridge, service/ws
+  libbrotli-dev libzstd-dev  # the test server's br and zstd bodies
   grpc-proto  # health.proto and reflection.proto, for the clients
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -62,9 +63,10 @@ FetchResult InvalidResult(const FetchRequest& request, uint32_t index,
 
 using Lease = auth::CallerQuotas::Lease;
 
-// The streaming side of one FetchBatch call: receives results from the
-// workers, orders them if asked, and feeds them to the reactor one write at a
-// time. Outlives the reactor when workers still hold jobs of the batch.
+// The streaming side of one FetchBatch call: receives results (and the
+// heads and chunks of streamed bodies) from the workers, orders results if
+// asked, and feeds them to the reactor one write at a time. Outlives the
+// reactor when workers still hold jobs of the batch.
 class BatchCall final : public core::Batch,
                         public std::enable_shared_from_this<BatchCall> {
  public:
@@ -116,6 +118,16 @@ class BatchCall final : public core::Batch,
     }
   }
 
+  // Heads and chunks are never held for order or for Flush(): they go to
+  // the stream as they come (each transfer sends its own in order), so
+  // that the bytes they hold drain whatever the other requests do.
+  void DeliverHead(fetch::v1::BodyHead head, int64_t bytes) override {
+    Stream(Pending{std::move(head), false, bytes});
+  }
+  void DeliverChunk(fetch::v1::BodyChunk chunk, int64_t bytes) override {
+    Stream(Pending{std::move(chunk), false, bytes});
+  }
+
   void Flush() override {
     absl::MutexLock lock(&mu_);
     MaybeWriteLocked();
@@ -126,12 +138,14 @@ class BatchCall final : public core::Batch,
     write_in_flight_ = false;
     for (int i = 0; i < writing_window_slots_; ++i) OnResultWritten(true);
     writing_window_slots_ = 0;
+    if (writing_stream_bytes_ > 0) OnStreamWritten(writing_stream_bytes_);
+    writing_stream_bytes_ = 0;
     if (!ok) {
       // The stream is broken (client gone); OnCancel follows.
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
-    if (ordered()) set_next_to_write(written_index_ + 1);
+    if (ordered() && wrote_result_) set_next_to_write(written_index_ + 1);
     MaybeWriteLocked();
   }
 
@@ -150,18 +164,41 @@ class BatchCall final : public core::Batch,
   void OnDone() {
     absl::MutexLock lock(&mu_);
     reactor_ = nullptr;
-    // Results that were never written give their window slots back.
-    for (Pending& p : ready_) OnResultWritten(p.holds_window);
-    for (auto& [index, p] : out_of_order_) OnResultWritten(p.holds_window);
+    // Results that were never written give their window slots back, and
+    // streamed bytes their room.
+    for (Pending& p : ready_) Drop(p);
+    for (auto& [index, p] : out_of_order_) Drop(p);
     ready_.clear();
     out_of_order_.clear();
   }
 
  private:
   struct Pending {
-    FetchResult result;
-    bool holds_window;
+    std::variant<FetchResult, fetch::v1::BodyHead, fetch::v1::BodyChunk> item;
+    bool holds_window = false;
+    // Counted by the batch's stream buffer (heads and chunks).
+    int64_t stream_bytes = 0;
   };
+
+  // Gives back what `p` holds, when it will never be written.
+  void Drop(const Pending& p) {
+    OnResultWritten(p.holds_window);
+    if (p.stream_bytes > 0) OnStreamWritten(p.stream_bytes);
+  }
+
+  void Stream(Pending p) {
+    absl::MutexLock lock(&mu_);
+    if (reactor_ == nullptr || finished_) {
+      Drop(p);
+      return;
+    }
+    ready_.push_back(std::move(p));
+    MaybeWriteLocked();
+  }
+
+  static size_t SizeOf(const Pending& p) {
+    return std::visit([](const auto& m) { return m.ByteSizeLong(); }, p.item);
+  }
 
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (write_in_flight_ || finished_ || reactor_ == nullptr) return;
@@ -171,16 +208,25 @@ class BatchCall final : public core::Batch,
     }
     event_.Clear();
     size_t bytes = 0;
-    while (!ready_.empty() &&
-           (event_.results_size() == 0 ||
-            bytes + ready_.front().result.ByteSizeLong() <= kMaxEventBytes)) {
+    wrote_result_ = false;
+    while (!ready_.empty()) {
       Pending& next = ready_.front();
-      bytes += next.result.ByteSizeLong();
-      if (next.holds_window) ++writing_window_slots_;
-      written_index_ = next.result.index();
-      event_.add_results()->Swap(&next.result);
+      const size_t size = SizeOf(next);
+      if (bytes > 0 && bytes + size > kMaxEventBytes) break;
+      bytes += size;
+      writing_stream_bytes_ += next.stream_bytes;
+      if (auto* result = std::get_if<FetchResult>(&next.item)) {
+        if (next.holds_window) ++writing_window_slots_;
+        written_index_ = result->index();
+        wrote_result_ = true;
+        event_.add_results()->Swap(result);
+        --unwritten_;
+      } else if (auto* head = std::get_if<fetch::v1::BodyHead>(&next.item)) {
+        event_.add_heads()->Swap(head);
+      } else {
+        event_.add_chunks()->Swap(&std::get<fetch::v1::BodyChunk>(next.item));
+      }
       ready_.pop_front();
-      --unwritten_;
     }
     write_in_flight_ = true;
     // OnWriteDone is never run inline from StartWrite (gRPC 1.51), so
@@ -220,6 +266,10 @@ class BatchCall final : public core::Batch,
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   // Window slots held by the results of the message being written.
   int writing_window_slots_ ABSL_GUARDED_BY(mu_) = 0;
+  // Streamed bytes (heads, chunks) in the message being written.
+  int64_t writing_stream_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The message being written has results; written_index_ is its last.
+  bool wrote_result_ ABSL_GUARDED_BY(mu_) = false;
   uint32_t written_index_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -410,6 +460,11 @@ void FetchServiceImpl::OnCallDone(const core::Batch* call,
   while (window_high_water > high &&
          !window_high_water_.compare_exchange_weak(high, window_high_water)) {
   }
+  const int64_t streamed = call->stream_buffered_high_water();
+  high = stream_high_water_.load(std::memory_order_relaxed);
+  while (streamed > high &&
+         !stream_high_water_.compare_exchange_weak(high, streamed)) {
+  }
 }
 
 void FetchServiceImpl::ReportCall(core::CallMethod method,
@@ -576,6 +631,8 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
           ? limits_.max_in_flight()
           : std::min(request->max_concurrency(), limits_.max_in_flight()));
   options.window = static_cast<int>(limits_.stream_window());
+  options.max_stream_buffer_bytes =
+      static_cast<int64_t>(limits_.max_stream_buffer_bytes());
   options.ordered = request->ordered();
   options.deadline = DeadlineOf(context);
   options.caller = caller->name;
@@ -647,6 +704,11 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   const FetchRequest base = validator_.EffectiveDefaults(FetchRequest());
   absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
       validator_.Build(base, *request, 0);
+  if (job.ok() && (*job)->stream_body) {
+    job = absl::InvalidArgumentError(
+        "stream_body: Fetch returns the body in its result; use FetchBatch "
+        "to stream it");
+  }
   std::optional<std::string> denied;
   if (!job.ok()) {
     FetchResult result = InvalidResult(*request, 0, job.status());

@@ -99,6 +99,11 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   int64_t window_high_water() const {
     return window_high_water_.load(std::memory_order_relaxed);
   }
+  // The most streamed body bytes (heads and chunks) any finished call held
+  // received but unwritten at once (see limits.max_stream_buffer_bytes).
+  int64_t stream_buffer_high_water() const {
+    return stream_high_water_.load(std::memory_order_relaxed);
+  }
 
   // Called by the calls themselves (they live in the .cc file).
   void OnRequestsDone(int64_t n);
@@ -156,6 +161,7 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   std::atomic<int64_t> active_calls_{0};
   std::array<std::atomic<int64_t>, core::kCallMethods> active_by_method_{};
   std::atomic<int64_t> window_high_water_{0};
+  std::atomic<int64_t> stream_high_water_{0};
   absl::Mutex calls_mu_;
   // Running calls, for CancelAllCalls().
   std::map<const core::Batch*, std::weak_ptr<core::Batch>> calls_

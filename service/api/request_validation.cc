@@ -19,6 +19,11 @@ namespace {
 
 using fetch::v1::FetchRequest;
 
+// FetchRequest.chunk_bytes: smallest accepted, and the value when neither
+// the request nor the server's defaults set one.
+constexpr uint32_t kMinChunkBytes = 1024;
+constexpr uint32_t kDefaultChunk = 256 << 10;
+
 constexpr std::string_view kMethods[] = {"GET",   "HEAD",   "POST",   "PUT",
                                          "PATCH", "DELETE", "OPTIONS"};
 
@@ -241,12 +246,35 @@ absl::Status RequestValidator::CheckOptions(const FetchRequest& r,
         absl::StrCat(r.max_redirects(), " exceeds the server maximum ",
                      bounds_.max_redirects()));
   }
-  if (r.has_max_body_bytes() &&
-      (r.max_body_bytes() == 0 ||
-       r.max_body_bytes() > bounds_.max_body_bytes())) {
+  // A request's own cap is checked in Build(), once it is known whether
+  // the body is streamed (the batch defaults may say so).
+  if (!prefix.empty()) {
+    if (absl::Status s = CheckBodyCap(r, prefix); !s.ok()) return s;
+  }
+  if (r.has_chunk_bytes() && (r.chunk_bytes() < kMinChunkBytes ||
+                              r.chunk_bytes() > bounds_.max_chunk_bytes())) {
+    return Invalid(prefix + "chunk_bytes",
+                   absl::StrCat("must be between ", kMinChunkBytes, " and ",
+                                bounds_.max_chunk_bytes(),
+                                " (request_bounds.max_chunk_bytes), got ",
+                                r.chunk_bytes()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestValidator::CheckBodyCap(const FetchRequest& r,
+                                            const std::string& prefix) const {
+  if (!r.has_max_body_bytes()) return absl::OkStatus();
+  const bool streamed = r.stream_body();
+  const uint64_t max =
+      streamed ? bounds_.max_stream_body_bytes() : bounds_.max_body_bytes();
+  if (r.max_body_bytes() == 0 || r.max_body_bytes() > max) {
     return Invalid(
         prefix + "max_body_bytes",
-        absl::StrCat("must be between 1 and ", bounds_.max_body_bytes(),
+        absl::StrCat("must be between 1 and ", max,
+                     streamed ? " for a streamed body "
+                                "(request_bounds.max_stream_body_bytes)"
+                              : "",
                      ", got ", r.max_body_bytes()));
   }
   return absl::OkStatus();
@@ -288,6 +316,9 @@ absl::Status RequestValidator::ValidateBatch(
 FetchRequest RequestValidator::EffectiveDefaults(
     const FetchRequest& batch_defaults) const {
   FetchRequest effective = server_defaults_;
+  // Applied in Build(): the cap of a streamed body defaults to another
+  // bound.
+  effective.clear_max_body_bytes();
   MergeRequest(batch_defaults, &effective);
   return effective;
 }
@@ -391,6 +422,7 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
 
   FetchRequest effective = base;
   MergeRequest(request, &effective);
+  if (absl::Status s = CheckBodyCap(effective, ""); !s.ok()) return s;
   if (static_cast<uint32_t>(effective.headers_size()) > bounds_.max_headers()) {
     return Invalid("headers", absl::StrCat(effective.headers_size(),
                                            " headers (with the batch "
@@ -486,7 +518,15 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
   job->retry.retry_non_idempotent = r.retry_non_idempotent();
   job->follow_redirects = effective.follow_redirects();
   job->max_redirects = effective.max_redirects();
-  job->max_body_bytes = effective.max_body_bytes();
+  job->stream_body = effective.stream_body();
+  job->max_body_bytes = effective.has_max_body_bytes()
+                            ? effective.max_body_bytes()
+                        : job->stream_body ? bounds_.max_stream_body_bytes()
+                                           : server_defaults_.max_body_bytes();
+  job->decompress = !effective.has_decompress() || effective.decompress();
+  job->chunk_bytes = effective.chunk_bytes() != 0
+                         ? effective.chunk_bytes()
+                         : std::min(kDefaultChunk, bounds_.max_chunk_bytes());
   job->fail_on_http_error = effective.fail_on_http_error();
   job->max_response_header_bytes = bounds_.max_response_header_bytes();
   if (absl::Status s = ApplyConnectionOptions(effective, *url, job.get());

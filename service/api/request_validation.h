@@ -65,6 +65,9 @@ class RequestValidator {
   absl::Status ApplyConnectionOptions(const fetch::v1::FetchRequest& r,
                                       const transport::HttpUrl& url,
                                       core::FetchJob* job) const;
+  // max_body_bytes against the bound for inline or streamed bodies.
+  absl::Status CheckBodyCap(const fetch::v1::FetchRequest& request,
+                            const std::string& prefix) const;
 
   const fetch::v1::RequestBounds bounds_;
   // Set when config.policy is valid; policy_status_ says why not otherwise.

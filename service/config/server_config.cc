@@ -176,6 +176,7 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   limits->set_max_pending(100000);
   limits->set_stream_window(256);
   limits->set_max_active_calls(1000);
+  limits->set_max_stream_buffer_bytes(8 << 20);
 
   // No host labels (every host is "other"), no access log.
   c.mutable_metrics()->set_listen("127.0.0.1:9464");
@@ -196,6 +197,8 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   d->set_max_redirects(10);
   d->set_max_body_bytes(2 << 20);
   d->set_fail_on_http_error(false);
+  d->set_decompress(true);
+  d->set_chunk_bytes(256 << 10);
 
   auto* b = c.mutable_request_bounds();
   *b->mutable_max_total_timeout() = TimeUtil::SecondsToDuration(300);
@@ -212,6 +215,8 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   b->set_max_request_body_bytes(16 << 20);
   b->set_max_header_bytes(64 << 10);
   b->set_max_response_header_bytes(256 << 10);
+  b->set_max_chunk_bytes(1 << 20);
+  b->set_max_stream_body_bytes(uint64_t{16} << 30);
 
   b->set_allow_insecure_tls(false);
   b->set_max_pem_bytes(64 << 10);
@@ -324,6 +329,14 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                       0, 16 << 20),
            CheckRange("request_bounds.max_response_header_bytes",
                       b.max_response_header_bytes(), 1024, 64 << 20),
+           // An event with one chunk must fit gRPC's 4 MiB default.
+           CheckRange("request_bounds.max_chunk_bytes", b.max_chunk_bytes(),
+                      1024, 3 << 20),
+           CheckRange("request_bounds.max_stream_body_bytes",
+                      b.max_stream_body_bytes(), 1, uint64_t{1} << 50),
+           CheckRange("limits.max_stream_buffer_bytes",
+                      l.max_stream_buffer_bytes(), b.max_chunk_bytes(),
+                      uint64_t{1} << 32),
        }) {
     if (!s.ok()) return s;
   }
@@ -384,6 +397,11 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
   if (!c.request_defaults().id().empty() ||
       !c.request_defaults().url().empty()) {
     return Invalid("request_defaults", "id and url must be empty");
+  }
+  if (c.request_defaults().has_stream_body()) {
+    return Invalid("request_defaults.stream_body",
+                   "must not be set: callers ask for a streamed body per "
+                   "request or batch (the unary Fetch can't stream)");
   }
   // Reads and parses the certificate, key and token files it names.
   return auth::CallerAuth::Load(c.auth()).status();

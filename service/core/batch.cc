@@ -1,5 +1,7 @@
 #include "service/core/batch.h"
 
+#include <utility>
+
 namespace fetchd::core {
 
 Batch::Batch(const Options& options, DispatchWaker* waker)
@@ -68,6 +70,48 @@ void Batch::ReleaseWindow() {
 
 void Batch::OnResultWritten(bool held_window) {
   if (held_window) ReleaseWindow();
+}
+
+void Batch::SendHead(fetch::v1::BodyHead head) {
+  const auto bytes = static_cast<int64_t>(head.ByteSizeLong());
+  CountStreamed(bytes);
+  DeliverHead(std::move(head), bytes);
+}
+
+void Batch::SendChunk(fetch::v1::BodyChunk chunk) {
+  const auto bytes = static_cast<int64_t>(chunk.data().size());
+  CountStreamed(bytes);
+  DeliverChunk(std::move(chunk), bytes);
+}
+
+void Batch::CountStreamed(int64_t bytes) {
+  const int64_t now =
+      stream_buffered_.fetch_add(bytes, std::memory_order_seq_cst) + bytes;
+  int64_t high = stream_high_water_.load(std::memory_order_relaxed);
+  while (now > high && !stream_high_water_.compare_exchange_weak(
+                           high, now, std::memory_order_relaxed)) {
+  }
+}
+
+bool Batch::StreamHasRoom(int waiter) {
+  const auto has_room = [this] {
+    return stream_buffered_.load(std::memory_order_seq_cst) <
+           options_.max_stream_buffer_bytes;
+  };
+  if (has_room()) return true;
+  // As in TryAcquire: say we wait, then look again, so that a drain that
+  // ran before the bit was visible is seen by the second look.
+  starved_stream_.fetch_or(uint64_t{1} << (waiter % 64),
+                           std::memory_order_seq_cst);
+  return has_room();
+}
+
+void Batch::OnStreamWritten(int64_t bytes) {
+  const int64_t left =
+      stream_buffered_.fetch_sub(bytes, std::memory_order_seq_cst) - bytes;
+  if (left < options_.max_stream_buffer_bytes) {
+    WakeIfStarved(starved_stream_);
+  }
 }
 
 bool Batch::Cancel(fetch::v1::ErrorKind why) {

@@ -9,7 +9,11 @@
 //    yet written to the caller), freed by OnResultWritten() once the result
 //    has left, or by ReleaseWindow() when the attempt is retried later.
 // A slow reader therefore holds its own batch at `window`, and memory per
-// stream stays bounded. In ordered mode the job the stream waits for (index
+// stream stays bounded. Streamed bodies (FetchJob.stream_body) are bounded
+// in bytes: SendHead()/SendChunk() count what they hand over until the
+// implementation reports it written (OnStreamWritten), and a transfer asks
+// StreamHasRoom() before it hands over more; on false it pauses until the
+// batch wakes its worker. In ordered mode the job the stream waits for (index
 // == next_to_write) may always take a window slot, so a full window of later
 // results can't deadlock the batch.
 //
@@ -21,6 +25,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
@@ -48,6 +53,9 @@ class Batch {
     // scheduler shares a host fairly between callers first, then between
     // each caller's batches.
     std::string caller;
+    // Streamed body bytes handed over and not yet written, past which
+    // StreamHasRoom() says no.
+    int64_t max_stream_buffer_bytes = 8 << 20;
   };
 
   // `waker` must outlive the batch; may be null when nothing ever blocks.
@@ -71,6 +79,25 @@ class Batch {
   // Sends what Deliver() held. Whoever calls Deliver() calls Flush() after
   // its burst (a worker: once per loop iteration).
   virtual void Flush() {}
+
+  // Streamed bodies, from the worker that runs the job: the response head,
+  // then the body's chunks in order. Counted as buffered until written.
+  void SendHead(fetch::v1::BodyHead head);
+  void SendChunk(fetch::v1::BodyChunk chunk);
+  // Whether the job's transfer may hand over more body now. On false the
+  // batch wakes worker `waiter` (see DispatchWaker) once the buffer has
+  // drained below the bound; a release racing with this call is never lost.
+  bool StreamHasRoom(int waiter);
+  // The implementation wrote (or dropped) `bytes` of what DeliverHead or
+  // DeliverChunk passed on.
+  void OnStreamWritten(int64_t bytes);
+  // Streamed bytes buffered now, and the most ever: for tests and metrics.
+  int64_t stream_buffered() const {
+    return stream_buffered_.load(std::memory_order_relaxed);
+  }
+  int64_t stream_buffered_high_water() const {
+    return stream_high_water_.load(std::memory_order_relaxed);
+  }
 
   // Marks the batch cancelled with `why` (CANCELLED or DEADLINE_EXCEEDED).
   // Returns true for the first call only. Jobs not yet finished end with
@@ -105,11 +132,26 @@ class Batch {
     return window_high_water_.load(std::memory_order_relaxed);
   }
 
+ protected:
+  // Receive what SendHead/SendChunk pass on, counted as `bytes`; must call
+  // OnStreamWritten(bytes) once it is written or dropped. Default: dropped
+  // (a call that can't stream).
+  virtual void DeliverHead(fetch::v1::BodyHead head, int64_t bytes) {
+    (void)head;
+    OnStreamWritten(bytes);
+  }
+  virtual void DeliverChunk(fetch::v1::BodyChunk chunk, int64_t bytes) {
+    (void)chunk;
+    OnStreamWritten(bytes);
+  }
+
  private:
   enum class Shortage { kNone, kConcurrency, kWindow };
   void WakeIfStarved(std::atomic<uint64_t>& starved);
   // One attempt at taking both slots at once; no side effects on failure.
   Shortage TryAcquireOnce(uint32_t index);
+  // Adds `bytes` to the streamed bytes buffered (and the high-water mark).
+  void CountStreamed(int64_t bytes);
 
   const Options options_;
   DispatchWaker* const waker_;
@@ -122,6 +164,10 @@ class Batch {
   // slot (DispatchWaker bits); each release wakes only its waiters.
   std::atomic<uint64_t> starved_concurrency_{0};
   std::atomic<uint64_t> starved_window_{0};
+  std::atomic<int64_t> stream_buffered_{0};
+  std::atomic<int64_t> stream_high_water_{0};
+  // Workers with a transfer paused for stream room.
+  std::atomic<uint64_t> starved_stream_{0};
   std::atomic<fetch::v1::ErrorKind> cancel_error_{fetch::v1::ERROR_KIND_NONE};
 };
 

@@ -71,6 +71,13 @@ struct FetchJob {
   bool follow_redirects = true;
   uint32_t max_redirects = 10;
   uint64_t max_body_bytes = 2 << 20;
+  // Decode gzip/deflate/br/zstd bodies (and ask for them); false: raw
+  // bytes, the caller's headers untouched.
+  bool decompress = true;
+  // Send the body as BodyHead + BodyChunks of at most chunk_bytes instead
+  // of inline in the result (Batch::SendHead/SendChunk).
+  bool stream_body = false;
+  uint32_t chunk_bytes = 256 << 10;
   bool fail_on_http_error = false;
   // TLS to the target (fetch.v1.TlsOptions); empty PEMs: system store, no
   // client certificate.
@@ -121,6 +128,10 @@ struct FetchJob {
   // The next start continues the current attempt at a redirect target, so
   // it is not counted as a new attempt.
   bool redirect_pending = false;
+  // stream_body: the BodyHead has gone to the batch (the request is then
+  // never retried), and the body bytes sent in chunks so far.
+  bool head_sent = false;
+  uint64_t streamed_bytes = 0;
 };
 
 }  // namespace fetchd::core

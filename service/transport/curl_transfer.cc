@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -139,6 +141,7 @@ absl::Status Transfer::Start(absl::Time now) {
   denial_ = policy::Decision();
   denied_category_.reset();
   redirect_url_.reset();
+  ResetBody();
   attempt_timeout_ = std::min(job.total_timeout, job.batch->deadline() - now);
 
   curl_slist* list = nullptr;
@@ -171,9 +174,10 @@ absl::Status Transfer::Start(absl::Time now) {
       .Set(CURLOPT_FOLLOWLOCATION, 0L)
       .Set(CURLOPT_TIMEOUT_MS, ToMillis(attempt_timeout_))
       .Set(CURLOPT_CONNECTTIMEOUT_MS, ToMillis(job.connect_timeout))
-      // Decode every encoding libcurl supports; the body cap counts decoded
-      // bytes in OnBody.
-      .Set(CURLOPT_ACCEPT_ENCODING, "")
+      // Decode every encoding libcurl supports (unless the caller wants
+      // the raw bytes); the body cap counts decoded bytes in OnBody.
+      .Set(CURLOPT_ACCEPT_ENCODING, job.decompress ? "" : nullptr)
+      .Set(CURLOPT_HTTP_CONTENT_DECODING, job.decompress ? 1L : 0L)
       .Set(CURLOPT_WRITEFUNCTION, &Transfer::OnBody)
       .Set(CURLOPT_WRITEDATA, static_cast<void*>(this))
       .Set(CURLOPT_HEADERFUNCTION, &Transfer::OnHeader)
@@ -345,21 +349,199 @@ CurlEasyPtr Transfer::TakeEasy() {
 }
 
 absl::Time Transfer::IdleDeadline() const {
-  if (!connected_) return absl::InfiniteFuture();
+  if (!connected_ || paused_) return absl::InfiniteFuture();
   return last_activity_ + job_->read_idle_timeout;
+}
+
+void Transfer::ResetBody() {
+  body_bytes_ = 0;
+  has_location_ = false;
+  body_mode_ = BodyMode::kUndecided;
+  pending_.clear();
+  paused_ = false;
+  partial_listed_ = false;
 }
 
 size_t Transfer::OnBody(char* data, size_t size, size_t count, void* self) {
   auto* t = static_cast<Transfer*>(self);
   const size_t n = size * count;
-  std::string* body = t->result_.mutable_body();
-  if (body->size() + n > t->job_->max_body_bytes) {
+  if (t->body_bytes_ + n > t->job_->max_body_bytes) {
     t->abort_ = Abort::kBodyTooLarge;
     return 0;  // Short count: curl aborts with CURLE_WRITE_ERROR.
   }
-  body->append(data, n);
   t->last_activity_ = t->clock_->Now();
+  if (t->job_->stream_body) return t->OnStreamedBody(data, n);
+  t->result_.mutable_body()->append(data, n);
+  t->body_bytes_ += n;
   return n;
+}
+
+Transfer::BodyMode Transfer::DecideBodyMode() {
+  const core::FetchJob& job = *job_;
+  long status = 0;  // NOLINT(google-runtime-int): curl's type.
+  curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (job.follow_redirects && has_location_ &&
+      (status == 301 || status == 302 || status == 303 || status == 307 ||
+       status == 308)) {
+    return BodyMode::kRedirect;
+  }
+  if (job.attempts < job.retry.max_attempts) {
+    const std::vector<uint32_t>& statuses = job.retry.retry_on_status.empty()
+                                                ? core::DefaultRetryOnStatus()
+                                                : job.retry.retry_on_status;
+    const std::vector<ErrorKind>& kinds = job.retry.retry_on.empty()
+                                              ? core::DefaultRetryOn()
+                                              : job.retry.retry_on;
+    if (std::find(statuses.begin(), statuses.end(),
+                  static_cast<uint32_t>(status)) != statuses.end() ||
+        (job.fail_on_http_error && status >= 400 &&
+         std::find(kinds.begin(), kinds.end(),
+                   fetch::v1::ERROR_KIND_HTTP_STATUS) != kinds.end())) {
+      return BodyMode::kHold;
+    }
+  }
+  return BodyMode::kStream;
+}
+
+size_t Transfer::OnStreamedBody(const char* data, size_t n) {
+  core::FetchJob& job = *job_;
+  const size_t chunk = job.chunk_bytes;
+  if (body_mode_ == BodyMode::kUndecided) body_mode_ = DecideBodyMode();
+  switch (body_mode_) {
+    case BodyMode::kRedirect:
+      // Never shown unless the redirect can't be followed; one chunk is
+      // plenty for that.
+      pending_.append(data,
+                      std::min(n, chunk - std::min(chunk, pending_.size())));
+      body_bytes_ += n;
+      return n;
+    case BodyMode::kHold:
+      if (pending_.size() + n <= chunk) {
+        pending_.append(data, n);
+        body_bytes_ += n;
+        return n;
+      }
+      // Too long to hold: stream it, and give up retrying this request.
+      body_mode_ = BodyMode::kStream;
+      break;
+    case BodyMode::kStream:
+    case BodyMode::kUndecided:
+      break;
+  }
+  // Everything taken goes to the batch soon (SendPartial), so it all needs
+  // room: the batch then holds at most its bound plus less than a chunk and
+  // one write per transfer.
+  if (!job.batch->StreamHasRoom(worker_index_)) {
+    paused_ = true;
+    if (paused_list_ != nullptr) paused_list_->push_back(easy_.get());
+    // curl keeps `data` and hands it over again once unpaused.
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  pending_.append(data, n);
+  body_bytes_ += n;
+  SendStreamed(/*last=*/false);
+  if (!pending_.empty() && !partial_listed_ && partial_list_ != nullptr) {
+    partial_listed_ = true;
+    partial_list_->push_back(easy_.get());
+  }
+  return n;
+}
+
+void Transfer::SendPartial() {
+  partial_listed_ = false;
+  if (body_mode_ == BodyMode::kStream && !pending_.empty()) {
+    SendStreamed(/*last=*/true);
+  }
+}
+
+void Transfer::SendStreamed(bool last) {
+  core::FetchJob& job = *job_;
+  if (!job.head_sent) {
+    FillTransferInfo();
+    fetch::v1::FetchResult head_of = result_;
+    SendHeldBody(job, head_of);  // the head only: head_of has no body
+  }
+  const size_t chunk = job.chunk_bytes;
+  size_t sent = 0;
+  while (pending_.size() - sent >= chunk || (last && sent < pending_.size())) {
+    const size_t take = std::min(chunk, pending_.size() - sent);
+    fetch::v1::BodyChunk out;
+    out.set_index(job.index);
+    out.set_offset(job.streamed_bytes);
+    out.set_data(pending_.data() + sent, take);
+    job.streamed_bytes += take;
+    sent += take;
+    job.batch->SendChunk(std::move(out));
+  }
+  pending_.erase(0, sent);
+}
+
+void Transfer::FinishBody() {
+  if (!job_->stream_body) return;
+  if (body_mode_ == BodyMode::kStream) {
+    SendStreamed(/*last=*/true);
+  } else {
+    // Held (or empty): the worker sends it if this result is final.
+    result_.mutable_body()->swap(pending_);
+    pending_.clear();
+  }
+}
+
+absl::Status Transfer::Resume(absl::Time now) {
+  if (!paused_) return absl::OkStatus();
+  paused_ = false;
+  last_activity_ = now;
+  // May call OnBody (and pause again) before it returns.
+  const CURLcode code = curl_easy_pause(easy_.get(), CURLPAUSE_CONT);
+  if (code != CURLE_OK) {
+    return absl::InternalError(
+        absl::StrCat("curl_easy_pause: ", curl_easy_strerror(code)));
+  }
+  return absl::OkStatus();
+}
+
+void SendHeldBody(core::FetchJob& job, fetch::v1::FetchResult& result) {
+  if (!job.stream_body) return;
+  if (!job.head_sent) {
+    if (result.status() == 0) return;  // no response: the result says why
+    fetch::v1::BodyHead head;
+    head.set_id(job.id);
+    head.set_index(job.index);
+    head.set_status(result.status());
+    *head.mutable_headers() = result.headers();
+    head.set_final_url(result.final_url().empty() ? job.url
+                                                  : result.final_url());
+    head.set_http_version(result.http_version());
+    bool encoded = false;
+    std::optional<uint64_t> length;
+    for (const fetch::v1::Header& h : result.headers()) {
+      uint64_t value = 0;
+      if (absl::EqualsIgnoreCase(h.name(), "content-encoding") &&
+          !absl::EqualsIgnoreCase(h.value(), "identity")) {
+        encoded = true;
+      } else if (absl::EqualsIgnoreCase(h.name(), "content-length") &&
+                 absl::SimpleAtoi(h.value(), &value)) {
+        length = value;
+      }
+    }
+    if (length.has_value() && (!encoded || !job.decompress)) {
+      head.set_content_length(*length);
+    }
+    job.head_sent = true;
+    job.batch->SendHead(std::move(head));
+  }
+  const std::string& body = result.body();
+  for (size_t sent = 0; sent < body.size();) {
+    const size_t take = std::min<size_t>(job.chunk_bytes, body.size() - sent);
+    fetch::v1::BodyChunk out;
+    out.set_index(job.index);
+    out.set_offset(job.streamed_bytes);
+    out.set_data(body.data() + sent, take);
+    job.streamed_bytes += take;
+    sent += take;
+    job.batch->SendChunk(std::move(out));
+  }
+  result.clear_body();
 }
 
 size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
@@ -376,6 +558,7 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
     // A new response (after 100 Continue): keep only the last.
     t->result_.clear_headers();
     t->header_bytes_ = n;
+    t->has_location_ = false;
     return n;
   }
   const size_t colon = line.find(':');
@@ -389,8 +572,11 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   // Size the body once instead of growing it chunk by chunk. Only a hint:
   // the cap is enforced on the bytes that arrive (decoded).
   uint64_t length = 0;
-  if (absl::EqualsIgnoreCase(header->name(), "content-length") &&
-      absl::SimpleAtoi(header->value(), &length)) {
+  if (absl::EqualsIgnoreCase(header->name(), "location")) {
+    t->has_location_ = true;
+  } else if (!t->job_->stream_body &&
+             absl::EqualsIgnoreCase(header->name(), "content-length") &&
+             absl::SimpleAtoi(header->value(), &length)) {
     t->result_.mutable_body()->reserve(
         static_cast<size_t>(std::min(length, t->job_->max_body_bytes)));
   }
@@ -508,7 +694,7 @@ void Transfer::FillTransferInfo() {
   if (curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK) {
     result_.set_bytes_sent(static_cast<uint64_t>(uploaded));
   }
-  result_.set_bytes_received(result_.body().size());
+  result_.set_bytes_received(body_bytes_);
 
   curl_off_t dns = 0, connect = 0, tls = 0, first_byte = 0, total = 0;
   curl_easy_getinfo(easy, CURLINFO_NAMELOOKUP_TIME_T, &dns);
@@ -526,6 +712,7 @@ void Transfer::FillTransferInfo() {
 
 core::AttemptOutcome Transfer::Finish(CURLcode code) {
   FillTransferInfo();
+  FinishBody();
   core::AttemptOutcome outcome;
   outcome.request_sent = connected_;
   outcome.status = result_.status();

@@ -161,6 +161,7 @@ void CurlWorker::Run() {
     ExpireQueued(now);
     AbortIdle(now);
     Dispatch(now);
+    ResumePaused(now);
 
     int still_running = 0;
     CURLMcode mc = curl_multi_perform(multi_.get(), &still_running);
@@ -177,6 +178,7 @@ void CurlWorker::Run() {
       HandleDone(easy, code, now);
       finished_any = true;
     }
+    SendPartialChunks();
     FlushDelivered();
     PublishStats();
     // Finished transfers freed slots: start queued jobs before sleeping.
@@ -238,6 +240,35 @@ void CurlWorker::AbortIdle(absl::Time now) {
   }
 }
 
+void CurlWorker::ResumePaused(absl::Time now) {
+  if (paused_.empty()) return;
+  std::vector<CURL*> paused;
+  paused.swap(paused_);
+  for (CURL* easy : paused) {
+    const auto it = running_.find(easy);
+    if (it == running_.end() || !it->second->paused()) continue;
+    Transfer& transfer = *it->second;
+    if (!transfer.job().batch->StreamHasRoom(index_)) {
+      paused_.push_back(easy);  // the batch wakes us when it drains
+      continue;
+    }
+    // A transfer that pauses again inside Resume() lists itself anew.
+    if (absl::Status s = transfer.Resume(now); !s.ok()) {
+      spdlog::error("resuming a streamed transfer: {}", s.ToString());
+    }
+  }
+}
+
+void CurlWorker::SendPartialChunks() {
+  if (partial_.empty()) return;
+  std::vector<CURL*> partial;
+  partial.swap(partial_);
+  for (CURL* easy : partial) {
+    const auto it = running_.find(easy);
+    if (it != running_.end()) it->second->SendPartial();
+  }
+}
+
 void CurlWorker::Dispatch(absl::Time now) {
   while (std::unique_ptr<core::FetchJob> job = scheduler_.Next(now)) {
     core::Batch& batch = *job->batch;
@@ -273,6 +304,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
                             : absl::OkStatus();
   auto transfer = std::make_unique<Transfer>(std::move(job), std::move(easy),
                                              clock_, policy_, &settings_);
+  transfer->set_worker_lists(&paused_, &partial_, index_);
   if (status.ok()) status = transfer->Start(now);
   if (status.ok()) {
     const CURLMcode mc = curl_multi_add_handle(multi_.get(), transfer->easy());
@@ -336,7 +368,9 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
     FollowRedirect(std::move(transfer), outcome, now);
     return;
   }
-  if (!job.batch->cancelled()) {
+  // Once its head has been streamed, a request is never tried again: the
+  // caller already has part of this response.
+  if (!job.batch->cancelled() && !job.head_sent) {
     const std::optional<core::RetryDecision> retry = core::DecideRetry(
         job.retry, outcome, job.attempts, core::IsIdempotent(job.method),
         job.batch->deadline() - now, rng_);
@@ -521,6 +555,8 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
         core::FinishedRequest{job.method, job.url, job.host_key, duration},
         result, rng_);
   }
+  // A streamed job's held body (or head) goes out before its result.
+  SendHeldBody(job, result);
   job.batch->Deliver(std::move(result), holds_window);
   if (delivered_.empty() || delivered_.back() != job.batch) {
     delivered_.push_back(job.batch);

@@ -6,8 +6,11 @@
 //
 // Each loop iteration: run posted tasks (new jobs, cancellations), expire
 // jobs past their queue timeout, abort transfers past their read-idle
-// timeout, start the jobs the scheduler allows, drive curl, then handle
-// finished transfers: retry after backoff or deliver the result.
+// timeout, start the jobs the scheduler allows, unpause streamed transfers
+// whose batch has room again (the batch wakes the worker when its stream
+// drains), drive curl, then handle finished transfers: retry after backoff
+// or deliver the result. A streamed body is sent to its batch by the
+// transfer as it arrives; a request whose BodyHead was sent is not retried.
 #ifndef FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_
 #define FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_
 
@@ -98,6 +101,10 @@ class CurlWorker {
   void RunInbox();
   void ExpireQueued(absl::Time now);
   void AbortIdle(absl::Time now);
+  // Unpauses the transfers paused for stream room whose batch has drained.
+  void ResumePaused(absl::Time now);
+  // Sends the partial chunks that streamed transfers hold.
+  void SendPartialChunks();
   void Dispatch(absl::Time now);
   void StartAttempt(std::unique_ptr<core::FetchJob> job, absl::Time now);
   void HandleDone(CURL* easy, CURLcode code, absl::Time now);
@@ -150,6 +157,11 @@ class CurlWorker {
   core::HostScheduler scheduler_;
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> running_;
   std::vector<CurlEasyPtr> idle_easy_;
+  // Transfers that paused for room in their batch's stream (Transfer
+  // adds itself; entries may be stale: checked against running_).
+  std::vector<CURL*> paused_;
+  // Streamed transfers holding less than a chunk (same rules).
+  std::vector<CURL*> partial_;
   absl::BitGen rng_;
   absl::Time next_idle_check_ = absl::InfiniteFuture();
   // Batches given results in this loop iteration (see Batch::Flush).

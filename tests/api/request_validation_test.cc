@@ -441,7 +441,62 @@ TEST_F(RequestValidationTest, ServerDefaultsFillTheJob) {
   EXPECT_EQ(job.max_redirects, 10u);
   EXPECT_EQ(job.max_body_bytes, uint64_t{2} << 20);
   EXPECT_FALSE(job.fail_on_http_error);
+  EXPECT_TRUE(job.decompress);
+  EXPECT_FALSE(job.stream_body);
+  EXPECT_EQ(job.chunk_bytes, 256u << 10);
   EXPECT_EQ(job.attempts, 0);
+}
+
+TEST_F(RequestValidationTest, StreamedBodiesHaveTheirOwnCap) {
+  FetchRequest request = Url("http://127.0.0.1/");
+  request.set_stream_body(true);
+  request.set_decompress(false);
+  request.set_chunk_bytes(4096);
+  std::unique_ptr<core::FetchJob> job = MustBuild(request);
+  ASSERT_NE(job, nullptr);
+  EXPECT_TRUE(job->stream_body);
+  EXPECT_FALSE(job->decompress);
+  EXPECT_EQ(job->chunk_bytes, 4096u);
+  // No cap set: request_bounds.max_stream_body_bytes.
+  EXPECT_EQ(job->max_body_bytes, uint64_t{16} << 30);
+  request.set_max_body_bytes(uint64_t{1} << 30);
+  job = MustBuild(request);
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(job->max_body_bytes, uint64_t{1} << 30);
+  // Inline, the same cap is over request_bounds.max_body_bytes.
+  request.clear_stream_body();
+  EXPECT_THAT(BuildError(request),
+              HasSubstr("max_body_bytes: must be between 1 and 67108864, got "
+                        "1073741824"));
+  request.set_stream_body(true);
+  request.set_max_body_bytes((uint64_t{16} << 30) + 1);
+  EXPECT_THAT(BuildError(request),
+              HasSubstr("for a streamed body "
+                        "(request_bounds.max_stream_body_bytes)"));
+}
+
+TEST_F(RequestValidationTest, BatchDefaultsDecideWhetherACapIsStreamed) {
+  FetchRequest defaults;
+  defaults.set_stream_body(true);
+  defaults.set_max_body_bytes(uint64_t{1} << 30);
+  BatchRequest batch;
+  *batch.add_requests() = Url("http://127.0.0.1/");
+  *batch.mutable_defaults() = defaults;
+  ASSERT_TRUE(validator_.ValidateBatch(batch).ok())
+      << validator_.ValidateBatch(batch);
+  const FetchRequest base = validator_.EffectiveDefaults(defaults);
+  absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
+      validator_.Build(base, Url("http://127.0.0.1/"), 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ((*job)->max_body_bytes, uint64_t{1} << 30);
+  // A request that opts out of streaming can't keep the streamed cap.
+  FetchRequest inline_request = Url("http://127.0.0.1/");
+  inline_request.set_stream_body(false);
+  EXPECT_FALSE(validator_.Build(base, inline_request, 0).ok());
+  // Without streaming, the batch's cap is checked against the inline bound.
+  batch.mutable_defaults()->clear_stream_body();
+  EXPECT_THAT(std::string(validator_.ValidateBatch(batch).message()),
+              HasSubstr("defaults.max_body_bytes"));
 }
 
 ServerConfig ConfigWithServerHeader() {

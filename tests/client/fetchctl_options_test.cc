@@ -657,3 +657,29 @@ TEST(ParseFetchctlArgsTest, VerboseFlag) {
 
 }  // namespace
 }  // namespace fetchd::client
+
+namespace fetchd::client {
+namespace {
+
+TEST(ParseFetchctlArgsTest, OutputRawAndChunkBytes) {
+  absl::StatusOr<FetchctlOptions> options = Parse(
+      {"get", "http://a/", "-o", "out.bin", "--raw", "--chunk-bytes", "4096"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->output_path, "out.bin");
+  const fetch::v1::FetchRequest& defaults = options->batch_template.defaults();
+  EXPECT_TRUE(defaults.has_decompress());
+  EXPECT_FALSE(defaults.decompress());
+  EXPECT_EQ(defaults.chunk_bytes(), 4096u);
+}
+
+TEST(ParseFetchctlArgsTest, OutputNeedsGetAndOneUrl) {
+  EXPECT_THAT(ParseError({"get", "http://a/", "http://b/", "-o", "f"}),
+              HasSubstr("-o/--output: writes one body: give one URL, got 2"));
+  EXPECT_THAT(ParseError({"batch", "-o", "f"}),
+              HasSubstr("-o/--output: only valid with 'get'"));
+  EXPECT_THAT(ParseError({"get", "http://a/", "-o", ""}),
+              HasSubstr("-o/--output: empty file name"));
+}
+
+}  // namespace
+}  // namespace fetchd::client

@@ -252,6 +252,24 @@ TEST(ServerConfigTest, ValidationNamesTheFieldAndTheRule) {
          c.mutable_request_defaults()->set_url("http://a.test/");
        },
        "request_defaults: id and url must be empty"},
+      {"max_chunk_bytes over 3 MiB",
+       [](ServerConfig& c) {
+         c.mutable_request_bounds()->set_max_chunk_bytes((3 << 20) + 1);
+       },
+       "request_bounds.max_chunk_bytes: must be between 1024 and 3145728, "
+       "got 3145729"},
+      {"stream buffer below a chunk",
+       [](ServerConfig& c) {
+         c.mutable_limits()->set_max_stream_buffer_bytes(1000);
+       },
+       "limits.max_stream_buffer_bytes: must be between 1048576 and "
+       "4294967296, got 1000"},
+      {"streaming by server default",
+       [](ServerConfig& c) {
+         c.mutable_request_defaults()->set_stream_body(true);
+       },
+       "request_defaults.stream_body: must not be set: callers ask for a "
+       "streamed body per request or batch (the unary Fetch can't stream)"},
   };
   for (const auto& c : kCases) {
     SCOPED_TRACE(c.name);

@@ -1,6 +1,7 @@
 #include "service/core/batch.h"
 
 #include <cstdint>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -208,6 +209,72 @@ TEST(BatchTest, NewHeadWakesAStarvedOrderedBatch) {
   batch.set_next_to_write(1);
   EXPECT_EQ(waker.wakes, 1);
   EXPECT_TRUE(batch.TryAcquire(1));
+}
+
+}  // namespace
+}  // namespace fetchd::core
+
+namespace fetchd::core {
+namespace {
+
+// A batch that keeps what it is streamed until the test "writes" it.
+class StreamingBatch : public Batch {
+ public:
+  using Batch::Batch;
+  void Deliver(fetch::v1::FetchResult /*result*/,
+               bool /*holds_window*/) override {}
+  void Write() {
+    OnStreamWritten(held_);
+    held_ = 0;
+  }
+  int64_t held() const { return held_; }
+
+ protected:
+  void DeliverHead(fetch::v1::BodyHead /*head*/, int64_t bytes) override {
+    held_ += bytes;
+  }
+  void DeliverChunk(fetch::v1::BodyChunk /*chunk*/, int64_t bytes) override {
+    held_ += bytes;
+  }
+
+ private:
+  int64_t held_ = 0;
+};
+
+fetch::v1::BodyChunk Chunk(size_t bytes) {
+  fetch::v1::BodyChunk chunk;
+  chunk.set_data(std::string(bytes, 'x'));
+  return chunk;
+}
+
+TEST(BatchStreamTest, NoRoomAtTheBoundUntilWrittenThenTheWaiterIsWoken) {
+  CountingWaker waker;
+  Batch::Options options = Limits(10, 10);
+  options.max_stream_buffer_bytes = 1000;
+  StreamingBatch batch(options, &waker);
+  EXPECT_TRUE(batch.StreamHasRoom(/*waiter=*/3));
+  batch.SendChunk(Chunk(600));
+  EXPECT_TRUE(batch.StreamHasRoom(3));
+  batch.SendChunk(Chunk(600));
+  EXPECT_EQ(batch.stream_buffered(), 1200);
+  EXPECT_EQ(batch.held(), 1200);
+  EXPECT_FALSE(batch.StreamHasRoom(3));
+  EXPECT_EQ(waker.wakes, 0);
+
+  batch.Write();
+  EXPECT_EQ(batch.stream_buffered(), 0);
+  EXPECT_EQ(waker.wakes, 1);
+  EXPECT_EQ(waker.last_workers, uint64_t{1} << 3);
+  EXPECT_TRUE(batch.StreamHasRoom(3));
+  EXPECT_EQ(batch.stream_buffered_high_water(), 1200);
+}
+
+TEST(BatchStreamTest, ABatchThatCantStreamDropsWhatItIsSent) {
+  TestBatch batch(Limits(10, 10), nullptr);
+  batch.SendHead(fetch::v1::BodyHead());
+  batch.SendChunk(Chunk(5000));
+  EXPECT_EQ(batch.stream_buffered(), 0);
+  EXPECT_EQ(batch.stream_buffered_high_water(), 5000);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "tests/testing/test_http_server.h"
 
 #include <arpa/inet.h>
+#include <brotli/encode.h>
 #include <dirent.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -186,7 +188,108 @@ std::string GzipOfZeros(size_t n) {
   return out;
 }
 
+// `n` bytes of TestBodyPattern (or zeros), fed to `sink` in blocks of at
+// most 1 MiB so that a large body is never whole in memory; the last call
+// has `last` set.
+void FeedBody(size_t n, bool zeros,
+              const std::function<void(const char*, size_t, bool)>& sink) {
+  static const std::string* const kZeros = new std::string(1 << 20, '\0');
+  // A whole number of 26-byte periods, so that every block starts at 'a'.
+  static const std::string* const kPattern =
+      new std::string(TestBodyPattern(((1 << 20) / 26) * 26));
+  const std::string& block = zeros ? *kZeros : *kPattern;
+  size_t left = n;
+  do {
+    const size_t take = std::min(left, block.size());
+    left -= take;
+    sink(block.data(), take, left == 0);
+  } while (left > 0);
+}
+
+// `n` bytes of TestBodyPattern (or zeros), compressed as the HTTP content
+// coding `encoding` ("gzip", "deflate" (zlib format), "br" or "zstd"); ""
+// for an unknown coding or a compressor failure.
+std::string Compress(const std::string& encoding, size_t n, bool zeros) {
+  std::string out;
+  bool ok = true;
+  if (encoding == "gzip" || encoding == "deflate") {
+    z_stream z{};
+    // 15 window bits + 16: a gzip header instead of zlib's.
+    if (deflateInit2(&z, 6, Z_DEFLATED, encoding == "gzip" ? 15 + 16 : 15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+      return "";
+    }
+    char buf[64 * 1024];
+    FeedBody(n, zeros, [&](const char* data, size_t size, bool last) {
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+      z.avail_in = static_cast<uInt>(size);
+      const int flush = last ? Z_FINISH : Z_NO_FLUSH;
+      int rc = Z_OK;
+      do {
+        z.next_out = reinterpret_cast<Bytef*>(buf);
+        z.avail_out = sizeof(buf);
+        rc = deflate(&z, flush);
+        if (rc == Z_STREAM_ERROR) ok = false;
+        out.append(buf, sizeof(buf) - z.avail_out);
+      } while (ok && (z.avail_out == 0 || (last && rc != Z_STREAM_END)));
+    });
+    deflateEnd(&z);
+  } else if (encoding == "br") {
+    BrotliEncoderState* br =
+        BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
+    if (br == nullptr) return "";
+    BrotliEncoderSetParameter(br, BROTLI_PARAM_QUALITY, 5);
+    FeedBody(n, zeros, [&](const char* data, size_t size, bool last) {
+      size_t avail_in = size;
+      const auto* next_in = reinterpret_cast<const uint8_t*>(data);
+      const BrotliEncoderOperation op =
+          last ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_PROCESS;
+      while (ok && (avail_in > 0 || BrotliEncoderHasMoreOutput(br) ||
+                    (last && !BrotliEncoderIsFinished(br)))) {
+        size_t avail_out = 0;
+        if (!BrotliEncoderCompressStream(br, op, &avail_in, &next_in,
+                                         &avail_out, nullptr, nullptr)) {
+          ok = false;
+          break;
+        }
+        size_t size_out = 0;
+        const uint8_t* produced = BrotliEncoderTakeOutput(br, &size_out);
+        out.append(reinterpret_cast<const char*>(produced), size_out);
+      }
+    });
+    BrotliEncoderDestroyInstance(br);
+  } else if (encoding == "zstd") {
+    ZSTD_CCtx* zs = ZSTD_createCCtx();
+    if (zs == nullptr) return "";
+    std::string buf(ZSTD_CStreamOutSize(), '\0');
+    FeedBody(n, zeros, [&](const char* data, size_t size, bool last) {
+      ZSTD_inBuffer in{data, size, 0};
+      const ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
+      size_t remaining = 0;
+      do {
+        ZSTD_outBuffer zout{buf.data(), buf.size(), 0};
+        remaining = ZSTD_compressStream2(zs, &zout, &in, mode);
+        if (ZSTD_isError(remaining)) {
+          ok = false;
+          break;
+        }
+        out.append(buf.data(), zout.pos);
+      } while (last ? remaining != 0 : in.pos < in.size);
+    });
+    ZSTD_freeCCtx(zs);
+  } else {
+    return "";
+  }
+  return ok ? out : "";
+}
+
 }  // namespace
+
+std::string TestBodyPattern(size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>('a' + i % 26);
+  return out;
+}
 
 // ---------------------------------------------------------------------------
 // ConcurrencyTracker
@@ -282,6 +385,8 @@ class TestHttpServer::Impl {
                                httplib::Response& res, ScopePtr scope);
   static void HandleSetCookie(const httplib::Request& req,
                               httplib::Response& res, ScopePtr scope);
+  static void HandleEncoded(const httplib::Request& req, httplib::Response& res,
+                            ScopePtr scope);
   static void HandleEcho(const httplib::Request& req, httplib::Response& res,
                          ScopePtr scope);
 
@@ -499,6 +604,7 @@ void TestHttpServer::Impl::AddRoutes() {
   AddRoute("/gzip-bomb", &HandleGzipBomb);
   AddRoute("/big-headers", &HandleBigHeaders);
   AddRoute("/set-cookie", &HandleSetCookie);
+  AddRoute("/encoded", &HandleEncoded);
   // Last, so that it only sees paths no other route matched.
   AddRoute(".*",
            [](const httplib::Request&, httplib::Response& res, ScopePtr scope) {
@@ -790,6 +896,31 @@ void TestHttpServer::Impl::HandleGzipBomb(const httplib::Request& req,
   res.set_header("Content-Encoding", "gzip");
   SetBody(res, GzipOfZeros(static_cast<size_t>(mib) << 20), kBinaryType,
           std::move(scope));
+}
+
+void TestHttpServer::Impl::HandleEncoded(const httplib::Request& req,
+                                         httplib::Response& res,
+                                         ScopePtr scope) {
+  int64_t bytes = 0;
+  if (!IntParam(req, "bytes", 1000, 0, int64_t{4} << 30, &bytes)) {
+    BadRequest(res, "bytes", std::move(scope));
+    return;
+  }
+  const std::string encoding = req.get_param_value("encoding");
+  const bool zeros = req.get_param_value("content") == "zeros";
+  if (!zeros && req.has_param("content") &&
+      req.get_param_value("content") != "pattern") {
+    BadRequest(res, "content", std::move(scope));
+    return;
+  }
+  std::string body = Compress(encoding, static_cast<size_t>(bytes), zeros);
+  if (body.empty()) {
+    BadRequest(res, "encoding", std::move(scope));
+    return;
+  }
+  res.set_header("Content-Encoding", encoding);
+  res.set_header("X-Decoded-Bytes", absl::StrCat(bytes));
+  SetBody(res, std::move(body), kBinaryType, std::move(scope));
 }
 
 void TestHttpServer::Impl::HandleBigHeaders(const httplib::Request& req,

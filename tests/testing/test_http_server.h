@@ -59,9 +59,18 @@
 //   /set-cookie?name=N&value=V[&to=URL]
 //                              200 "ok" (302 to URL when `to` is given) with
 //                              "Set-Cookie: N=V; Path=/".
+//   /encoded?encoding=E[&bytes=N][&content=pattern|zeros]
+//                              200, "Content-Encoding: E" (gzip, deflate
+//                              (zlib format), br or zstd; anything else gives
+//                              400) and "X-Decoded-Bytes: N"; the body is N
+//                              (default 1000, at most 4 GiB) bytes of
+//                              TestBodyPattern(N), or of zeros, compressed
+//                              with E when the request comes (a bomb: 1 GiB
+//                              of zeros is about 1 MB as gzip, a few kB as
+//                              br or zstd).
 //   anything else              404, body "status 404".
 // Bodies are never compressed, whatever Accept-Encoding says, except
-// /gzip-bomb's. Request bodies
+// /gzip-bomb's and /encoded's. Request bodies
 // never add query parameters. A Range header gets 206 from the routes that
 // answer 200 with a fixed-length body (/ok, /bytes, /delay, /echo).
 //
@@ -192,6 +201,10 @@ class TestHttpServer {
   class Impl;  // Holds the httplib server, so this header does not.
   std::unique_ptr<Impl> impl_;
 };
+
+// "abc...xyzabc...": `n` bytes, byte i being 'a' + i % 26 (the content of
+// /encoded).
+std::string TestBodyPattern(size_t n);
 
 // A loopback TCP port on which nothing listens right now: connecting to
 // 127.0.0.1 on it is refused. Found by binding port 0 and closing the
