@@ -526,14 +526,10 @@ std::shared_ptr<const core::HostCheck> FetchServiceImpl::HopCheck(
 }
 
 std::optional<std::string> FetchServiceImpl::DeniedBy(
-    const auth::Caller& caller, const core::FetchJob& job) {
-  const auth::CallerRules& rules = *caller.rules;
-  if (rules.allowed_hosts.allows_all()) return std::nullopt;
+    const core::HostCheck* check, const core::FetchJob& job) {
+  if (check == nullptr) return std::nullopt;
   const absl::string_view host = auth::HostOfKey(job.host_key);
-  if (rules.allowed_hosts.Allows(host)) return std::nullopt;
-  return absl::StrCat("caller \"", caller.DisplayName(),
-                      "\" may not fetch host \"", host, "\": not in ",
-                      rules.field, ".allowed_hosts");
+  return (*check)(std::string_view(host.data(), host.size()));
 }
 
 grpc::Status FetchServiceImpl::Admit(grpc::CallbackServerContext* context,
@@ -658,7 +654,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
       call->Deliver(std::move(result), /*holds_window=*/false);
       continue;
     }
-    if (std::optional<std::string> why = DeniedBy(*caller, **job)) {
+    if (std::optional<std::string> why = DeniedBy(hop_check.get(), **job)) {
       FetchResult result =
           RefusedResult(item, index, fetch::v1::ERROR_KIND_DENIED, *why);
       if (observer_ != nullptr) observer_->OnPolicyDenied("caller");
@@ -709,13 +705,14 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
         "stream_body: Fetch returns the body in its result; use FetchBatch "
         "to stream it");
   }
+  const std::shared_ptr<const core::HostCheck> hop_check = HopCheck(*caller);
   std::optional<std::string> denied;
   if (!job.ok()) {
     FetchResult result = InvalidResult(*request, 0, job.status());
     ReportDenied(job.status());
     ReportInvalid(*request, base, result, started);
     call->Deliver(std::move(result), /*holds_window=*/false);
-  } else if ((denied = DeniedBy(*caller, **job)).has_value()) {
+  } else if ((denied = DeniedBy(hop_check.get(), **job)).has_value()) {
     FetchResult result =
         RefusedResult(*request, 0, fetch::v1::ERROR_KIND_DENIED, *denied);
     if (observer_ != nullptr) observer_->OnPolicyDenied("caller");
@@ -724,7 +721,7 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   } else {
     (*job)->batch = call;
     (*job)->admitted_at = started;
-    (*job)->caller_host_check = HopCheck(*caller);
+    (*job)->caller_host_check = hop_check;
     // A single request still keeps the cookies its redirect hops set.
     absl::StatusOr<std::shared_ptr<transport::CookieJar>> jar =
         transport::CookieJar::Create({}, "cookies");

@@ -138,14 +138,14 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
                      core::CallMethod method, int64_t n,
                      const auth::Caller& caller,
                      std::unique_ptr<auth::CallerQuotas::Lease>* lease);
-  // Null if `caller` may fetch the host of `job`, else the DENIED result's
-  // message.
-  static std::optional<std::string> DeniedBy(const auth::Caller& caller,
-                                             const core::FetchJob& job);
-  // The same rule for the redirect hops of the caller's jobs; null when
-  // the caller may fetch every host.
+  // The caller's destination rule, for its requests' URLs and for every
+  // redirect hop; null when the caller may fetch every host.
   static std::shared_ptr<const core::HostCheck> HopCheck(
       const auth::Caller& caller);
+  // Null if `check` (may be null: everything allowed) lets the caller
+  // fetch the host of `job`, else the DENIED result's message.
+  static std::optional<std::string> DeniedBy(const core::HostCheck* check,
+                                             const core::FetchJob& job);
   absl::Time DeadlineOf(const grpc::CallbackServerContext* context) const;
   void Register(const std::shared_ptr<core::Batch>& call);
 

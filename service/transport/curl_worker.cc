@@ -449,9 +449,9 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
       return;
     }
   }
-  absl::StatusOr<HttpUrl> current = ParseHttpUrl(job.url);
+  // Same scheme, host and port: the same host key.
   RedirectJob(job, hop.status(), *target,
-              !current.ok() || CrossesOrigin(*current, *target));
+              /*cross_origin=*/job.host_key != target->host_key);
   // The hop counts as a redirect followed, for the metrics.
   hop.set_redirects(1);
   ReportAttempt(job, hop, outcome, std::nullopt);

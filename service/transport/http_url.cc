@@ -129,8 +129,4 @@ absl::Status CheckProxyUrl(const std::string& url, absl::string_view field) {
   return absl::OkStatus();
 }
 
-bool CrossesOrigin(const HttpUrl& a, const HttpUrl& b) {
-  return a.scheme != b.scheme || a.host != b.host || a.port != b.port;
-}
-
 }  // namespace fetchd::transport

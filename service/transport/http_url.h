@@ -39,10 +39,6 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
 // InvalidArgument "`field`: rule".
 absl::Status CheckProxyUrl(const std::string& url, absl::string_view field);
 
-// True when `a` and `b` differ in scheme, host or port: the redirect
-// boundary at which credentials are dropped.
-bool CrossesOrigin(const HttpUrl& a, const HttpUrl& b);
-
 }  // namespace fetchd::transport
 
 #endif  // FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_

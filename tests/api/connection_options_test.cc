@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -41,7 +42,20 @@ class ConnectionOptionsTest : public ::testing::Test {
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *std::move(pki);
   }
+  // An nginx serving TLS (and HTTP/2) with a certificate of a fresh test
+  // CA; with `require_client_cert`, only to clients with one from that CA.
+  void StartTlsNginx(bool require_client_cert) {
+    ASSERT_NO_FATAL_FAILURE(MakePki());
+    NginxOptions options;
+    options.cert_file = pki_.server_cert;
+    options.key_file = pki_.server_key;
+    if (require_client_cert) options.client_ca_file = pki_.ca_cert;
+    nginx_ = std::make_unique<NginxServer>(options);
+    ASSERT_TRUE(nginx_->Start().ok());
+  }
+
   void TearDown() override {
+    nginx_.reset();  // before its certificates go
     if (!pki_dir_.empty()) {
       std::error_code ignored;
       std::filesystem::remove_all(pki_dir_, ignored);
@@ -52,6 +66,7 @@ class ConnectionOptionsTest : public ::testing::Test {
   ServiceHarness fetchd_;
   TestPki pki_;
   std::string pki_dir_;
+  std::unique_ptr<NginxServer> nginx_;
 };
 
 // ---- Cookies: one jar per batch, like an aiohttp ClientSession.
@@ -118,12 +133,8 @@ TEST_F(ConnectionOptionsTest, BadInitialCookieFailsTheBatch) {
 // ---- TLS and HTTP/2 against nginx.
 
 TEST_F(ConnectionOptionsTest, CustomCaAndHttp2MultiplexedOverOneConnection) {
-  ASSERT_NO_FATAL_FAILURE(MakePki());
-  NginxOptions options;
-  options.cert_file = pki_.server_cert;
-  options.key_file = pki_.server_key;
-  NginxServer nginx(options);
-  ASSERT_TRUE(nginx.Start().ok());
+  ASSERT_NO_FATAL_FAILURE(StartTlsNginx(/*require_client_cert=*/false));
+  NginxServer& nginx = *nginx_;
   fetchd_.Start();
 
   BatchRequest batch;
@@ -157,12 +168,8 @@ TEST_F(ConnectionOptionsTest, CustomCaAndHttp2MultiplexedOverOneConnection) {
 }
 
 TEST_F(ConnectionOptionsTest, VerificationIsOnAndOffOnlyWhenAllowed) {
-  ASSERT_NO_FATAL_FAILURE(MakePki());
-  NginxOptions options;
-  options.cert_file = pki_.server_cert;
-  options.key_file = pki_.server_key;
-  NginxServer nginx(options);
-  ASSERT_TRUE(nginx.Start().ok());
+  ASSERT_NO_FATAL_FAILURE(StartTlsNginx(/*require_client_cert=*/false));
+  NginxServer& nginx = *nginx_;
   fetchd_.Start();
   BatchRequest batch;
   AddUrl(&batch, nginx.Url("/system-store"));
@@ -176,12 +183,8 @@ TEST_F(ConnectionOptionsTest, VerificationIsOnAndOffOnlyWhenAllowed) {
 }
 
 TEST_F(ConnectionOptionsTest, InsecureWhenTheServerAllowsIt) {
-  ASSERT_NO_FATAL_FAILURE(MakePki());
-  NginxOptions options;
-  options.cert_file = pki_.server_cert;
-  options.key_file = pki_.server_key;
-  NginxServer nginx(options);
-  ASSERT_TRUE(nginx.Start().ok());
+  ASSERT_NO_FATAL_FAILURE(StartTlsNginx(/*require_client_cert=*/false));
+  NginxServer& nginx = *nginx_;
   fetchd_.config().mutable_request_bounds()->set_allow_insecure_tls(true);
   fetchd_.Start();
   BatchRequest batch;
@@ -190,13 +193,8 @@ TEST_F(ConnectionOptionsTest, InsecureWhenTheServerAllowsIt) {
 }
 
 TEST_F(ConnectionOptionsTest, ClientCertificateForMutualTlsToTheTarget) {
-  ASSERT_NO_FATAL_FAILURE(MakePki());
-  NginxOptions options;
-  options.cert_file = pki_.server_cert;
-  options.key_file = pki_.server_key;
-  options.client_ca_file = pki_.ca_cert;
-  NginxServer nginx(options);
-  ASSERT_TRUE(nginx.Start().ok());
+  ASSERT_NO_FATAL_FAILURE(StartTlsNginx(/*require_client_cert=*/true));
+  NginxServer& nginx = *nginx_;
   fetchd_.Start();
   BatchRequest batch;
   batch.mutable_defaults()->mutable_tls()->set_ca_pem(

@@ -31,13 +31,6 @@ const std::vector<std::string>& Encodings() {
   return *kEncodings;
 }
 
-std::string HeaderValue(const FetchResult& result, const std::string& name) {
-  for (const auto& h : result.headers()) {
-    if (absl::AsciiStrToLower(h.name()) == name) return h.value();
-  }
-  return "";
-}
-
 // The "accept-encoding: ..." lines of a /request-headers body.
 std::vector<std::string> AcceptEncodingLines(const std::string& body) {
   std::vector<std::string> lines;

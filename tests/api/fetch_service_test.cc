@@ -18,18 +18,6 @@ using fetch::v1::FetchEvent;
 using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 
-// Waits for `condition` with a bounded number of short polls; for state that
-// lives in another process or thread and has no notification.
-template <typename Cond>
-bool Eventually(Cond condition, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
-
 class FetchServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(http_.Start().ok()); }

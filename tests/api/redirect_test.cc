@@ -17,20 +17,6 @@ using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string HeaderValue(const FetchResult& r, const std::string& name) {
-  for (const auto& h : r.headers()) {
-    if (h.name() == name) return h.value();
-  }
-  return "";
-}
-
-void AddHeader(FetchRequest* r, const std::string& name,
-               const std::string& value) {
-  fetch::v1::Header* h = r->add_headers();
-  h->set_name(name);
-  h->set_value(value);
-}
-
 class RedirectTest : public ::testing::Test {
  protected:
   void SetUp() override {

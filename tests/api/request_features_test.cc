@@ -22,20 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-std::string HeaderValue(const FetchResult& r, const std::string& name) {
-  for (const auto& h : r.headers()) {
-    if (h.name() == name) return h.value();
-  }
-  return "";
-}
-
-void AddHeader(FetchRequest* r, const std::string& name,
-               const std::string& value) {
-  fetch::v1::Header* h = r->add_headers();
-  h->set_name(name);
-  h->set_value(value);
-}
-
 class RequestFeaturesTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "client/fetch_client.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.pb.h"
@@ -156,6 +158,34 @@ inline fetch::v1::FetchRequest* AddUrl(fetch::v1::BatchRequest* batch,
   r->set_url(url);
   r->set_id("r" + std::to_string(batch->requests_size() - 1));
   return r;
+}
+
+// The value of the first response header called `name` (any case), or "".
+inline std::string HeaderValue(const fetch::v1::FetchResult& result,
+                               const std::string& name) {
+  for (const auto& h : result.headers()) {
+    if (absl::EqualsIgnoreCase(h.name(), name)) return h.value();
+  }
+  return "";
+}
+
+inline void AddHeader(fetch::v1::FetchRequest* request, const std::string& name,
+                      const std::string& value) {
+  fetch::v1::Header* h = request->add_headers();
+  h->set_name(name);
+  h->set_value(value);
+}
+
+// Waits for `condition` with a bounded number of short polls; for state that
+// lives in another process or thread and has no notification.
+template <typename Cond>
+bool Eventually(Cond condition, absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return condition();
 }
 
 // `text` percent-encoded for a query parameter value.

@@ -32,18 +32,6 @@ using fetch::v1::FetchRequest;
 using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 
-// Waits for `condition` with a bounded number of short polls; for state that
-// another thread updates without a notification.
-template <typename Cond>
-bool Eventually(Cond condition, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
-
 // What one batch's stream said about each request, checked for order as it
 // arrives: per index, the head (at most one, before any chunk), the body
 // from chunks with contiguous offsets, and the result (after all of them).
