@@ -13,6 +13,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev
   prometheus-cpp-dev
+  libgoogle-perftools-dev  # tcmalloc_minimal, fetchd's allocator
   libssl-dev  # fetchd_auth: PEM checks, token digests; test certificates
   libboost-dev  # Boost.Beast (header-only): the WebSocket bridge, service/ws
   libbrotli-dev libzstd-dev  # the test server's br and zstd bodies

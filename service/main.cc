@@ -18,6 +18,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "service/api/fetch_service.h"
@@ -376,6 +377,10 @@ int main(int argc, char** argv) {
       "fetchd: gRPC HTTP fetch service.\n  fetchd [--config FILE] [--listen "
       "HOST:PORT] [--workers N] ...");
   absl::ParseCommandLine(argc, argv);
+  // Debian builds abseil without NDEBUG, which leaves Mutex deadlock
+  // detection on: a global graph update on every lock, measurable on the
+  // request path. The tests keep it (they don't run this main).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Still single-threaded: nothing changes the environment meanwhile.
   return fetchd::Run(fetchd::config::EnvironmentMap(environ));
 }

@@ -49,14 +49,22 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
   if (get(CURLUPART_URL, 0, &first_pass) != CURLUE_OK) {
     return Invalid("cannot be normalized");
   }
-  handle.reset(curl_url());
-  if (handle == nullptr) return absl::InternalError("curl_url failed");
-  rc = curl_url_set(handle.get(), CURLUPART_URL, first_pass.c_str(),
-                    CURLU_NON_SUPPORT_SCHEME);
-  if (rc != CURLUE_OK) {
-    return Invalid(absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
-  }
+  // Most URLs are already curl's normal form: then the second pass would
+  // parse the same string with the same flags into the same state, and its
+  // URL would be first_pass again, so keep this handle. Not with a '%'
+  // anywhere, where reads re-encode (above).
   HttpUrl parsed;
+  const bool fixed_point =
+      first_pass == url && first_pass.find('%') == std::string::npos;
+  if (!fixed_point) {
+    handle.reset(curl_url());
+    if (handle == nullptr) return absl::InternalError("curl_url failed");
+    rc = curl_url_set(handle.get(), CURLUPART_URL, first_pass.c_str(),
+                      CURLU_NON_SUPPORT_SCHEME);
+    if (rc != CURLUE_OK) {
+      return Invalid(absl::StrCat("malformed URL: ", curl_url_strerror(rc)));
+    }
+  }
   get(CURLUPART_SCHEME, 0, &parsed.scheme);
   parsed.scheme = absl::AsciiStrToLower(parsed.scheme);
   if (parsed.scheme != "http" && parsed.scheme != "https") {
@@ -84,7 +92,9 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
     return Invalid("no valid port");
   }
   parsed.port = static_cast<uint16_t>(port_number);
-  if (get(CURLUPART_URL, 0, &parsed.url) != CURLUE_OK) {
+  if (fixed_point) {
+    parsed.url = std::move(first_pass);
+  } else if (get(CURLUPART_URL, 0, &parsed.url) != CURLUE_OK) {
     return Invalid("cannot be normalized");
   }
   parsed.host_key =
