@@ -12,7 +12,7 @@ GENERATOR  ?= Ninja
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 ARGS       ?=
-BENCH_ARGS ?= --rounds 5
+BENCH_ARGS ?= --rounds 3
 
 .PHONY: all deps build run test test-asan test-fuzz fuzz fuzz-build unit bench format clean
 
@@ -61,15 +61,18 @@ fuzz: fuzz-build
 test-fuzz: fuzz-build
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
-# fetchd end to end vs a raw single-thread curl-multi client, interleaved
-# rounds against a local nginx. Not part of `make test`.
+# fetchd end to end vs raw curl-multi, aiohttp and httpx, interleaved rounds
+# against a local nginx, plus c10k, a 1 GiB stream and unary latency
+# (bench/peer_bench.py; BENCHMARKS.md). Not part of `make test`.
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
 	  -DFETCHD_WERROR=ON -DFETCHD_BUILD_TESTS=OFF
-	cmake --build $(BENCH_BUILD) -j $(JOBS) --target fetchd raw_curl_multi fetchd_load
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target fetchd fetchctl \
+	  raw_curl_multi fetchd_load unary_latency
 	@mkdir -p bench/results
 	/usr/bin/python3 bench/peer_bench.py --build $(BENCH_BUILD) \
-	  --json bench/results/peer_bench.json $(BENCH_ARGS)
+	  --json bench/results/peer_bench.json \
+	  --markdown bench/results/peer_bench.md $(BENCH_ARGS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -28,8 +28,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,9 @@ ABSL_FLAG(int64_t, batch_size, 0,
 ABSL_FLAG(int32_t, connect_timeout_s, 5,
           "Give up (exit 3) when fetchd does not accept a connection in time");
 ABSL_FLAG(int32_t, deadline_s, 600, "Deadline of each FetchBatch call");
+ABSL_FLAG(std::string, cacert, "",
+          "CA file (PEM) fetchd should trust for an https URL (sent as each "
+          "request's tls.ca_pem)");
 
 namespace {
 
@@ -80,9 +85,14 @@ bool IsLoopbackHost(absl::string_view host) {
 }
 
 bool IsLoopbackHttpUrl(absl::string_view url) {
-  constexpr absl::string_view kScheme = "http://";
-  if (!absl::StartsWith(url, kScheme)) return false;
-  absl::string_view authority = url.substr(kScheme.size());
+  absl::string_view authority;
+  if (absl::StartsWith(url, "http://")) {
+    authority = url.substr(7);
+  } else if (absl::StartsWith(url, "https://")) {
+    authority = url.substr(8);
+  } else {
+    return false;
+  }
   authority = authority.substr(0, authority.find_first_of("/?#"));
   if (authority.find('@') != absl::string_view::npos) return false;
   return IsLoopbackHost(HostOf(authority));
@@ -156,6 +166,7 @@ void RunBatch(fetch::v1::FetchService::Stub& stub,
 }
 
 std::vector<fetch::v1::BatchRequest> MakeBatches(const std::string& url,
+                                                 const std::string& ca_pem,
                                                  int64_t requests,
                                                  int64_t batch_size,
                                                  int32_t concurrency) {
@@ -165,7 +176,11 @@ std::vector<fetch::v1::BatchRequest> MakeBatches(const std::string& url,
     batch.set_max_concurrency(static_cast<uint32_t>(concurrency));
     const int64_t count = std::min(batch_size, requests - first);
     batch.mutable_requests()->Reserve(static_cast<int>(count));
-    for (int64_t i = 0; i < count; ++i) batch.add_requests()->set_url(url);
+    for (int64_t i = 0; i < count; ++i) {
+      fetch::v1::FetchRequest* request = batch.add_requests();
+      request->set_url(url);
+      if (!ca_pem.empty()) request->mutable_tls()->set_ca_pem(ca_pem);
+    }
   }
   return batches;
 }
@@ -193,10 +208,11 @@ int Run() {
     return kExitUsage;
   }
   if (!IsLoopbackHttpUrl(url)) {
-    std::fprintf(stderr,
-                 "fetchd_load: --url '%s' is not an http:// URL on a loopback "
-                 "host; benchmarks stay local\n",
-                 url.c_str());
+    std::fprintf(
+        stderr,
+        "fetchd_load: --url '%s' is not an http(s):// URL on a loopback "
+        "host; benchmarks stay local\n",
+        url.c_str());
     return kExitUsage;
   }
 
@@ -218,8 +234,20 @@ int Run() {
   std::unique_ptr<fetch::v1::FetchService::Stub> stub =
       fetch::v1::FetchService::NewStub(channel);
 
+  std::string ca_pem;
+  if (const std::string cacert = absl::GetFlag(FLAGS_cacert); !cacert.empty()) {
+    std::ifstream in(cacert, std::ios::binary);
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::fprintf(stderr, "fetchd_load: cannot read --cacert %s\n",
+                   cacert.c_str());
+      return kExitUsage;
+    }
+    ca_pem = pem.str();
+  }
   const std::vector<fetch::v1::BatchRequest> batches =
-      MakeBatches(url, requests, batch_size, concurrency);
+      MakeBatches(url, ca_pem, requests, batch_size, concurrency);
   Tally tally;
   const auto start = std::chrono::steady_clock::now();
   for (const fetch::v1::BatchRequest& batch : batches) {

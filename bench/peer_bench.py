@@ -1,34 +1,52 @@
 #!/usr/bin/python3
-"""peer_bench: fetchd end to end against raw single-thread libcurl multi.
+"""peer_bench: fetchd end to end against its peers, side by side.
 
-Starts a private nginx (static 1 KiB and 100 KiB files) and a fetchd, both on
-free 127.0.0.1 ports, then runs ROUNDS rounds per workload. A round runs the
-same workload through
+Starts a private nginx (1 worker, loopback; static 1 KiB, 100 KiB and 1 GiB
+files, a 200 ms and a 2 s delay endpoint from Debian's echo module, and an
+HTTP/2 + TLS listener with a certificate made for the run) and a fetchd, both
+on free 127.0.0.1 ports, then runs ROUNDS rounds per workload. A round runs
+the same workload through every system, in a rotating order (A B C D, then
+B C D A, ...) so drift on the machine hits all alike:
 
-  raw     BUILD/bench/raw_curl_multi  (one thread, one CURLM, C easy handles)
-  fetchd  BUILD/bench/fetchd_load     (FetchBatch calls into BUILD/service/fetchd)
+  raw      BUILD/bench/raw_curl_multi  (one thread, one CURLM, C easy handles)
+  fetchd   BUILD/bench/fetchd_load     (FetchBatch calls into BUILD/service/fetchd)
+  aiohttp  bench/py_client.py --lib aiohttp  (one ClientSession, TCPConnector)
+  httpx    bench/py_client.py --lib httpx    (one AsyncClient, Limits)
 
-in alternating order (raw first in even rounds, fetchd first in odd ones), so
-drift on the machine hits both alike. For each run it records:
+Workloads (requests, concurrency): 1k (20000, 64), 100k (2000, 64), delay
+(256 requests to the 200 ms endpoint, 256 at once; ideal 0.2 s), h2 (1 KiB
+over HTTP/2 + TLS to one host, 20000, 64; aiohttp speaks HTTP/1.1 only, so
+it runs h2 over HTTP/1.1 + TLS and is marked so). --scale multiplies the
+request counts (quick checks).
+
+For each run it records:
 
   req/s        requests / wall seconds of the client process (measured here)
   CPU s / 10k  client CPU (getrusage RUSAGE_CHILDREN delta) plus, for fetchd,
                the server's CPU during the run (/proc/PID/stat utime+stime)
-  peak RSS     raw: the client's VmHWM, which it reports in its JSON line;
-               fetchd: the server's VmHWM at the end of the session (and the
-               load client's VmHWM, shown apart). The client's ru_maxrss from
-               wait4 is kept in the raw numbers but not used: Linux carries
-               this script's own high-water mark (~20 MB) into every child
-               across fork and exec, so it is never below Python's RSS.
+  peak RSS     raw and the Python peers: the client's VmHWM, which it reports
+               in its JSON line; fetchd: the server's VmHWM at the end of the
+               workload (a fresh fetchd per workload), its client's apart.
 
-and prints medians, the per-round fetchd/raw ratios and the machine facts.
-nginx's own CPU is recorded per run too (same server for both systems).
+Then, once each (--extras, default all):
 
-Run with Debian's /usr/bin/python3 (stdlib only). Nothing leaves 127.0.0.1.
-nginx and fetchd are stopped on every exit path, Ctrl-C included.
+  c10k     10,000 requests in one batch to the 2 s endpoint, all in flight
+           at once: fetchd's VmHWM and the batch's wall time (raw alike)
+  stream   a 1 GiB body streamed through fetchd by `fetchctl get -o
+           /dev/null`: fetchd's RSS before and its VmHWM after
+  unary    BUILD/bench/unary_latency: N sequential unary Fetch calls against
+           N direct libcurl GETs of the same URL, p50/p99 and the difference
+
+and prints medians, the per-round fetchd/peer ratios, the targets of issue 6
+with pass/fail, and the machine facts; --markdown writes the same as tables.
+
+Run with Debian's /usr/bin/python3 (stdlib; the peers need python3-aiohttp,
+python3-httpx and python3-h2). Nothing leaves 127.0.0.1. nginx and fetchd
+are stopped on every exit path, Ctrl-C included.
 
   /usr/bin/python3 bench/peer_bench.py --build build-bench --rounds 3
-  /usr/bin/python3 bench/peer_bench.py --only raw --rounds 1
+  /usr/bin/python3 bench/peer_bench.py --systems raw,fetchd --workload 1k
+  /usr/bin/python3 bench/peer_bench.py --scale 0.1 --rounds 1   # smoke test
 """
 
 import argparse
@@ -49,7 +67,22 @@ import threading
 import time
 import urllib.request
 
-WORKLOAD_BYTES = {"1k": 1024, "100k": 100 * 1024}
+# name: (path, https, body bytes, requests, concurrency)
+WORKLOADS = {
+    "1k": ("/1k", False, 1024, 20000, 64),
+    "100k": ("/100k", False, 100 * 1024, 2000, 64),
+    "delay": ("/delay", False, 3, 256, 256),
+    "h2": ("/1k", True, 1024, 20000, 64),
+}
+STATIC_FILES = {"1k": 1024, "100k": 100 * 1024}
+SYSTEMS = ("raw", "fetchd", "aiohttp", "httpx")
+EXTRAS = ("c10k", "stream", "unary")
+C10K = 10000
+STREAM_BYTES = 1 << 30
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The Python peers run on Debian's interpreter, whatever python is first on
+# PATH (python3-aiohttp, python3-httpx).
+PY = "/usr/bin/python3"
 SERVER_START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -176,9 +209,10 @@ master_process on;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/logs/error.log warn;
-worker_rlimit_nofile 8192;
+load_module {echo_module};
+worker_rlimit_nofile 40000;
 events {{
-  worker_connections 4096;
+  worker_connections 30000;
 }}
 http {{
   access_log off;
@@ -189,37 +223,81 @@ http {{
   open_file_cache max=16 inactive=600s;
   open_file_cache_valid 600s;
   default_type application/octet-stream;
+  http2_max_concurrent_streams 256;
   client_body_temp_path {prefix}/tmp/body;
   proxy_temp_path {prefix}/tmp/proxy;
   fastcgi_temp_path {prefix}/tmp/fastcgi;
   uwsgi_temp_path {prefix}/tmp/uwsgi;
   scgi_temp_path {prefix}/tmp/scgi;
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=16384;
+    listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;
+    ssl_certificate {prefix}/tls/server.pem;
+    ssl_certificate_key {prefix}/tls/server.key;
     root {prefix}/html;
     location = /1k {{ }}
     location = /100k {{ }}
+    location = /1g {{ }}
+    location = /delay {{ echo_sleep 0.2; echo ok; }}
+    location = /slow {{ echo_sleep 2; echo ok; }}
   }}
 }}
 """
+
+
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+
+
+def make_tls(tls_dir):
+    """A CA and a server certificate for 127.0.0.1, made for this run."""
+    def openssl(*argv):
+        out = subprocess.run(["openssl", *argv], capture_output=True,
+                             env=child_env(), timeout=60)
+        if out.returncode != 0:
+            raise BenchError(f"openssl {' '.join(argv)}: "
+                             f"{out.stderr.decode(errors='replace')}")
+    os.makedirs(tls_dir)
+    ca_key, ca = f"{tls_dir}/ca.key", f"{tls_dir}/ca.pem"
+    key, csr, cert = (f"{tls_dir}/server.key", f"{tls_dir}/server.csr",
+                      f"{tls_dir}/server.pem")
+    ext = f"{tls_dir}/ext.cnf"
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key,
+            "-out", ca, "-days", "2", "-subj", "/CN=peer_bench CA")
+    openssl("req", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+            "-out", csr, "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+            "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+    return ca
 
 
 def start_nginx(tmp, nginx_bin):
     prefix = os.path.join(tmp, "nginx")
     for sub in ("html", "logs", "tmp"):
         os.makedirs(os.path.join(prefix, sub))
-    for name, size in WORKLOAD_BYTES.items():
+    for name, size in STATIC_FILES.items():
         with open(os.path.join(prefix, "html", name), "wb") as f:
             f.write(bytes(ord("a") + i % 26 for i in range(size)))
+    # Sparse: 1 GiB of zeros that takes no disk.
+    with open(os.path.join(prefix, "html", "1g"), "wb") as f:
+        f.truncate(STREAM_BYTES)
+    if not os.path.exists(ECHO_MODULE):
+        raise BenchError(f"{ECHO_MODULE} missing: apt-get install "
+                         "libnginx-mod-http-echo (scripts/install-deps.sh)")
+    ca = make_tls(os.path.join(prefix, "tls"))
     # The worker may run as an unprivileged user: let it read the files.
     for root, dirs, files in os.walk(tmp):
         os.chmod(root, 0o755)
         for name in files:
             os.chmod(os.path.join(root, name), 0o644)
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(prefix=prefix, port=port))
+        f.write(NGINX_CONF.format(prefix=prefix, port=port, tls_port=tls_port,
+                                  echo_module=ECHO_MODULE))
     server = Server("nginx", [nginx_bin, "-e", f"{prefix}/logs/error.log",
                               "-c", conf, "-p", prefix], tmp)
 
@@ -233,17 +311,23 @@ def start_nginx(tmp, nginx_bin):
             return False
 
     wait_until(answers, server, "nginx")
-    return server, port
+    return server, port, tls_port, ca
 
 
-def start_fetchd(tmp, fetchd_bin, workers, tag):
+def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024):
+    """A fetchd whose limits let every workload run at its concurrency.
+
+    `window` is limits.stream_window, which also bounds a batch's requests in
+    flight (c10k needs 10,000).
+    """
     port = free_port()
     config = {
         "listen": f"127.0.0.1:{port}",
         "workers": workers,
-        "limits": {"maxPerHost": 64, "maxInFlight": 1024,
+        "metrics": {"listen": "127.0.0.1:0"},
+        "limits": {"maxPerHost": 16384, "maxInFlight": 16384,
                    "maxBatchSize": 100000, "maxPending": 200000,
-                   "streamWindow": 1024},
+                   "streamWindow": window},
         # The benchmark's nginx is on loopback, which the default policy
         # denies.
         "policy": {"allow": [{"cidr": "127.0.0.0/8"}]},
@@ -256,7 +340,7 @@ def start_fetchd(tmp, fetchd_bin, workers, tag):
     return server, port
 
 
-def run_client(argv, timeout_s, log_dir, tag):
+def run_client(argv, timeout_s, log_dir, tag, json_report=True):
     """Runs one client to completion and measures it.
 
     Returns dict(wall_s, cpu_s, ru_maxrss_kib, report) where report is the
@@ -304,11 +388,14 @@ def run_client(argv, timeout_s, log_dir, tag):
     if proc.returncode != 0:
         raise BenchError(f"{tag}: exit status {proc.returncode}: "
                          f"{' '.join(argv)}\n{tail(err_path)}")
-    try:
-        with open(out_path) as f:
-            report = json.loads(f.read().strip().splitlines()[-1])
-    except (ValueError, IndexError) as e:
-        raise BenchError(f"{tag}: no JSON report ({e}): {tail(out_path)}")
+    report = None
+    if json_report:
+        try:
+            with open(out_path) as f:
+                report = json.loads(f.read().strip().splitlines()[-1])
+        except (ValueError, IndexError) as e:
+            raise BenchError(f"{tag}: no JSON report ({e}): "
+                             f"{tail(out_path)}")
     return {"wall_s": wall, "cpu_s": cpu, "ru_maxrss_kib": usage.ru_maxrss,
             "report": report}
 
@@ -321,19 +408,41 @@ def nginx_cpu_seconds(nginx):
     return total
 
 
-def one_run(system, ctx, workload, round_no, requests):
-    """One client run of `requests` requests; round_no -1 is a warm-up."""
+def workload_spec(workload, scale):
+    path, https, size, requests, concurrency = WORKLOADS[workload]
+    return path, https, size, max(1, int(requests * scale)), concurrency
+
+
+def one_run(system, ctx, workload, round_no, requests=None):
+    """One client run of `workload`; round_no -1 is a warm-up.
+
+    Returns the run's record, or None when the system can't run it.
+    """
     args = ctx.args
-    url = f"http://127.0.0.1:{ctx.nginx_port}/{workload}"
-    common = ["--url", url, "--requests", str(requests),
-              "--concurrency", str(args.concurrency)]
+    path, https, size, n, concurrency = workload_spec(workload, args.scale)
+    if requests is not None:
+        n = requests
+    port = ctx.nginx_tls_port if https else ctx.nginx_port
+    url = f"{'https' if https else 'http'}://127.0.0.1:{port}{path}"
+    common = ["--url", url, "--requests", str(n)]
     if system == "raw":
-        argv = [ctx.raw_bin] + common
-    else:
-        argv = [ctx.load_bin, "--server", f"127.0.0.1:{ctx.fetchd_port}"
-                ] + common
+        argv = [ctx.raw_bin, *common, "--concurrency", str(concurrency)]
+        if https:
+            argv += ["--cacert", ctx.ca]
+    elif system == "fetchd":
+        argv = [ctx.load_bin, "--server", f"127.0.0.1:{ctx.fetchd_port}",
+                *common, "--concurrency", str(concurrency)]
+        if https:
+            argv += ["--cacert", ctx.ca]
         if args.batch_size:
             argv += ["--batch_size", str(args.batch_size)]
+    else:
+        argv = [PY, os.path.join(HERE, "py_client.py"), "--lib", system,
+                *common, "--concurrency", str(concurrency)]
+        if https:
+            argv += ["--cacert", ctx.ca]
+            if system == "httpx":
+                argv.append("--http2")
     tag = f"{workload}-{'warmup' if round_no < 0 else f'r{round_no}'}-{system}"
     server_before = (proc_cpu_seconds(ctx.fetchd.pid)
                      if system == "fetchd" else 0.0)
@@ -343,32 +452,117 @@ def one_run(system, ctx, workload, round_no, requests):
                   if system == "fetchd" else 0.0)
     nginx_cpu = nginx_cpu_seconds(ctx.nginx) - nginx_before
     report = res["report"]
-    expected_bytes = requests * WORKLOAD_BYTES[workload]
-    if (report.get("requests") != requests or
-            report.get("ok") != requests or
+    expected_bytes = n * size
+    if (report.get("requests") != n or report.get("ok") != n or
             report.get("bytes") != expected_bytes):
         raise BenchError(f"{tag}: bad report {report}, expected "
-                         f"{requests} ok and {expected_bytes} bytes")
-    n = requests
+                         f"{n} ok and {expected_bytes} bytes")
     run = {
         "system": system, "workload": workload, "round": round_no,
-        "requests": n,
+        "requests": n, "concurrency": concurrency,
         "wall_s": res["wall_s"],
         "client_reported_s": report.get("seconds"),
         "rps": n / res["wall_s"],
         "client_cpu_s": res["cpu_s"],
         "server_cpu_s": server_cpu,
         "cpu_s_per_10k": (res["cpu_s"] + server_cpu) * 10000 / n,
+        "server_cpu_s_per_10k": server_cpu * 10000 / n,
         "nginx_cpu_s": nginx_cpu,
         "client_peak_rss_kib": report.get("peak_rss_kib"),
         "client_ru_maxrss_kib": res["ru_maxrss_kib"],
     }
     label = "warm-up" if round_no < 0 else f"round {round_no}"
-    print(f"  {label:8s} {system:6s} {workload:4s} "
-          f"{run['rps']:9.0f} req/s  {run['cpu_s_per_10k']:6.3f} CPU s/10k "
+    print(f"  {label:8s} {system:7s} {workload:5s} "
+          f"{run['rps']:9.0f} req/s  {run['client_reported_s']:7.3f} s  "
+          f"{run['cpu_s_per_10k']:6.3f} CPU s/10k "
           f"(client {res['cpu_s']:.2f} s, server {server_cpu:.2f} s, "
           f"nginx {nginx_cpu:.2f} s)", flush=True)
     return run
+
+
+def rss_kib(pid, key="VmRSS"):
+    return proc_status_kib(pid, key)
+
+
+def extra_c10k(ctx):
+    """10,000 requests in flight at once to the 2 s endpoint."""
+    args = ctx.args
+    n = max(1, int(C10K * min(1.0, args.scale * 10)))
+    url = f"http://127.0.0.1:{ctx.nginx_port}/slow"
+    fetchd, port = start_fetchd(ctx.tmp, ctx.fetchd_bin, args.workers,
+                                "c10k", window=n + 1024)
+    try:
+        before = rss_kib(fetchd.pid)
+        res = run_client([ctx.load_bin, "--server", f"127.0.0.1:{port}",
+                          "--url", url, "--requests", str(n),
+                          "--concurrency", str(n)],
+                         args.timeout, ctx.tmp, "c10k-fetchd")
+        hwm = rss_kib(fetchd.pid, "VmHWM")
+        fds = len(os.listdir(f"/proc/{fetchd.pid}/fd"))
+    finally:
+        fetchd.stop()
+    raw = run_client([ctx.raw_bin, "--url", url, "--requests", str(n),
+                      "--concurrency", str(n)], args.timeout, ctx.tmp,
+                     "c10k-raw")
+    out = {"requests": n, "fetchd_rss_before_mb": before / 1024,
+           "fetchd_vm_hwm_mb": hwm / 1024,
+           "fetchd_seconds": res["report"]["seconds"],
+           "fetchd_ok": res["report"]["ok"], "fetchd_fds_after": fds,
+           "raw_seconds": raw["report"]["seconds"],
+           "raw_peak_rss_mb": raw["report"]["peak_rss_kib"] / 1024}
+    print(f"  c10k     {n} in flight: fetchd VmHWM {out['fetchd_vm_hwm_mb']:.0f}"
+          f" MB (from {out['fetchd_rss_before_mb']:.0f} MB), batch "
+          f"{out['fetchd_seconds']:.2f} s; raw {out['raw_seconds']:.2f} s, "
+          f"{out['raw_peak_rss_mb']:.0f} MB", flush=True)
+    return out
+
+
+def extra_stream(ctx):
+    """A 1 GiB body streamed through fetchd by fetchctl get -o /dev/null."""
+    args = ctx.args
+    fetchd, port = start_fetchd(ctx.tmp, ctx.fetchd_bin, args.workers,
+                                "stream")
+    try:
+        before = rss_kib(fetchd.pid)
+        res = run_client([ctx.fetchctl_bin, "--server", f"127.0.0.1:{port}",
+                          "get", f"http://127.0.0.1:{ctx.nginx_port}/1g",
+                          "-o", "/dev/null"], args.timeout, ctx.tmp,
+                         "stream-fetchctl", json_report=False)
+        hwm = rss_kib(fetchd.pid, "VmHWM")
+    finally:
+        fetchd.stop()
+    out = {"bytes": STREAM_BYTES, "seconds": res["wall_s"],
+           "fetchd_rss_before_mb": before / 1024,
+           "fetchd_vm_hwm_mb": hwm / 1024,
+           "rss_growth_mb": (hwm - before) / 1024,
+           "fetchctl_peak_rss_mb": res["ru_maxrss_kib"] / 1024}
+    print(f"  stream   1 GiB in {out['seconds']:.2f} s: fetchd RSS "
+          f"{out['fetchd_rss_before_mb']:.0f} MB -> VmHWM "
+          f"{out['fetchd_vm_hwm_mb']:.0f} MB (+{out['rss_growth_mb']:.0f} MB)",
+          flush=True)
+    return out
+
+
+def extra_unary(ctx):
+    """Unary Fetch latency over direct libcurl, sequential requests."""
+    args = ctx.args
+    n = max(100, int(2000 * args.scale))
+    fetchd, port = start_fetchd(ctx.tmp, ctx.fetchd_bin, args.workers,
+                                "unary")
+    try:
+        res = run_client([ctx.unary_bin, "--server", f"127.0.0.1:{port}",
+                          "--url", f"http://127.0.0.1:{ctx.nginx_port}/1k",
+                          "--requests", str(n)], args.timeout, ctx.tmp,
+                         "unary")
+    finally:
+        fetchd.stop()
+    out = res["report"]
+    print(f"  unary    {n} sequential: direct p50 {out['direct_p50_us']:.0f} "
+          f"us p99 {out['direct_p99_us']:.0f} us; fetchd p50 "
+          f"{out['fetchd_p50_us']:.0f} us p99 {out['fetchd_p99_us']:.0f} us; "
+          f"added p50 {out['added_p50_us']:.0f} us p99 "
+          f"{out['added_p99_us']:.0f} us", flush=True)
+    return out
 
 
 def machine_facts(nginx_bin):
@@ -402,7 +596,7 @@ def machine_facts(nginx_bin):
 
 
 def summarize(runs, systems, workloads, fetchd_hwm_kib):
-    """Per workload and system medians, plus per-round fetchd/raw ratios.
+    """Per workload and system medians, plus per-round fetchd/peer ratios.
 
     fetchd_hwm_kib maps each workload to fetchd's VmHWM at its end.
     """
@@ -415,71 +609,180 @@ def summarize(runs, systems, workloads, fetchd_hwm_kib):
             if not mine:
                 continue
             client_kib = max(r["client_peak_rss_kib"] or 0 for r in mine)
-            rss_kib = (client_kib if system == "raw"
-                       else fetchd_hwm_kib.get(workload))
+            rss = (fetchd_hwm_kib.get(workload) if system == "fetchd"
+                   else client_kib)
             per[system] = {
                 "median_rps": statistics.median(r["rps"] for r in mine),
+                "median_seconds": statistics.median(
+                    r["client_reported_s"] for r in mine),
                 "median_cpu_s_per_10k": statistics.median(
                     r["cpu_s_per_10k"] for r in mine),
-                "peak_rss_mb": (rss_kib / 1024 if rss_kib else None),
+                "median_server_cpu_s_per_10k": statistics.median(
+                    r["server_cpu_s_per_10k"] for r in mine),
+                "peak_rss_mb": (rss / 1024 if rss else None),
                 "client_peak_rss_mb": client_kib / 1024,
                 "median_nginx_cpu_s_per_10k": statistics.median(
                     r["nginx_cpu_s"] * 10000 / r["requests"] for r in mine),
                 "runs": len(mine),
             }
+        by_round = {}
+        for r in runs:
+            if r["workload"] == workload:
+                by_round.setdefault(r["round"], {})[r["system"]] = r
         ratios = {}
-        if "raw" in per and "fetchd" in per:
-            by_round = {}
-            for r in runs:
-                if r["workload"] == workload:
-                    by_round.setdefault(r["round"], {})[r["system"]] = r
-            rps = [p["fetchd"]["rps"] / p["raw"]["rps"]
-                   for p in by_round.values() if len(p) == 2]
-            cpu = [p["fetchd"]["cpu_s_per_10k"] / p["raw"]["cpu_s_per_10k"]
-                   for p in by_round.values() if len(p) == 2]
+        for peer in systems:
+            if peer == "fetchd" or "fetchd" not in per or peer not in per:
+                continue
+            pairs = [p for p in by_round.values()
+                     if "fetchd" in p and peer in p]
+            rps = [p["fetchd"]["rps"] / p[peer]["rps"] for p in pairs]
+            cpu = [p["fetchd"]["cpu_s_per_10k"] / p[peer]["cpu_s_per_10k"]
+                   for p in pairs]
+            ratios[peer] = {}
             for name, values in (("rps", rps), ("cpu_per_10k", cpu)):
-                ratios[name] = {"median": statistics.median(values),
-                                "min": min(values), "max": max(values),
-                                "per_round": values}
-        summary[workload] = {"systems": per, "fetchd_over_raw": ratios}
+                ratios[peer][name] = {"median": statistics.median(values),
+                                      "min": min(values), "max": max(values),
+                                      "per_round": values}
+        summary[workload] = {"systems": per, "fetchd_over": ratios}
     return summary
 
 
-def print_table(summary, facts, args):
+def targets(summary, extras):
+    """Issue 6's targets: (name, figure, bound, met) for what was measured."""
+    out = []
+
+    def ratio(workload, peer):
+        r = summary.get(workload, {}).get("fetchd_over", {}).get(peer)
+        return r["rps"]["median"] if r else None
+
+    def system(workload, name):
+        return summary.get(workload, {}).get("systems", {}).get(name)
+
+    for label, value, bound, ge in (
+            ("1k req/s, fetchd/raw (median of rounds)", ratio("1k", "raw"),
+             0.8, True),
+            ("1k req/s, fetchd/aiohttp", ratio("1k", "aiohttp"), 8.0, True),
+            ("100k req/s, fetchd/raw", ratio("100k", "raw"), 0.7, True)):
+        if value is not None:
+            out.append((label, f"{value:.2f}x", f">= {bound}x",
+                        value >= bound if ge else value <= bound))
+    d = system("delay", "fetchd")
+    if d:
+        out.append(("delay: 256 x 200 ms, 256 at once (median batch time)",
+                    f"{d['median_seconds']:.3f} s", "<= 0.23 s",
+                    d["median_seconds"] <= 0.23))
+    f = system("1k", "fetchd")
+    if f:
+        out.append(("1k: fetchd server CPU per 10k requests",
+                    f"{f['median_server_cpu_s_per_10k']:.3f} s", "<= 0.3 s",
+                    f["median_server_cpu_s_per_10k"] <= 0.3))
+        if f["peak_rss_mb"]:
+            out.append(("1k: fetchd peak RSS", f"{f['peak_rss_mb']:.0f} MB",
+                        "<= 64 MB", f["peak_rss_mb"] <= 64))
+    c = extras.get("c10k")
+    if c:
+        out.append((f"c10k: fetchd VmHWM, {c['requests']} in flight",
+                    f"{c['fetchd_vm_hwm_mb']:.0f} MB", "<= 256 MB",
+                    c["fetchd_vm_hwm_mb"] <= 256))
+    st = extras.get("stream")
+    if st:
+        out.append(("stream: fetchd RSS growth, 1 GiB body",
+                    f"{st['rss_growth_mb']:.0f} MB", "<= 32 MB",
+                    st["rss_growth_mb"] <= 32))
+    u = extras.get("unary")
+    if u:
+        out.append(("unary Fetch added latency p50",
+                    f"{u['added_p50_us'] / 1000:.3f} ms", "<= 0.3 ms",
+                    u["added_p50_us"] <= 300))
+        out.append(("unary Fetch added latency p99",
+                    f"{u['added_p99_us'] / 1000:.3f} ms", "<= 1 ms",
+                    u["added_p99_us"] <= 1000))
+    return out
+
+
+def markdown(summary, extras, facts, args):
+    """The results as Markdown tables, for BENCHMARKS.md."""
+    lines = [f"Machine: {facts['nproc']} CPUs ({facts['cpus_usable']} usable)"
+             f", {facts['cpu_model']}, kernel {facts['kernel']}; "
+             f"{facts['libcurl'].split()[0]}, {facts['nginx']}, Python "
+             f"{facts['python']}, aiohttp {facts.get('aiohttp', '?')}, httpx "
+             f"{facts.get('httpx', '?')}. {args.rounds} rounds, fetchd with "
+             f"{args.workers} workers. Load average at start "
+             f"{facts['loadavg_start'][0]:.2f}, at end "
+             f"{facts['loadavg_end'][0]:.2f}.", "",
+             "| workload | system | req/s (median) | batch s | CPU s / 10k "
+             "req (client + fetchd) | fetchd CPU s / 10k | peak RSS MB |",
+             "|---|---|---|---|---|---|---|"]
+    for workload, entry in summary.items():
+        for name, s in entry["systems"].items():
+            label = name
+            if workload == "h2" and name == "aiohttp":
+                label = "aiohttp (HTTP/1.1)"
+            rss = (f"{s['peak_rss_mb']:.0f}" if s["peak_rss_mb"] else "n/a")
+            if name == "fetchd":
+                rss += f" (client {s['client_peak_rss_mb']:.0f})"
+            server = (f"{s['median_server_cpu_s_per_10k']:.3f}"
+                      if name == "fetchd" else "")
+            lines.append(f"| {workload} | {label} | {s['median_rps']:,.0f} | "
+                         f"{s['median_seconds']:.3f} | "
+                         f"{s['median_cpu_s_per_10k']:.3f} | {server} | "
+                         f"{rss} |")
+    lines += ["", "fetchd / peer, req/s per round:", "",
+              "| workload | peer | median | min | max |", "|---|---|---|---|---|"]
+    for workload, entry in summary.items():
+        for peer, r in entry["fetchd_over"].items():
+            x = r["rps"]
+            lines.append(f"| {workload} | {peer} | {x['median']:.2f} | "
+                         f"{x['min']:.2f} | {x['max']:.2f} |")
+    t = targets(summary, extras)
+    if t:
+        lines += ["", "| target | measured | bound | met |",
+                  "|---|---|---|---|"]
+        lines += [f"| {n} | {v} | {b} | {'yes' if ok else '**no**'} |"
+                  for n, v, b, ok in t]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(summary, extras, facts, args):
     print()
-    print(f"requests {args.requests}, concurrency {args.concurrency}, "
-          f"rounds {args.rounds}"
-          + (f", batch size {args.batch_size}" if args.batch_size else ""))
-    header = (f"{'workload':8s} {'system':7s} {'req/s':>9s} "
-              f"{'CPU s/10k':>10s} {'peak RSS MB':>12s} {'client RSS MB':>14s}"
-              f" {'nginx CPU s/10k':>16s}")
+    header = (f"{'workload':8s} {'system':8s} {'req/s':>9s} {'batch s':>8s} "
+              f"{'CPU s/10k':>10s} {'fetchd CPU':>10s} {'peak RSS MB':>12s} "
+              f"{'client RSS MB':>14s} {'nginx CPU s/10k':>16s}")
     print(header)
     print("-" * len(header))
     for workload, entry in summary.items():
         for system, s in entry["systems"].items():
             rss = (f"{s['peak_rss_mb']:.1f}" if s["peak_rss_mb"] is not None
                    else "n/a")
-            client_rss = ("" if system == "raw"
-                          else f"{s['client_peak_rss_mb']:.1f}")
-            print(f"{workload:8s} {system:7s} {s['median_rps']:9.0f} "
-                  f"{s['median_cpu_s_per_10k']:10.3f} {rss:>12s} "
+            client_rss = (f"{s['client_peak_rss_mb']:.1f}"
+                          if system == "fetchd" else "")
+            server = (f"{s['median_server_cpu_s_per_10k']:10.3f}"
+                      if system == "fetchd" else " " * 10)
+            print(f"{workload:8s} {system:8s} {s['median_rps']:9.0f} "
+                  f"{s['median_seconds']:8.3f} "
+                  f"{s['median_cpu_s_per_10k']:10.3f} {server} {rss:>12s} "
                   f"{client_rss:>14s} "
                   f"{s['median_nginx_cpu_s_per_10k']:16.3f}")
-        for name, label in (("rps", "req/s"), ("cpu_per_10k", "CPU s/10k")):
-            r = entry["fetchd_over_raw"].get(name)
-            if r:
-                print(f"{workload:8s} fetchd/raw {label:10s} median "
-                      f"{r['median']:.3f}  min {r['min']:.3f}  "
-                      f"max {r['max']:.3f}")
+        for peer, r in entry["fetchd_over"].items():
+            for name, label in (("rps", "req/s"), ("cpu_per_10k", "CPU")):
+                x = r[name]
+                print(f"{workload:8s} fetchd/{peer:7s} {label:5s} median "
+                      f"{x['median']:.3f}  min {x['min']:.3f}  "
+                      f"max {x['max']:.3f}")
+    print()
+    for name, value, bound, ok in targets(summary, extras):
+        print(f"target  {'met ' if ok else 'MISS'}  {name}: {value} "
+              f"(bound {bound})")
     print()
     print("CPU s/10k: client CPU, plus fetchd's server CPU for fetchd.")
-    print("peak RSS: raw = client VmHWM; fetchd = server VmHWM (its load "
-          "client's VmHWM under client RSS).")
+    print("peak RSS: fetchd = server VmHWM (its load client's VmHWM under "
+          "client RSS); the others = client VmHWM.")
     print(f"machine: {facts['nproc']} CPUs ({facts['cpus_usable']} usable), "
           f"{facts['cpu_model']}, kernel {facts['kernel']}")
     print(f"         libcurl: {facts['libcurl']}")
-    print(f"         {facts['nginx']}; nginx, fetchd and the client share "
-          "the machine")
+    print(f"         {facts['nginx']}; aiohttp {facts.get('aiohttp')}, httpx "
+          f"{facts.get('httpx')}; nginx, fetchd and the client share the "
+          "machine")
     start = " ".join(f"{x:.2f}" for x in facts["loadavg_start"])
     end = " ".join(f"{x:.2f}" for x in facts["loadavg_end"])
     print(f"         load average at start {start}, at end {end}")
@@ -497,96 +800,152 @@ def raise_interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 
+def csv_choices(allowed, what):
+    def parse(text):
+        items = [x for x in text.split(",") if x]
+        bad = [x for x in items if x not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(
+                f"{what}: {','.join(bad) or 'none'} not in "
+                f"{','.join(allowed)}")
+        return items
+    return parse
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="fetchd vs raw libcurl multi, interleaved rounds")
+        description="fetchd vs raw libcurl multi, aiohttp and httpx")
     p.add_argument("--build", default="./build",
                    help="CMake build dir with bench/ and service/fetchd")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--requests", type=int, default=20000)
-    p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--workload", action="append",
-                   choices=sorted(WORKLOAD_BYTES),
-                   help="body size; repeat for several (default 1k)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiplies every workload's request count")
+    p.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
+                   help="repeat for several (default: all)")
+    p.add_argument("--systems", type=csv_choices(SYSTEMS, "--systems"),
+                   default=list(SYSTEMS), help="comma-separated")
+    p.add_argument("--extras", type=csv_choices(EXTRAS + ("none",),
+                                                 "--extras"),
+                   default=list(EXTRAS),
+                   help="comma-separated, or none")
     p.add_argument("--batch-size", type=int, default=0,
                    help="fetchd_load --batch_size (0: one batch)")
-    p.add_argument("--only", choices=("raw", "fetchd"),
-                   help="run one system only")
     p.add_argument("--warmup", type=int, default=2000,
                    help="requests of an unrecorded warm-up run per system "
-                   "and workload (0: none)")
+                   "and workload (0: none; capped at the workload's size)")
     p.add_argument("--workers", type=int, default=2, help="fetchd workers")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="seconds allowed per client run")
     p.add_argument("--nginx", default=shutil.which("nginx") or
                    "/usr/sbin/nginx")
     p.add_argument("--json", metavar="OUT", help="write raw numbers here")
+    p.add_argument("--markdown", metavar="OUT",
+                   help="write the tables (Markdown) here")
     p.add_argument("--keep-tmp", action="store_true",
                    help="keep the temp dir (configs, logs)")
     args = p.parse_args(argv)
-    args.workload = args.workload or ["1k"]
-    if args.rounds < 1 or args.requests < 1 or args.concurrency < 1:
-        p.error("--rounds, --requests and --concurrency must be positive")
+    args.workload = args.workload or list(WORKLOADS)
+    args.extras = [x for x in args.extras if x != "none"]
+    if args.rounds < 1 or args.scale <= 0:
+        p.error("--rounds and --scale must be positive")
     return args
+
+
+def raise_fd_limit():
+    """c10k needs >10,000 sockets in fetchd, nginx and the clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (max(soft, want), max(hard, want)))
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def python_lib_version(name):
+    out = subprocess.run([PY, "-c", f"import {name}; print({name}.__version__)"],
+                         capture_output=True, env=child_env(), timeout=60)
+    return out.stdout.decode().strip() or "missing"
 
 
 def main(argv):
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    systems = [args.only] if args.only else ["raw", "fetchd"]
+    raise_fd_limit()
+    systems = args.systems
     build = os.path.abspath(args.build)
     ctx = Context()
     ctx.args = args
     ctx.raw_bin = os.path.join(build, "bench", "raw_curl_multi")
     ctx.load_bin = os.path.join(build, "bench", "fetchd_load")
-    fetchd_bin = os.path.join(build, "service", "fetchd")
-    for system, path in (("raw", ctx.raw_bin), ("fetchd", ctx.load_bin),
-                         ("fetchd", fetchd_bin)):
-        if system in systems and not os.access(path, os.X_OK):
+    ctx.unary_bin = os.path.join(build, "bench", "unary_latency")
+    ctx.fetchctl_bin = os.path.join(build, "client", "fetchctl")
+    ctx.fetchd_bin = os.path.join(build, "service", "fetchd")
+    needed = [ctx.raw_bin, ctx.load_bin, ctx.fetchd_bin]
+    if "unary" in args.extras:
+        needed.append(ctx.unary_bin)
+    if "stream" in args.extras:
+        needed.append(ctx.fetchctl_bin)
+    for path in needed:
+        if not os.access(path, os.X_OK):
             raise BenchError(f"{path} not found; build it (cmake --build "
-                             f"{args.build} --target {os.path.basename(path)})"
-                             " or run with --only raw")
+                             f"{args.build} --target "
+                             f"{os.path.basename(path)})")
     ctx.tmp = tempfile.mkdtemp(prefix="peer_bench.")
     ctx.nginx = ctx.fetchd = None
     failed = True
     try:
-        ctx.nginx, ctx.nginx_port = start_nginx(ctx.tmp, args.nginx)
-        print(f"nginx pid {ctx.nginx.pid} on 127.0.0.1:{ctx.nginx_port}",
-              flush=True)
+        (ctx.nginx, ctx.nginx_port, ctx.nginx_tls_port,
+         ctx.ca) = start_nginx(ctx.tmp, args.nginx)
+        print(f"nginx pid {ctx.nginx.pid} on 127.0.0.1:{ctx.nginx_port} "
+              f"(TLS+h2 on {ctx.nginx_tls_port})", flush=True)
         facts = machine_facts(args.nginx)
+        facts["aiohttp"] = python_lib_version("aiohttp")
+        facts["httpx"] = python_lib_version("httpx")
         runs = []
         fetchd_hwm = {}
         for workload in args.workload:
             # A fresh fetchd per workload, so that its VmHWM is this one's.
             if "fetchd" in systems:
                 ctx.fetchd, ctx.fetchd_port = start_fetchd(
-                    ctx.tmp, fetchd_bin, args.workers, workload)
+                    ctx.tmp, ctx.fetchd_bin, args.workers, workload)
                 print(f"fetchd pid {ctx.fetchd.pid} on "
                       f"127.0.0.1:{ctx.fetchd_port}", flush=True)
+            n = workload_spec(workload, args.scale)[3]
             if args.warmup:
                 for system in systems:
-                    one_run(system, ctx, workload, -1, args.warmup)
+                    one_run(system, ctx, workload, -1,
+                            min(args.warmup, n))
             for round_no in range(args.rounds):
-                order = systems if round_no % 2 == 0 else systems[::-1]
-                for system in order:
+                k = round_no % len(systems)
+                for system in systems[k:] + systems[:k]:
                     ctx.nginx.check_alive()
                     if ctx.fetchd:
                         ctx.fetchd.check_alive()
-                    runs.append(one_run(system, ctx, workload, round_no,
-                                        args.requests))
+                    runs.append(one_run(system, ctx, workload, round_no))
             if ctx.fetchd:
                 fetchd_hwm[workload] = proc_status_kib(ctx.fetchd.pid,
                                                        "VmHWM")
                 ctx.fetchd.stop()
                 ctx.fetchd = None
+        extras = {}
+        for name in args.extras:
+            extras[name] = {"c10k": extra_c10k, "stream": extra_stream,
+                            "unary": extra_unary}[name](ctx)
         facts["loadavg_end"] = os.getloadavg()
         summary = summarize(runs, systems, args.workload, fetchd_hwm)
-        print_table(summary, facts, args)
+        print_table(summary, extras, facts, args)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(markdown(summary, extras, facts, args))
+            print(f"tables written to {args.markdown}")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "machine": facts,
                            "fetchd_vm_hwm_kib_by_workload": fetchd_hwm,
-                           "runs": runs, "summary": summary}, f, indent=2)
+                           "runs": runs, "summary": summary,
+                           "extras": extras}, f, indent=2)
             print(f"raw numbers written to {args.json}")
         failed = False
     finally:

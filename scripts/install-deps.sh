@@ -21,6 +21,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp
+  # bench/: the Python peers, nginx's delay endpoints, the run's TLS certificate
+  python3-httpx python3-h2 libnginx-mod-http-echo openssl
   dnsmasq-base  # the resolver of tests/api/resolver_policy_test
   # deployment checks (tests/deploy): compose, YAML, the npm tools' unpacking
   docker-compose python3-yaml unzip
