@@ -43,7 +43,9 @@ std::optional<RetryDecision> DecideRetry(const RetryParams& params,
                                          int attempts_made, bool idempotent,
                                          absl::Duration time_left,
                                          absl::BitGenRef rng) {
-  if (attempts_made >= params.max_attempts) return std::nullopt;
+  if (attempts_made >= params.max_attempts || outcome.over_limit) {
+    return std::nullopt;
+  }
 
   RetryReason reason;
   if (outcome.error == fetch::v1::ERROR_KIND_NONE ||

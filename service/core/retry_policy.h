@@ -41,6 +41,10 @@ struct AttemptOutcome {
   bool request_sent = false;
   // Retry-After of the response, when it had one.
   std::optional<absl::Duration> retry_after;
+  // One of fetchd's own limits ended the attempt (response headers or body
+  // too large): the same response would end the next one too, so it is
+  // never retried, whatever retry_on says.
+  bool over_limit = false;
 };
 
 // Why a request is retried (a bounded label for metrics): a failure kind

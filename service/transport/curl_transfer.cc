@@ -89,6 +89,10 @@ ErrorKind ClassifyCurlError(CURLcode code, bool connected,
     case CURLE_FILESIZE_EXCEEDED:
       return fetch::v1::ERROR_KIND_BODY_TOO_LARGE;
     case CURLE_UNSUPPORTED_PROTOCOL:
+      // The URL's scheme was checked before any I/O: once connected this
+      // is the server's reply that isn't HTTP ("Received HTTP/0.9").
+      return connected ? fetch::v1::ERROR_KIND_PROTOCOL
+                       : fetch::v1::ERROR_KIND_INVALID_REQUEST;
     case CURLE_URL_MALFORMAT:
       return fetch::v1::ERROR_KIND_INVALID_REQUEST;
     case CURLE_GOT_NOTHING:
@@ -719,11 +723,13 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
 
   switch (abort_) {
     case Abort::kBodyTooLarge:
+      outcome.over_limit = true;
       SetError(fetch::v1::ERROR_KIND_BODY_TOO_LARGE,
                absl::StrCat("response body exceeds max_body_bytes (",
                             job_->max_body_bytes, ")"));
       break;
     case Abort::kHeadersTooLarge:
+      outcome.over_limit = true;
       SetError(fetch::v1::ERROR_KIND_PROTOCOL,
                absl::StrCat("response headers exceed ",
                             job_->max_response_header_bytes,

@@ -4,33 +4,15 @@
 // namespace whose /etc/resolv.conf points at a dnsmasq on 127.0.0.1, so no
 // packet leaves the namespace and no outside DNS server is ever asked.
 // Needs root (CAP_SYS_ADMIN), as `make test` has on CI; fails otherwise.
-#include <fcntl.h>
-#include <net/if.h>
-#include <netdb.h>
-#include <sched.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/api/service_harness.h"
+#include "tests/testing/private_resolver.h"
 #include "tests/testing/test_http_server.h"
-
-extern char** environ;
 
 namespace fetchd::testing {
 namespace {
@@ -39,98 +21,19 @@ using fetch::v1::BatchRequest;
 using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 
-constexpr char kDnsmasq[] = "/usr/sbin/dnsmasq";
-
-absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-// Private network and mount namespaces, `lo` up, resolv.conf replaced.
-absl::Status EnterPrivateNetwork(const std::string& resolv_conf) {
-  if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) {
-    return Errno("unshare(CLONE_NEWNET | CLONE_NEWNS) (needs root)");
-  }
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    return Errno("mount --make-rprivate /");
-  }
-  if (mount(resolv_conf.c_str(), "/etc/resolv.conf", nullptr, MS_BIND,
-            nullptr) != 0) {
-    return Errno("bind mount over /etc/resolv.conf");
-  }
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Errno("socket");
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  const bool up = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
-                  (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
-  const absl::Status status = up ? absl::OkStatus() : Errno("ifup lo");
-  close(fd);
-  return status;
-}
-
-// dnsmasq answering only for the test's names, from no file and no
-// upstream.
+// The test's names, from a dnsmasq in a network of the test's own.
 class Resolver : public ::testing::Environment {
  public:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("fetchd_resolver_", getpid());
-    std::filesystem::create_directories(dir_);
-    const std::string resolv = (dir_ / "resolv.conf").string();
-    std::ofstream(resolv) << "nameserver 127.0.0.1\noptions attempts:1\n";
-    const absl::Status entered = EnterPrivateNetwork(resolv);
-    ASSERT_TRUE(entered.ok()) << entered;
-    ASSERT_EQ(access(kDnsmasq, X_OK), 0)
-        << kDnsmasq << " missing: install the Debian package dnsmasq-base "
-        << "(scripts/install-deps.sh)";
-    std::vector<std::string> args = {
-        kDnsmasq,
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--user=root",
-        "--pid-file=",
-        "--no-resolv",
-        "--no-hosts",
-        "--listen-address=127.0.0.1",
-        "--bind-interfaces",
-        "--port=53",
-        "--address=/rebind.test/127.0.0.1",
-        "--address=/metadata.test/169.254.169.254"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(
-        posix_spawn(&pid_, kDnsmasq, nullptr, nullptr, argv.data(), environ),
-        0);
-    // Another process: wait, boundedly, until it answers.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!Resolves("rebind.test")) {
-      ASSERT_LT(absl::Now(), deadline) << "dnsmasq did not start answering";
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    const absl::Status started = resolver_.Start(
+        {"/rebind.test/127.0.0.1", "/metadata.test/169.254.169.254"},
+        "rebind.test");
+    ASSERT_TRUE(started.ok()) << started;
   }
-
-  void TearDown() override {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  static bool Resolves(const char* name) {
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    addrinfo* result = nullptr;
-    if (getaddrinfo(name, "80", &hints, &result) != 0) return false;
-    freeaddrinfo(result);
-    return true;
-  }
+  void TearDown() override { resolver_.Stop(); }
 
  private:
-  std::filesystem::path dir_;
-  pid_t pid_ = -1;
+  PrivateResolver resolver_;
 };
 
 class ResolverPolicyTest : public ::testing::Test {

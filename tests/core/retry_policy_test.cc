@@ -327,5 +327,25 @@ TEST(RetryPolicyTest, DecideRetryNeverSchedulesPastTheDeadline) {
   EXPECT_GT(final_results, 0);
 }
 
+// fetchd's own limits (response headers or body too large) end an attempt
+// the same way every time: never retried, even when the kind is listed.
+TEST(RetryPolicyTest, OverLimitIsNeverRetried) {
+  RetryParams params = BaseParams();
+  params.retry_on = {fetch::v1::ERROR_KIND_PROTOCOL,
+                     fetch::v1::ERROR_KIND_BODY_TOO_LARGE};
+  std::mt19937 rng(7);
+  for (const ErrorKind kind :
+       {fetch::v1::ERROR_KIND_PROTOCOL, fetch::v1::ERROR_KIND_BODY_TOO_LARGE}) {
+    AttemptOutcome outcome;
+    outcome.error = kind;
+    outcome.request_sent = true;
+    EXPECT_TRUE(DecideRetry(params, outcome, 1, true, absl::Seconds(10), rng)
+                    .has_value());
+    outcome.over_limit = true;
+    EXPECT_FALSE(DecideRetry(params, outcome, 1, true, absl::Seconds(10), rng)
+                     .has_value());
+  }
+}
+
 }  // namespace
 }  // namespace fetchd::core

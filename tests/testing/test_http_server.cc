@@ -39,6 +39,8 @@ constexpr int64_t kMaxWaitMs = int64_t{3600} * 1000;
 // Idle keep-alive connections pin a worker, and httplib's Stop() waits for
 // them; a short idle timeout bounds that wait (see Stop() in the header).
 constexpr time_t kKeepAliveTimeoutSeconds = 1;
+// Pending connections the listening socket queues (see Start()).
+constexpr int kListenBacklog = 4096;
 // Like nginx's default, rather than httplib's 5, so that clients reuse
 // connections as they would against a real server.
 constexpr size_t kKeepAliveMaxRequests = 1000;
@@ -493,10 +495,23 @@ absl::Status TestHttpServer::Impl::Start() {
     return new httplib::ThreadPool(threads);
   };
 
+  // Debian's cpp-httplib (0.11, a compiled library) listens with a backlog
+  // of 5: a burst of new connections (a worker opens up to max_per_host at
+  // once) overflowed it, the kernel dropped SYNs and the client's SYN
+  // retransmission showed up as 1 s stalls. Keep the listening socket and
+  // listen on it again with a real backlog.
+  int listen_fd = -1;
+  server_.set_socket_options([&listen_fd](int sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = sock;
+  });
   const int port = server_.bind_to_any_port(options_.host);
   if (port < 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot bind ", options_.host, " on a free port"));
+  }
+  if (listen_fd < 0 || ::listen(listen_fd, kListenBacklog) != 0) {
+    return absl::InternalError("cannot raise the listen backlog");
   }
   port_.store(port);
   listener_ = std::thread([this] {
