@@ -15,7 +15,7 @@ CMAKE_ARGS ?=
 ARGS       ?=
 BENCH_ARGS ?= --rounds 3
 
-.PHONY: all deps build run test test-asan test-tsan test-fuzz fuzz fuzz-build unit bench format clean
+.PHONY: all deps build run test test-asan test-tsan test-fuzz fuzz fuzz-build unit bench microbench soak format clean
 
 all: build
 
@@ -86,6 +86,15 @@ bench: deps
 	/usr/bin/python3 bench/peer_bench.py --build $(BENCH_BUILD) \
 	  --json bench/results/peer_bench.json \
 	  --markdown bench/results/peer_bench.md $(BENCH_ARGS)
+
+# Google Benchmark microbenchmarks of the scheduler and the result path
+# (bench/micro/). Not part of `make test`.
+microbench: deps
+	cmake -S . -B $(BENCH_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
+	  -DFETCHD_WERROR=ON -DFETCHD_BUILD_TESTS=OFF
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target microbench
+	$(BENCH_BUILD)/bench/micro/scheduler_bench
+	$(BENCH_BUILD)/bench/micro/result_bench
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
