@@ -96,6 +96,17 @@ microbench: deps
 	$(BENCH_BUILD)/bench/micro/scheduler_bench
 	$(BENCH_BUILD)/bench/micro/result_bench
 
+# 10 minutes of steady mixed traffic through fetchd (bench/soak.py): its RSS
+# and open fds must stay flat after warm-up. Not part of `make test`.
+SOAK_ARGS ?=
+soak: deps
+	cmake -S . -B $(BENCH_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
+	  -DFETCHD_WERROR=ON -DFETCHD_BUILD_TESTS=OFF
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target fetchd fetchctl
+	@mkdir -p bench/results
+	/usr/bin/python3 bench/soak.py --build $(BENCH_BUILD) \
+	  --json bench/results/soak.json $(SOAK_ARGS)
+
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 

@@ -240,6 +240,8 @@ http {{
     location = /1g {{ }}
     location = /delay {{ echo_sleep 0.2; echo ok; }}
     location = /slow {{ echo_sleep 2; echo ok; }}
+    location = /503 {{ return 503; }}
+    location = /redirect {{ return 302 /1k; }}
   }}
 }}
 """
