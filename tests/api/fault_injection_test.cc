@@ -40,20 +40,6 @@ using ::testing::HasSubstr;
 
 constexpr int kAttempts = 3;
 
-class Resolver : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const absl::Status started =
-        resolver_.Start({"/ok.test/127.0.0.1", "/nx.test/"}, "ok.test");
-    ASSERT_TRUE(started.ok()) << started;
-    ASSERT_FALSE(PrivateResolver::Resolves("nx.test"));
-  }
-  void TearDown() override { resolver_.Stop(); }
-
- private:
-  PrivateResolver resolver_;
-};
-
 // The process's resident set, from /proc/self/status.
 int64_t RssKib() {
   std::ifstream status("/proc/self/status");
@@ -261,10 +247,6 @@ TEST_F(FaultInjectionTest, MemoryStaysBoundedUnderRepeatedFaults) {
 }  // namespace fetchd::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // Listing the tests (ctest's discovery) needs no namespace.
-  if (!::testing::GTEST_FLAG(list_tests)) {
-    ::testing::AddGlobalTestEnvironment(new fetchd::testing::Resolver);
-  }
-  return RUN_ALL_TESTS();
+  return fetchd::testing::RunTestsInPrivateNetwork(
+      argc, argv, {"/ok.test/127.0.0.1", "/nx.test/"}, "ok.test");
 }

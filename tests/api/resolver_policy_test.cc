@@ -21,21 +21,6 @@ using fetch::v1::BatchRequest;
 using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 
-// The test's names, from a dnsmasq in a network of the test's own.
-class Resolver : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const absl::Status started = resolver_.Start(
-        {"/rebind.test/127.0.0.1", "/metadata.test/169.254.169.254"},
-        "rebind.test");
-    ASSERT_TRUE(started.ok()) << started;
-  }
-  void TearDown() override { resolver_.Stop(); }
-
- private:
-  PrivateResolver resolver_;
-};
-
 class ResolverPolicyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -110,10 +95,7 @@ TEST_F(ResolverPolicyTest, UnknownNameIsADnsError) {
 }  // namespace fetchd::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  // Listing the tests (ctest's discovery) needs no namespace.
-  if (!::testing::GTEST_FLAG(list_tests)) {
-    ::testing::AddGlobalTestEnvironment(new fetchd::testing::Resolver);
-  }
-  return RUN_ALL_TESTS();
+  return fetchd::testing::RunTestsInPrivateNetwork(
+      argc, argv, {"/rebind.test/127.0.0.1", "/metadata.test/169.254.169.254"},
+      "rebind.test");
 }

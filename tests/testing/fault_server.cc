@@ -1,7 +1,5 @@
 #include "tests/testing/fault_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -53,42 +51,9 @@ std::string PathOf(const std::string& head) {
 
 }  // namespace
 
-FaultServer::~FaultServer() { Stop(); }
-
-absl::Status FaultServer::Start() {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return absl::InternalError("socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listen_fd_, 128) != 0 ||
-      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return absl::InternalError("bind/listen");
-  }
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-  return absl::OkStatus();
-}
-
-void FaultServer::Stop() {
-  if (stopping_.exchange(true)) return;
-  if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
-  if (acceptor_.joinable()) acceptor_.join();
-  std::vector<std::thread> workers;
-  {
-    absl::MutexLock lock(&mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (std::thread& t : workers) t.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
-}
-
 std::string FaultServer::Url(std::string_view path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, absl::string_view(path.data(), path.size()));
+  return absl::StrCat("http://127.0.0.1:", port(),
+                      absl::string_view(path.data(), path.size()));
 }
 
 int FaultServer::Requests(std::string_view path) const {
@@ -97,25 +62,9 @@ int FaultServer::Requests(std::string_view path) const {
   return it == requests_.end() ? 0 : it->second;
 }
 
-void FaultServer::AcceptLoop() {
-  while (!stopping_.load()) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) return;
-    absl::MutexLock lock(&mu_);
-    open_fds_.push_back(fd);
-    workers_.emplace_back([this, fd] { Serve(fd); });
-  }
-}
-
-void FaultServer::Forget(int fd) {
-  absl::MutexLock lock(&mu_);
-  std::erase(open_fds_, fd);
-  close(fd);
-}
-
 void FaultServer::Serve(int fd) {
   const std::string head = ReadHead(fd);
-  if (head.empty()) return Forget(fd);
+  if (head.empty()) return;
   const std::string path = PathOf(head);
   {
     absl::MutexLock lock(&mu_);
@@ -124,7 +73,7 @@ void FaultServer::Serve(int fd) {
   if (path == "/reset-mid-body") {
     WriteAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n");
     WriteAll(fd, std::string(1024, 'x'));
-    // Close with RST instead of FIN.
+    // The listener's close() then sends RST instead of FIN.
     linger l{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
   } else if (path == "/truncated") {
@@ -139,13 +88,12 @@ void FaultServer::Serve(int fd) {
              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
              "zz\r\nxx\r\n0\r\n\r\n");
   } else if (path == "/no-reply") {
-    // Nothing: the close below is the whole answer.
+    // Nothing: the listener's close() is the whole answer.
   } else {
     WriteAll(fd,
              "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\n"
              "status 404");
   }
-  Forget(fd);
 }
 
 }  // namespace fetchd::testing

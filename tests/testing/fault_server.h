@@ -24,50 +24,42 @@
 #ifndef FETCHD_TESTS_TESTING_FAULT_SERVER_H_
 #define FETCHD_TESTS_TESTING_FAULT_SERVER_H_
 
-#include <atomic>
 #include <map>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "tests/testing/loopback_listener.h"
 
 namespace fetchd::testing {
 
 class FaultServer {
  public:
-  FaultServer() = default;
-  ~FaultServer();
+  FaultServer() : listener_([this](int fd) { Serve(fd); }) {}
+  ~FaultServer() { Stop(); }
   FaultServer(const FaultServer&) = delete;
   FaultServer& operator=(const FaultServer&) = delete;
 
   // Listens on 127.0.0.1, port 0.
-  absl::Status Start();
+  absl::Status Start() { return listener_.Start(); }
   // Closes the listener and every open connection; joins the threads.
-  void Stop();
+  void Stop() { listener_.Stop(); }
 
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   // "http://127.0.0.1:PORT" + `path`.
   std::string Url(std::string_view path) const;
   // Requests received for `path` (no query).
   int Requests(std::string_view path) const;
 
  private:
-  void AcceptLoop();
   void Serve(int fd);
-  void Forget(int fd);
 
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
   mutable absl::Mutex mu_;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int, std::less<>> requests_ ABSL_GUARDED_BY(mu_);
+  // Last: stopped (threads joined) before the members above go.
+  LoopbackListener listener_;
 };
 
 }  // namespace fetchd::testing

@@ -7,7 +7,8 @@
 // rules don't cover don't resolve.
 //
 // Needs root (CAP_SYS_ADMIN), as `make test` has on CI. Irreversible for
-// the process: use it from a gtest Environment of a binary of its own.
+// the process: a test binary of its own calls RunTestsInPrivateNetwork()
+// from its main().
 #ifndef FETCHD_TESTS_TESTING_PRIVATE_RESOLVER_H_
 #define FETCHD_TESTS_TESTING_PRIVATE_RESOLVER_H_
 
@@ -15,9 +16,11 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gtest/gtest.h"
 
 namespace fetchd::testing {
 
@@ -43,6 +46,35 @@ class PrivateResolver {
   std::filesystem::path dir_;
   pid_t pid_ = -1;
 };
+
+// main() of a test binary whose tests run in the private network: gtest
+// with a PrivateResolver serving `addresses` (see Start()) for the whole
+// run. Listing the tests (ctest's discovery) enters no namespace.
+inline int RunTestsInPrivateNetwork(int argc, char** argv,
+                                    std::vector<std::string> addresses,
+                                    std::string probe) {
+  class Environment : public ::testing::Environment {
+   public:
+    Environment(std::vector<std::string> addresses, std::string probe)
+        : addresses_(std::move(addresses)), probe_(std::move(probe)) {}
+    void SetUp() override {
+      const absl::Status started = resolver_.Start(addresses_, probe_);
+      ASSERT_TRUE(started.ok()) << started;
+    }
+    void TearDown() override { resolver_.Stop(); }
+
+   private:
+    const std::vector<std::string> addresses_;
+    const std::string probe_;
+    PrivateResolver resolver_;
+  };
+  ::testing::InitGoogleTest(&argc, argv);
+  if (!::testing::GTEST_FLAG(list_tests)) {
+    ::testing::AddGlobalTestEnvironment(
+        new Environment(std::move(addresses), std::move(probe)));
+  }
+  return RUN_ALL_TESTS();
+}
 
 }  // namespace fetchd::testing
 

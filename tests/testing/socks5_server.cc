@@ -58,62 +58,16 @@ int ConnectNumeric(const std::string& host, uint16_t port) {
 
 }  // namespace
 
-Socks5Server::~Socks5Server() { Stop(); }
-
-absl::Status Socks5Server::Start() {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return absl::InternalError("socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listen_fd_, 64) != 0 ||
-      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return absl::InternalError("bind/listen");
-  }
-  port_ = ntohs(addr.sin_port);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-  return absl::OkStatus();
-}
-
-void Socks5Server::Stop() {
-  if (stopping_.exchange(true)) return;
-  if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
-  if (acceptor_.joinable()) acceptor_.join();
-  std::vector<std::thread> workers;
-  {
-    absl::MutexLock lock(&mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-    workers.swap(workers_);
-  }
-  for (std::thread& t : workers) t.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
-}
-
 std::vector<std::string> Socks5Server::targets() const {
   absl::MutexLock lock(&mu_);
   return targets_;
 }
 
-void Socks5Server::AcceptLoop() {
-  while (!stopping_.load()) {
-    const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) return;
-    absl::MutexLock lock(&mu_);
-    open_fds_.push_back(client);
-    workers_.emplace_back([this, client] { Serve(client); });
-  }
-}
-
 void Socks5Server::Serve(int client) {
   int upstream = -1;
+  // The listener closes `client` when this returns.
   const auto done = [&] {
     if (upstream >= 0) close(upstream);
-    absl::MutexLock lock(&mu_);
-    std::erase(open_fds_, client);
-    close(client);
   };
   // Greeting: VER NMETHODS METHODS...
   uint8_t head[2];
@@ -185,7 +139,7 @@ void Socks5Server::Serve(int client) {
   // Relay until either side closes.
   pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
   char buf[16384];
-  while (!stopping_.load()) {
+  while (!listener_.stopping()) {
     if (poll(fds, 2, 1000) < 0) break;
     bool closed = false;
     for (int i = 0; i < 2 && !closed; ++i) {

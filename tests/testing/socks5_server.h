@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "tests/testing/loopback_listener.h"
 
 namespace fetchd::testing {
 
@@ -20,36 +21,33 @@ class Socks5Server {
  public:
   // Empty `username`: no authentication.
   Socks5Server(std::string username = "", std::string password = "")
-      : username_(std::move(username)), password_(std::move(password)) {}
-  ~Socks5Server();
+      : username_(std::move(username)),
+        password_(std::move(password)),
+        listener_([this](int fd) { Serve(fd); }) {}
+  ~Socks5Server() { Stop(); }
   Socks5Server(const Socks5Server&) = delete;
   Socks5Server& operator=(const Socks5Server&) = delete;
 
-  absl::Status Start();
+  absl::Status Start() { return listener_.Start(); }
   // Closes the listener and every relayed connection; joins the threads.
-  void Stop();
+  void Stop() { listener_.Stop(); }
 
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   // Tunnels opened, and the "host:port" each asked for, in order.
   std::vector<std::string> targets() const;
   // Connections refused for bad credentials.
   int auth_failures() const { return auth_failures_.load(); }
 
  private:
-  void AcceptLoop();
   void Serve(int client);
 
   const std::string username_;
   const std::string password_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
   std::atomic<int> auth_failures_{0};
-  std::thread acceptor_;
   mutable absl::Mutex mu_;
-  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> open_fds_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> targets_ ABSL_GUARDED_BY(mu_);
+  // Last: stopped (threads joined) before the members above go.
+  LoopbackListener listener_;
 };
 
 }  // namespace fetchd::testing
