@@ -316,11 +316,12 @@ def start_nginx(tmp, nginx_bin):
     return server, port, tls_port, ca
 
 
-def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024):
+def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=()):
     """A fetchd whose limits let every workload run at its concurrency.
 
     `window` is limits.stream_window, which also bounds a batch's requests in
-    flight (c10k needs 10,000).
+    flight (c10k needs 10,000); `deny` lists CIDRs the policy refuses although
+    they are in the allowed 127.0.0.0/8.
     """
     port = free_port()
     config = {
@@ -332,7 +333,8 @@ def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024):
                    "streamWindow": window},
         # The benchmark's nginx is on loopback, which the default policy
         # denies.
-        "policy": {"allow": [{"cidr": "127.0.0.0/8"}]},
+        "policy": {"allow": [{"cidr": "127.0.0.0/8"}],
+                   "deny": [{"cidr": cidr} for cidr in deny]},
     }
     conf = os.path.join(tmp, f"fetchd-{tag}.json")
     with open(conf, "w") as f:

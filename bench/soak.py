@@ -5,8 +5,8 @@ Starts the benchmark's private nginx (bench/peer_bench.py) and a fetchd,
 then for --minutes (default 10) starts, every --interval seconds, --callers
 fetchctl processes at once, each sending one FetchBatch of a mixed batch
 (1 KiB and 100 KiB bodies, 404s, 503s retried, 200 ms delays, a total
-timeout on a 2 s endpoint, a refused connection, a policy denial, a
-redirect) and one streamed 100 KiB download (`fetchctl get -o /dev/null`).
+timeout on a 2 s endpoint, a refused connection, a policy denial of
+127.0.0.2, a redirect; every target is on loopback) and one streamed 100 KiB download (`fetchctl get -o /dev/null`).
 Every --sample seconds it records fetchd's VmRSS and open fds.
 
 After the warm-up (the first --warmup-minutes), fetchd's RSS must not grow
@@ -36,7 +36,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_bench as pb  # noqa: E402  (nginx, fetchd and process helpers)
 
-# (path or URL, extra FetchRequest JSON fields, expected error kind or status)
+# An address fetchd's config denies (inside the allowed 127.0.0.0/8).
+DENIED_HOST = "127.0.0.2"
+
+
+# (URL, extra FetchRequest JSON fields, expected error kind or status)
 def mix(nginx_port, refused_port):
     base = f"http://127.0.0.1:{nginx_port}"
     retry = {"retry": {"maxAttempts": 2, "baseBackoff": "0.01s"}}
@@ -49,7 +53,8 @@ def mix(nginx_port, refused_port):
                "ERROR_KIND_TOTAL_TIMEOUT")]
     items += [(f"http://127.0.0.1:{refused_port}/", {"retry": {"maxAttempts": 1}},
                "ERROR_KIND_CONNECT")]
-    items += [("http://169.254.169.254/latest/meta-data/", {},
+    # Loopback too (nothing here leaves the machine), denied by the config.
+    items += [(f"http://{DENIED_HOST}:{nginx_port}/1k", {},
                "ERROR_KIND_DENIED")]
     return items
 
@@ -132,7 +137,8 @@ def main(argv):
     failed = True
     try:
         nginx, port, _, _ = pb.start_nginx(tmp, args.nginx)
-        fetchd, fport = pb.start_fetchd(tmp, fetchd_bin, args.workers, "soak")
+        fetchd, fport = pb.start_fetchd(tmp, fetchd_bin, args.workers, "soak",
+                                        deny=[f"{DENIED_HOST}/32"])
         refused = pb.free_port()  # nothing listens there
         items = mix(port, refused)
         bfile = os.path.join(tmp, "batch.jsonl")
