@@ -316,7 +316,8 @@ def start_nginx(tmp, nginx_bin):
     return server, port, tls_port, ca
 
 
-def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=()):
+def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=(),
+                 extra_args=()):
     """A fetchd whose limits let every workload run at its concurrency.
 
     `window` is limits.stream_window, which also bounds a batch's requests in
@@ -339,7 +340,8 @@ def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=()):
     conf = os.path.join(tmp, f"fetchd-{tag}.json")
     with open(conf, "w") as f:
         json.dump(config, f, indent=2)
-    server = Server(f"fetchd-{tag}", [fetchd_bin, "--config", conf], tmp)
+    server = Server(f"fetchd-{tag}", [fetchd_bin, "--config", conf,
+                                      *extra_args], tmp)
     wait_until(lambda: accepts_tcp(port), server, "fetchd")
     return server, port
 

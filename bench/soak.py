@@ -24,6 +24,7 @@ JSON (--json), exits 1 if a bound is broken.
 
 import argparse
 import json
+import re
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_bench as pb  # noqa: E402  (nginx, fetchd and process helpers)
@@ -92,10 +94,24 @@ def check_results(stdout, items, tally):
     tally["requests"] += len(items)
 
 
-def sample(pid):
+def heap_bytes(metrics_url):
+    """fetch_process_heap_bytes by state from fetchd's /metrics ({} if the
+    binary doesn't run on tcmalloc)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    heap = {}
+    for line in text.splitlines():
+        m = re.match(r'fetch_process_heap_bytes\{state="(\w+)"\} (\S+)$', line)
+        if m:
+            heap[m.group(1)] = float(m.group(2))
+    return heap
+
+
+def sample(pid, metrics_url):
     return {"t": time.monotonic(),
             "rss_kib": pb.proc_status_kib(pid, "VmRSS"),
-            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+            "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "heap_bytes": heap_bytes(metrics_url)}
 
 
 def slope_mb_per_min(points):
@@ -137,8 +153,15 @@ def main(argv):
     failed = True
     try:
         nginx, port, _, _ = pb.start_nginx(tmp, args.nginx)
-        fetchd, fport = pb.start_fetchd(tmp, fetchd_bin, args.workers, "soak",
-                                        deny=[f"{DENIED_HOST}/32"])
+        metrics_port_file = os.path.join(tmp, "metrics.port")
+        fetchd, fport = pb.start_fetchd(
+            tmp, fetchd_bin, args.workers, "soak", deny=[f"{DENIED_HOST}/32"],
+            extra_args=["--metrics_port_file", metrics_port_file])
+        pb.wait_until(lambda: os.path.exists(metrics_port_file) and
+                      os.path.getsize(metrics_port_file) > 0,
+                      fetchd, "fetchd's metrics port")
+        with open(metrics_port_file) as f:
+            metrics_url = f"http://127.0.0.1:{int(f.read())}/metrics"
         refused = pb.free_port()  # nothing listens there
         items = mix(port, refused)
         bfile = os.path.join(tmp, "batch.jsonl")
@@ -147,7 +170,7 @@ def main(argv):
         tally = {"requests": 0, "duplicates": 0, "missing_or_extra": 0,
                  "unexpected": 0, "kinds": {}, "streams": 0,
                  "stream_failures": 0, "rounds": 0}
-        samples = [sample(fetchd.pid)]
+        samples = [sample(fetchd.pid, metrics_url)]
         start = time.monotonic()
         end = start + args.minutes * 60
         next_sample = start + args.sample
@@ -182,10 +205,10 @@ def main(argv):
             if time.monotonic() >= next_sample:
                 next_sample += args.sample
                 fetchd.check_alive()
-                samples.append(sample(fetchd.pid))
+                samples.append(sample(fetchd.pid, metrics_url))
             time.sleep(max(0.0, min(next_round, next_sample) -
                            time.monotonic()))
-        samples.append(sample(fetchd.pid))
+        samples.append(sample(fetchd.pid, metrics_url))
         elapsed = time.monotonic() - start
         warm_t = start + args.warmup_minutes * 60
         warm = [s for s in samples if s["t"] >= warm_t] or samples[-1:]
@@ -207,6 +230,20 @@ def main(argv):
               f"{rss['after_warmup_mb']:.1f}, end {rss['end_mb']:.1f}, max "
               f"{rss['max_mb']:.1f}; slope after warm-up "
               f"{rss['slope_mb_per_min_after_warmup']:+.3f} MB/min")
+        heap = {}
+        if base["heap_bytes"] and last["heap_bytes"]:
+            mb = 1024 * 1024
+            heap = {"after_warmup_mb": {k: v / mb for k, v in
+                                        base["heap_bytes"].items()},
+                    "end_mb": {k: v / mb for k, v in
+                               last["heap_bytes"].items()},
+                    "max_in_use_mb": max(s["heap_bytes"].get("in_use", 0)
+                                         for s in warm) / mb}
+            print("  fetchd heap MB (tcmalloc), after warm-up -> end: " +
+                  ", ".join(f"{k} {heap['after_warmup_mb'][k]:.1f} -> "
+                            f"{heap['end_mb'][k]:.1f}"
+                            for k in sorted(heap["end_mb"])) +
+                  f"; max in_use {heap['max_in_use_mb']:.1f}")
         problems = []
         growth = rss["end_mb"] - rss["after_warmup_mb"]
         allowed = max(args.rss_slack_mb, 0.1 * rss["after_warmup_mb"])
@@ -229,7 +266,8 @@ def main(argv):
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"args": vars(args), "elapsed_s": elapsed,
-                           "tally": tally, "rss": rss, "fds": fds,
+                           "tally": tally, "rss": rss, "heap": heap,
+                           "fds": fds,
                            "samples": samples, "problems": problems}, f,
                           indent=2)
         for problem in problems:

@@ -61,6 +61,7 @@ METRICS = {
     "fetch_pending_requests": "gauge",
     "fetch_active_calls": "gauge",
     "fetch_process_resident_memory_bytes": "gauge",
+    "fetch_process_heap_bytes": "gauge",
     "fetch_process_open_fds": "gauge",
     "fetch_process_start_time_seconds": "gauge",
     "fetch_build_info": "gauge",

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -18,6 +20,7 @@
 #include "prometheus/text_serializer.h"
 #include "service/common/proto_duration.h"
 #include "service/metrics/access_log.h"
+#include "service/metrics/heap_stats.h"
 #include "service/metrics/process_stats.h"
 #include "service/policy/address_policy.h"
 #include "spdlog/spdlog.h"
@@ -531,6 +534,26 @@ void FetchMetrics::CollectLive(std::vector<MetricFamily>* out) const {
   if (process.open_fds.has_value()) {
     gauge("fetch_process_open_fds", "Open file descriptors of the process",
           *process.open_fds);
+  }
+  if (const std::optional<HeapStats> heap = ReadHeapStats(); heap.has_value()) {
+    MetricFamily family{
+        "fetch_process_heap_bytes",
+        "Allocator (tcmalloc) memory by state: in_use is held by the "
+        "program; free_cached and free_mapped are free but resident; "
+        "released went back to the kernel",
+        MetricType::Gauge,
+        {}};
+    for (const auto& [state, value] :
+         {std::pair<const char*, uint64_t>{"in_use", heap->in_use},
+          {"free_cached", heap->free_cached},
+          {"free_mapped", heap->free_mapped},
+          {"released", heap->released}}) {
+      ClientMetric metric;
+      metric.label.push_back({"state", state});
+      metric.gauge.value = static_cast<double>(value);
+      family.metric.push_back(std::move(metric));
+    }
+    out->push_back(std::move(family));
   }
 }
 

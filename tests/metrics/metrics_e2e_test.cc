@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -124,6 +125,21 @@ TEST(MetricsE2eTest, ServesMetricsAndStopsServingWhenDraining) {
       EXPECT_FALSE(sample.labels.at("grpc_version").empty());
     }
   }
+  // The allocator's figures: fetchd runs on tcmalloc except in the
+  // sanitizer builds, which bring their own allocator.
+#if FETCHD_ON_TCMALLOC
+  EXPECT_GT(Sum(s, "fetch_process_heap_bytes", {{"state", "in_use"}}), 0);
+  for (const char* state : {"free_cached", "free_mapped", "released"}) {
+    EXPECT_TRUE(std::any_of(s.begin(), s.end(), [&](const Sample& sample) {
+      return sample.name == "fetch_process_heap_bytes" &&
+             sample.labels.at("state") == state;
+    })) << state;
+  }
+#else
+  EXPECT_TRUE(std::none_of(s.begin(), s.end(), [](const Sample& sample) {
+    return sample.name == "fetch_process_heap_bytes";
+  }));
+#endif
 
   // A slow request keeps fetchd draining after SIGTERM.
   std::thread slow([&] {
