@@ -24,8 +24,8 @@ JSON (--json), exits 1 if a bound is broken.
 
 import argparse
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -232,13 +232,12 @@ def main(argv):
               f"{rss['slope_mb_per_min_after_warmup']:+.3f} MB/min")
         heap = {}
         if base["heap_bytes"] and last["heap_bytes"]:
-            mb = 1024 * 1024
-            heap = {"after_warmup_mb": {k: v / mb for k, v in
-                                        base["heap_bytes"].items()},
-                    "end_mb": {k: v / mb for k, v in
-                               last["heap_bytes"].items()},
-                    "max_in_use_mb": max(s["heap_bytes"].get("in_use", 0)
-                                         for s in warm) / mb}
+            def mb(by_state):
+                return {k: v / (1024 * 1024) for k, v in by_state.items()}
+            heap = {"after_warmup_mb": mb(base["heap_bytes"]),
+                    "end_mb": mb(last["heap_bytes"]),
+                    "max_in_use_mb": max(mb(s["heap_bytes"]).get("in_use", 0)
+                                         for s in warm)}
             print("  fetchd heap MB (tcmalloc), after warm-up -> end: " +
                   ", ".join(f"{k} {heap['after_warmup_mb'][k]:.1f} -> "
                             f"{heap['end_mb'][k]:.1f}"
