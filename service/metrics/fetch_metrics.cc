@@ -83,6 +83,20 @@ MetricFamily OneValue(std::string name, std::string help, MetricType type,
   return family;
 }
 
+// A gauge family with one label, a sample per (label value, value).
+MetricFamily GaugeByLabel(
+    std::string name, std::string help, const std::string& label,
+    const std::vector<std::pair<std::string, double>>& values) {
+  MetricFamily family{std::move(name), std::move(help), MetricType::Gauge, {}};
+  for (const auto& [label_value, value] : values) {
+    ClientMetric metric;
+    metric.label.push_back({label, label_value});
+    metric.gauge.value = value;
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
 // fetch_websocket_closes_total's `code` values: the codes of RFC 6455 by
 // number, application codes by range, anything else "other".
 constexpr std::array<std::string_view, 17> kWsCloseCodes = {
@@ -509,17 +523,14 @@ void FetchMetrics::CollectLive(std::vector<MetricFamily>* out) const {
         "Requests admitted whose result has not been delivered yet",
         static_cast<double>(live.pending));
 
-  MetricFamily active{"fetch_active_calls",
-                      "gRPC calls admitted and not yet done, by method",
-                      MetricType::Gauge,
-                      {}};
+  std::vector<std::pair<std::string, double>> active;
   for (size_t m = 0; m < kGrpcMethodLabels.size(); ++m) {
-    ClientMetric metric;
-    metric.label.push_back({"grpc_method", Str(kGrpcMethodLabels[m])});
-    metric.gauge.value = static_cast<double>(live.active_calls[m]);
-    active.metric.push_back(std::move(metric));
+    active.emplace_back(Str(kGrpcMethodLabels[m]),
+                        static_cast<double>(live.active_calls[m]));
   }
-  out->push_back(std::move(active));
+  out->push_back(GaugeByLabel("fetch_active_calls",
+                              "gRPC calls admitted and not yet done, by method",
+                              "grpc_method", active));
 
   const ProcessStats process = ReadProcessStats();
   if (process.cpu_seconds.has_value()) {
@@ -536,24 +547,16 @@ void FetchMetrics::CollectLive(std::vector<MetricFamily>* out) const {
           *process.open_fds);
   }
   if (const std::optional<HeapStats> heap = ReadHeapStats(); heap.has_value()) {
-    MetricFamily family{
+    out->push_back(GaugeByLabel(
         "fetch_process_heap_bytes",
         "Allocator (tcmalloc) memory by state: in_use is held by the "
         "program; free_cached and free_mapped are free but resident; "
         "released went back to the kernel",
-        MetricType::Gauge,
-        {}};
-    for (const auto& [state, value] :
-         {std::pair<const char*, uint64_t>{"in_use", heap->in_use},
-          {"free_cached", heap->free_cached},
-          {"free_mapped", heap->free_mapped},
-          {"released", heap->released}}) {
-      ClientMetric metric;
-      metric.label.push_back({"state", state});
-      metric.gauge.value = static_cast<double>(value);
-      family.metric.push_back(std::move(metric));
-    }
-    out->push_back(std::move(family));
+        "state",
+        {{"in_use", static_cast<double>(heap->in_use)},
+         {"free_cached", static_cast<double>(heap->free_cached)},
+         {"free_mapped", static_cast<double>(heap->free_mapped)},
+         {"released", static_cast<double>(heap->released)}}));
   }
 }
 
