@@ -24,6 +24,7 @@
 #include "service/common/proto_duration.h"
 #include "service/config/server_config.h"
 #include "service/core/fetch_job.h"
+#include "service/policy/policy_config.h"
 
 namespace fetchd::fuzz {
 
@@ -32,13 +33,15 @@ namespace fetchd::fuzz {
 struct ValidatorEnv {
   ValidatorEnv()
       : config(config::DefaultServerConfig()),
-        validator(config),
+        gate(*policy::DestinationGateFromConfig(config.policy())),
+        validator(config, gate.get()),
         server_defaults(
             validator.EffectiveDefaults(fetch::v1::FetchRequest())) {
     const absl::Status s = validator.CheckServerDefaults();
     FUZZ_CHECK(s.ok(), s.ToString());
   }
   const fetch::v1::ServerConfig config;
+  const std::shared_ptr<const policy::DestinationGate> gate;
   const api::RequestValidator validator;
   const fetch::v1::FetchRequest server_defaults;
 };

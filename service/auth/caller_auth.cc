@@ -36,14 +36,17 @@ absl::StatusOr<std::string> ReadSmallFile(absl::string_view field,
                                           const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Invalid(field, absl::StrCat("cannot read \"", path, "\": ",
-                                       std::generic_category().message(errno)));
+    // An I/O failure, not a bad config: the file may appear later.
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": cannot read \"", path,
+                     "\": ", std::generic_category().message(errno)));
   }
   std::string text;
   text.resize(static_cast<size_t>(kMaxFileBytes) + 1);
   in.read(text.data(), kMaxFileBytes + 1);
   if (in.bad()) {
-    return Invalid(field, absl::StrCat("cannot read \"", path, "\""));
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": cannot read \"", path, "\""));
   }
   text.resize(static_cast<size_t>(in.gcount()));
   if (text.size() > static_cast<size_t>(kMaxFileBytes)) {

@@ -143,6 +143,15 @@ class FetchMetrics::Exposition final : public prometheus::Collectable {
   const FetchMetrics* const metrics_;
 };
 
+FetchMetrics::Options FetchMetrics::OptionsFromConfig(
+    const fetch::v1::Metrics& config) {
+  Options options;
+  options.host_labels.assign(config.host_labels().begin(),
+                             config.host_labels().end());
+  options.access_log_sample_rate = config.access_log_sample_rate();
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<FetchMetrics>> FetchMetrics::Create(
     const Options& options) {
   std::unique_ptr<FetchMetrics> metrics(new FetchMetrics(options));

@@ -30,6 +30,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "fetch/v1/config.pb.h"
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/metrics/labels.h"
@@ -61,6 +62,10 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
     std::string grpc_version;
     std::string curl_version;
   };
+
+  // The options `config.metrics` asks for (the version labels are left to
+  // the caller).
+  static Options OptionsFromConfig(const fetch::v1::Metrics& config);
 
   // The gauges read at scrape time.
   struct LiveStats {

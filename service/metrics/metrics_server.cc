@@ -39,7 +39,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     ports = exposer->GetListeningPorts();
   } catch (const std::exception& e) {
     return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
+        absl::StrCat("cannot serve metrics on ", listen,
+                     " (metrics.listen): the address is in use or not local (",
+                     e.what(), ")"));
   }
   if (ports.size() != 1 || ports[0] <= 0) {
     return absl::InternalError(

@@ -76,4 +76,12 @@ absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
   return policy;
 }
 
+absl::StatusOr<std::shared_ptr<const DestinationGate>>
+DestinationGateFromConfig(const fetch::v1::DestinationPolicy& config) {
+  absl::StatusOr<AddressPolicy> policy = AddressPolicyFromConfig(config);
+  if (!policy.ok()) return policy.status();
+  return std::make_shared<const DestinationGate>(
+      std::make_shared<const AddressPolicy>(*std::move(policy)));
+}
+
 }  // namespace fetchd::policy

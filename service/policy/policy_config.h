@@ -3,9 +3,12 @@
 #ifndef FETCHD_SERVICE_POLICY_POLICY_CONFIG_H_
 #define FETCHD_SERVICE_POLICY_POLICY_CONFIG_H_
 
+#include <memory>
+
 #include "absl/status/statusor.h"
 #include "fetch/v1/config.pb.h"
 #include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 
 namespace fetchd::policy {
 
@@ -14,6 +17,10 @@ namespace fetchd::policy {
 // `policy.allowed_ports[0]: 70000 is not a port (1..65535)`.
 absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
     const fetch::v1::DestinationPolicy& config);
+
+// The DestinationGate of that policy; same errors.
+absl::StatusOr<std::shared_ptr<const DestinationGate>>
+DestinationGateFromConfig(const fetch::v1::DestinationPolicy& config);
 
 }  // namespace fetchd::policy
 

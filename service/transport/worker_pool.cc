@@ -53,6 +53,18 @@ WorkerPool::WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
 
 WorkerPool::~WorkerPool() { Stop(); }
 
+WorkerPool::Options WorkerPool::OptionsFromConfig(
+    const fetch::v1::ServerConfig& config) {
+  Options options;
+  options.workers = static_cast<int>(config.workers());
+  options.max_per_host = static_cast<int>(config.limits().max_per_host());
+  options.max_in_flight = static_cast<int>(config.limits().max_in_flight());
+  options.settings = SettingsFromConfig(config.transport());
+  options.max_cached_connections =
+      static_cast<int>(config.transport().max_cached_connections());
+  return options;
+}
+
 TransferSettings WorkerPool::SettingsFromConfig(
     const fetch::v1::Transport& config) {
   TransferSettings settings;

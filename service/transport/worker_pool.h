@@ -38,6 +38,10 @@ class WorkerPool final : public core::Fetcher {
     int max_cached_connections = 0;
   };
 
+  // The options `config` asks for (workers, limits, transport); the
+  // observer and the policy are left to the caller.
+  static Options OptionsFromConfig(const fetch::v1::ServerConfig& config);
+
   // The settings `config.transport` asks for.
   static TransferSettings SettingsFromConfig(
       const fetch::v1::Transport& config);

@@ -346,27 +346,24 @@ void Session::OnResolved(const error_code& ec,
   }
   // Only addresses the policy allows are ever dialled.
   std::vector<tcp::endpoint> allowed;
-  std::optional<std::pair<std::string, policy::Decision>> first_denial;
+  std::optional<policy::Denial> first_denial;
   for (const auto& entry : results) {
     const tcp::endpoint endpoint = entry.endpoint();
     const std::optional<policy::IpAddress> ip =
         policy::IpAddress::Parse(endpoint.address().to_string());
     if (!ip.has_value()) continue;
-    policy::Decision d =
+    std::optional<policy::Denial> denial =
         transport_->options().address_check(*ip, endpoint.port());
-    if (d.allowed) {
+    if (!denial.has_value()) {
       allowed.push_back(endpoint);
     } else if (!first_denial.has_value()) {
-      first_denial.emplace(AddressText(endpoint), std::move(d));
+      first_denial = std::move(denial);
     }
   }
   if (allowed.empty()) {
     if (first_denial.has_value()) {
-      denied_category_ = first_denial->second.category;
-      FailHandshake(fetch::v1::ERROR_KIND_DENIED,
-                    absl::StrCat("destination ", first_denial->first,
-                                 " denied by policy (rule: ",
-                                 first_denial->second.rule, ")"));
+      denied_category_ = first_denial->category;
+      FailHandshake(fetch::v1::ERROR_KIND_DENIED, first_denial->message);
     } else {
       FailHandshake(fetch::v1::ERROR_KIND_DNS,
                     absl::StrCat("no address for ", params_.target.host));

@@ -67,7 +67,8 @@ absl::StatusOr<absl::Duration> Timeout(absl::string_view field,
 
 absl::StatusOr<WsOpenParams> CheckOpen(const fetch::v1::WsOpen& open,
                                        const fetch::v1::WebSocketLimits& limits,
-                                       const policy::AddressPolicy& policy,
+                                       const policy::DestinationGate& gate,
+                                       const policy::HostRule* caller,
                                        std::string* denied_category) {
   const auto deny = [&](std::string message, std::string category) {
     if (denied_category != nullptr) *denied_category = std::move(category);
@@ -95,13 +96,9 @@ absl::StatusOr<WsOpenParams> CheckOpen(const fetch::v1::WsOpen& open,
     if (absl::StartsWith(message, "url: ")) message.erase(0, 5);
     return Invalid("url", message);
   }
-  if (const policy::Decision d =
-          policy.CheckHostName(parsed->host, parsed->port);
-      !d.allowed) {
-    return deny(
-        absl::StrCat("open.url: destination ", parsed->host, ":", parsed->port,
-                     " denied by policy (rule: ", d.rule, ")"),
-        d.category);
+  if (std::optional<policy::Denial> denial = gate.CheckTarget(
+          "open.url", scheme, parsed->host, parsed->port, caller)) {
+    return deny(std::move(denial->message), std::move(denial->category));
   }
 
   WsOpenParams params;

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/websocket.pb.h"
-#include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 #include "service/ws/ws_transport.h"
 
 namespace fetchd::ws {
@@ -19,13 +19,16 @@ namespace fetchd::ws {
 //   InvalidArgument   a malformed field, named with its rule ("open.url:
 //                     ...", "open.headers[2]: ...", "open.idle_timeout:
 //                     ...");
-//   PermissionDenied  a scheme other than ws and wss, or a host the policy
-//                     refuses before resolution; the message names the
-//                     rule, and *denied_category (if not null) gets the
-//                     policy category ("scheme", "loopback", "host", ...).
+//   PermissionDenied  a scheme other than ws and wss, or a destination the
+//                     gate refuses before resolution (the policy's rules,
+//                     the `caller`'s allowed hosts if not null); the
+//                     message names the rule, and *denied_category (if not
+//                     null) gets its category ("scheme", "loopback",
+//                     "host", "caller", ...).
 absl::StatusOr<WsOpenParams> CheckOpen(const fetch::v1::WsOpen& open,
                                        const fetch::v1::WebSocketLimits& limits,
-                                       const policy::AddressPolicy& policy,
+                                       const policy::DestinationGate& gate,
+                                       const policy::HostRule* caller = nullptr,
                                        std::string* denied_category = nullptr);
 
 }  // namespace fetchd::ws

@@ -10,7 +10,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/security/auth_context.h"
-#include "service/policy/policy_config.h"
 #include "service/ws/ws_open.h"
 
 namespace fetchd::ws {
@@ -18,39 +17,16 @@ namespace fetchd::ws {
 using fetch::v1::WsClientMessage;
 using fetch::v1::WsServerMessage;
 using Reactor = grpc::ServerBidiReactor<WsClientMessage, WsServerMessage>;
-using Lease = auth::CallerQuotas::Lease;
+using Ticket = api::CallGate::Ticket;
 
 namespace {
 
-constexpr int kRetryAfterMs = 1000;
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
+using api::ToGrpc;
 
 // Codes a client may put in its close frame (RFC 6455 7.4).
 bool SendableCloseCode(uint32_t code) {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
          (code >= 3000 && code <= 4999);
-}
-
-absl::StatusOr<auth::Caller> Identify(const auth::CallerAuth& auth,
-                                      const grpc::CallbackServerContext* ctx) {
-  std::vector<std::string> identities;
-  const std::shared_ptr<const grpc::AuthContext> auth_context =
-      ctx->auth_context();
-  if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
-    for (const grpc::string_ref& identity : auth_context->GetPeerIdentity()) {
-      identities.emplace_back(identity.data(), identity.size());
-    }
-  }
-  std::optional<absl::string_view> authorization;
-  const auto& metadata = ctx->client_metadata();
-  if (const auto it = metadata.find("authorization"); it != metadata.end()) {
-    authorization = absl::string_view(it->second.data(), it->second.size());
-  }
-  return auth.Identify(identities, authorization);
 }
 
 // config.websocket, with max_message_bytes capped so that a message still
@@ -77,24 +53,23 @@ class RejectedCall final : public Reactor {
 // until both gRPC (OnDone) and the transport (OnClosed or a failed
 // OnHandshake) are done with it.
 class WsCall final : public WsSink,
+                     public api::CancellableCall,
                      public std::enable_shared_from_this<WsCall> {
  public:
   WsCall(WebSocketServiceImpl* service,
          const fetch::v1::WebSocketLimits& limits,
          const WebSocketServiceImpl::Deps& deps,
-         const policy::AddressPolicy& policy, auth::Caller caller,
-         std::unique_ptr<Lease> lease)
+         const policy::DestinationGate& destinations, auth::Caller caller,
+         std::unique_ptr<Ticket> ticket)
       : service_(service),
         limits_(limits),
         deps_(deps),
-        policy_(policy),
+        destinations_(destinations),
         caller_(std::move(caller)),
-        lease_(std::move(lease)) {}
+        ticket_(std::move(ticket)) {}
 
-  ~WsCall() override {
-    lease_->RequestsDone(1);
-    service_->OnCallDone(this);
-  }
+  // The call's admission (to register the call for CancelAll()).
+  Ticket& ticket() { return *ticket_; }
 
   void Attach(Reactor* reactor, grpc::CallbackServerContext* context) {
     absl::MutexLock lock(&mu_);
@@ -217,8 +192,8 @@ class WsCall final : public WsSink,
     }
   }
 
-  // Drain: a going-away close.
-  void CloseForDrain() {
+  // The end of a drain: a going-away close.
+  void CancelForShutdown() override {
     absl::MutexLock lock(&mu_);
     if (handle_ != nullptr && !close_sent_) {
       close_sent_ = true;
@@ -301,23 +276,25 @@ class WsCall final : public WsSink,
       return;
     }
     std::string category;
-    absl::StatusOr<WsOpenParams> params =
-        CheckOpen(in_.open(), limits_, policy_, &category);
+    const policy::HostRule caller_rule =
+        [this](std::string_view host) -> std::optional<std::string> {
+      const absl::string_view h(host.data(), host.size());
+      if (caller_.rules->allowed_hosts.Allows(h)) return std::nullopt;
+      return absl::StrCat("caller \"", caller_.DisplayName(),
+                          "\" may not connect to host \"", h, "\": not in ",
+                          caller_.rules->field, ".allowed_hosts");
+    };
+    absl::StatusOr<WsOpenParams> params = CheckOpen(
+        in_.open(), limits_, destinations_,
+        caller_.rules->allowed_hosts.allows_all() ? nullptr : &caller_rule,
+        &category);
     if (!params.ok() &&
         params.status().code() != absl::StatusCode::kPermissionDenied) {
       FinishLocked(ToGrpc(params.status()));
       return;
     }
-    std::string denied =
+    const std::string denied =
         params.ok() ? "" : std::string(params.status().message());
-    if (params.ok() &&
-        !caller_.rules->allowed_hosts.Allows(params->target.host)) {
-      category = "caller";
-      denied =
-          absl::StrCat("caller \"", caller_.DisplayName(),
-                       "\" may not connect to host \"", params->target.host,
-                       "\": not in ", caller_.rules->field, ".allowed_hosts");
-    }
     if (!denied.empty()) {
       if (deps_.observer != nullptr) {
         deps_.observer->OnWsDenied(category);
@@ -409,9 +386,10 @@ class WsCall final : public WsSink,
   WebSocketServiceImpl* const service_;
   const fetch::v1::WebSocketLimits& limits_;
   const WebSocketServiceImpl::Deps& deps_;
-  const policy::AddressPolicy& policy_;
+  const policy::DestinationGate& destinations_;
   const auth::Caller caller_;
-  const std::unique_ptr<Lease> lease_;
+  // The call's admission (one pending request while it is open).
+  const std::unique_ptr<Ticket> ticket_;
 
   absl::Mutex mu_;
   Reactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -455,79 +433,31 @@ class CallReactor final : public Reactor {
 absl::StatusOr<std::unique_ptr<WebSocketServiceImpl>>
 WebSocketServiceImpl::Create(const fetch::v1::ServerConfig& config,
                              const Deps& deps) {
-  if (deps.auth == nullptr || deps.quotas == nullptr ||
+  if (deps.gate == nullptr || deps.destinations == nullptr ||
       deps.transport == nullptr) {
     return absl::InvalidArgumentError(
-        "WebSocketServiceImpl: auth, quotas and transport are required");
+        "WebSocketServiceImpl: the call gate and the transport are required");
   }
-  absl::StatusOr<policy::AddressPolicy> policy =
-      policy::AddressPolicyFromConfig(config.policy());
-  if (!policy.ok()) return policy.status();
   return std::unique_ptr<WebSocketServiceImpl>(
-      new WebSocketServiceImpl(config, deps, *std::move(policy)));
+      new WebSocketServiceImpl(config, deps));
 }
 
 WebSocketServiceImpl::WebSocketServiceImpl(
-    const fetch::v1::ServerConfig& config, const Deps& deps,
-    policy::AddressPolicy policy)
+    const fetch::v1::ServerConfig& config, const Deps& deps)
     : limits_(EffectiveLimits(config)),
       deps_(deps),
-      policy_(std::move(policy)) {}
+      destinations_(*deps.destinations) {}
 
 Reactor* WebSocketServiceImpl::WebSocket(grpc::CallbackServerContext* context) {
-  absl::StatusOr<auth::Caller> caller = Identify(*deps_.auth, context);
+  absl::StatusOr<auth::Caller> caller = deps_.gate->Identify(*context);
   if (!caller.ok()) return new RejectedCall(ToGrpc(caller.status()));
-  if (draining_.load(std::memory_order_acquire)) {
-    return new RejectedCall(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                     "fetchd is shutting down; retry on another replica"));
-  }
-  const auto refuse = [&](std::string message) {
-    context->AddTrailingMetadata("retry-after-ms",
-                                 std::to_string(kRetryAfterMs));
-    return new RejectedCall(
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::move(message)));
-  };
-  if (active_calls_.fetch_add(1, std::memory_order_relaxed) >=
-      static_cast<int64_t>(limits_.max_open())) {
-    active_calls_.fetch_sub(1, std::memory_order_relaxed);
-    return refuse(absl::StrCat("too many WebSockets (websocket.max_open ",
-                               limits_.max_open(), "); retry after ",
-                               kRetryAfterMs, " ms"));
-  }
-  absl::StatusOr<std::unique_ptr<Lease>> lease =
-      deps_.quotas->Admit(*caller, 1);
-  if (!lease.ok()) {
-    active_calls_.fetch_sub(1, std::memory_order_relaxed);
-    return refuse(absl::StrCat(lease.status().message(), "; retry after ",
-                               kRetryAfterMs, " ms"));
-  }
-  auto call = std::make_shared<WsCall>(this, limits_, deps_, policy_,
-                                       *std::move(caller), *std::move(lease));
-  {
-    absl::MutexLock lock(&calls_mu_);
-    calls_.emplace(call.get(), call);
-  }
+  absl::StatusOr<std::unique_ptr<Ticket>> ticket =
+      deps_.gate->Admit(*context, api::CallKind::kWebSocket, 1, *caller);
+  if (!ticket.ok()) return new RejectedCall(ToGrpc(ticket.status()));
+  auto call = std::make_shared<WsCall>(this, limits_, deps_, destinations_,
+                                       *std::move(caller), *std::move(ticket));
+  call->ticket().Register(call);
   return new CallReactor(context, std::move(call));
-}
-
-void WebSocketServiceImpl::CloseAll() {
-  std::vector<std::shared_ptr<WsCall>> calls;
-  {
-    absl::MutexLock lock(&calls_mu_);
-    for (const auto& [key, weak] : calls_) {
-      if (auto call = weak.lock()) calls.push_back(std::move(call));
-    }
-  }
-  for (const auto& call : calls) call->CloseForDrain();
-}
-
-void WebSocketServiceImpl::OnCallDone(const WsCall* call) {
-  {
-    absl::MutexLock lock(&calls_mu_);
-    calls_.erase(call);
-  }
-  active_calls_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace fetchd::ws

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +32,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
-#include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 
 namespace fetchd::ws {
 
@@ -120,9 +121,10 @@ class WsHandle {
                      std::string error_message = "") = 0;
 };
 
-// Whether the transport may connect to an address.
-using AddressCheck =
-    std::function<policy::Decision(const policy::IpAddress&, uint16_t port)>;
+// Whether the transport may connect to an address: nullopt, or why not
+// (policy::DestinationGate::CheckAddress).
+using AddressCheck = std::function<std::optional<policy::Denial>(
+    const policy::IpAddress&, uint16_t port)>;
 
 // What the transport tells metrics about traffic (transport thread).
 class WsTrafficObserver {

@@ -112,7 +112,7 @@ TEST_F(CallerAuthServiceTest, MtlsServerRefusesClientsWithoutATrustedCert) {
   plaintext.connect_timeout = absl::Seconds(3);
   const absl::Status plain = ConnectAndRun(plaintext);
   EXPECT_EQ(plain.code(), absl::StatusCode::kUnavailable) << plain;
-  EXPECT_EQ(harness_.service().pending(), 0);
+  EXPECT_EQ(harness_.gate().pending(), 0);
 
   // With a certificate from our CA it works.
   fetch::v1::BatchRequest batch;
@@ -231,7 +231,7 @@ TEST_F(CallerAuthServiceTest, CallerOverItsQuotaIsRefusedWhileAnotherGetsIn) {
     held_status = reader->Finish();
   });
   ASSERT_TRUE(http_.tracker().AwaitCurrent(2, absl::Seconds(10)));
-  EXPECT_EQ(harness_.service().caller_quotas().pending("alice"), 2);
+  EXPECT_EQ(harness_.gate().caller_quotas().pending("alice"), 2);
 
   // One more request from alice: refused, with the retry hint.
   fetch::v1::BatchRequest one;
@@ -265,7 +265,7 @@ TEST_F(CallerAuthServiceTest, CallerOverItsQuotaIsRefusedWhileAnotherGetsIn) {
   ASSERT_TRUE(http_.tracker().AwaitCurrent(0, absl::Seconds(10)));
   absl::Status status;
   for (int i = 0; i < 200; ++i) {  // the call's end races with the client's
-    if (harness_.service().caller_quotas().pending("alice") == 0) break;
+    if (harness_.gate().caller_quotas().pending("alice") == 0) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_EQ(harness_.Run(one, &status).size(), 1u);

@@ -233,7 +233,7 @@ TEST_F(FetchServiceTest, CancellingMidBatchStopsTransfers) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(
       Eventually([&] { return fetchd_.pool().stats().in_flight == 0; }));
-  EXPECT_TRUE(Eventually([&] { return fetchd_.service().pending() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
 }
 
 TEST_F(FetchServiceTest, RpcDeadlineStopsTransfers) {
@@ -268,7 +268,7 @@ TEST_F(FetchServiceTest, RpcDeadlineStopsTransfers) {
       absl::FromChrono(deadline) + absl::Milliseconds(250) - absl::Now()));
   EXPECT_TRUE(
       Eventually([&] { return fetchd_.pool().stats().in_flight == 0; }));
-  EXPECT_TRUE(Eventually([&] { return fetchd_.service().pending() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
 }
 
 TEST_F(FetchServiceTest, SlowReaderHoldsItsBatchAtTheWindow) {
@@ -290,7 +290,7 @@ TEST_F(FetchServiceTest, SlowReaderHoldsItsBatchAtTheWindow) {
     for (int i = 0; i < event.results_size(); ++i) {
       ++read;
       absl::SleepFor(absl::Milliseconds(10));  // the slow reader itself
-      const int64_t done = 5000 - fetchd_.service().pending();
+      const int64_t done = 5000 - fetchd_.gate().pending();
       most_done_ahead = std::max(most_done_ahead, done - read);
     }
   }
@@ -306,11 +306,10 @@ TEST_F(FetchServiceTest, SlowReaderHoldsItsBatchAtTheWindow) {
   while (reader->Read(&event)) {
   }
   reader->Finish();
-  ASSERT_TRUE(Eventually([&] { return fetchd_.service().pending() == 0; }));
-  ASSERT_TRUE(
-      Eventually([&] { return fetchd_.service().active_calls() == 0; }));
-  EXPECT_LE(fetchd_.service().window_high_water(), kWindow);
-  EXPECT_GT(fetchd_.service().window_high_water(), 0);
+  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
+  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().active_calls() == 0; }));
+  EXPECT_LE(fetchd_.call_stats().window_high_water(), kWindow);
+  EXPECT_GT(fetchd_.call_stats().window_high_water(), 0);
 }
 
 TEST_F(FetchServiceTest, SmallBatchIsInterleavedWithABigOneAtTheSameHost) {
@@ -453,7 +452,7 @@ TEST_F(FetchServiceTest, OverloadIsResourceExhaustedWhileAdmittedWorkRuns) {
   for (int i = 0; i < 10; ++i) AddUrl(&first, http_.Url("/delay?ms=300"));
   std::vector<FetchResult> first_results;
   std::thread runner([&] { first_results = fetchd_.Run(first); });
-  ASSERT_TRUE(Eventually([&] { return fetchd_.service().pending() == 10; }));
+  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 10; }));
   BatchRequest second;
   AddUrl(&second, http_.Url("/ok"));
   absl::Status status;
@@ -470,7 +469,7 @@ TEST_F(FetchServiceTest, OverloadIsResourceExhaustedWhileAdmittedWorkRuns) {
 
 TEST_F(FetchServiceTest, DrainingRefusesNewCalls) {
   fetchd_.Start();
-  fetchd_.service().StartDraining();
+  fetchd_.gate().StartDraining();
   BatchRequest batch;
   AddUrl(&batch, http_.Url("/ok"));
   absl::Status status;

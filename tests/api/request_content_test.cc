@@ -13,6 +13,7 @@
 #include "service/api/request_validation.h"
 #include "service/config/server_config.h"
 #include "service/core/fetch_job.h"
+#include "service/policy/policy_config.h"
 
 namespace fetchd::api {
 namespace {
@@ -50,7 +51,10 @@ fetch::v1::MultipartPart* AddPart(FetchRequest* r, const std::string& name,
 
 class RequestContentTest : public ::testing::Test {
  protected:
-  RequestContentTest() : config_(Config()), validator_(config_) {}
+  RequestContentTest()
+      : config_(Config()),
+        gate_(*policy::DestinationGateFromConfig(config_.policy())),
+        validator_(config_, gate_.get()) {}
 
   static fetch::v1::ServerConfig Config() {
     fetch::v1::ServerConfig config = config::DefaultServerConfig();
@@ -88,6 +92,7 @@ class RequestContentTest : public ::testing::Test {
   }
 
   const fetch::v1::ServerConfig config_;
+  const std::shared_ptr<const policy::DestinationGate> gate_;
   const RequestValidator validator_;
 };
 

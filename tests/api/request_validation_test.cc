@@ -18,6 +18,7 @@
 #include "service/common/proto_duration.h"
 #include "service/config/server_config.h"
 #include "service/core/fetch_job.h"
+#include "service/policy/policy_config.h"
 
 namespace fetchd::api {
 namespace {
@@ -45,11 +46,21 @@ void AddHeader(FetchRequest* request, const std::string& name,
   header->set_value(value);
 }
 
+// The destination gate of `config`, which must be valid.
+std::shared_ptr<const policy::DestinationGate> GateOf(
+    const ServerConfig& config) {
+  auto gate = policy::DestinationGateFromConfig(config.policy());
+  EXPECT_TRUE(gate.ok()) << gate.status();
+  return gate.ok() ? *std::move(gate) : nullptr;
+}
+
 class RequestValidationTest : public ::testing::Test {
  protected:
   explicit RequestValidationTest(
       ServerConfig config = config::DefaultServerConfig())
-      : config_(AllowLoopback(std::move(config))), validator_(config_) {}
+      : config_(AllowLoopback(std::move(config))),
+        gate_(GateOf(config_)),
+        validator_(config_, gate_.get()) {}
 
   // The tests use 127.0.0.1 as an ordinary destination.
   static ServerConfig AllowLoopback(ServerConfig config) {
@@ -82,6 +93,7 @@ class RequestValidationTest : public ::testing::Test {
   }
 
   const ServerConfig config_;
+  const std::shared_ptr<const policy::DestinationGate> gate_;
   const RequestValidator validator_;
 };
 
@@ -713,7 +725,8 @@ TEST_F(RequestValidationTest, BatchLevelProblemsFailTheBatch) {
 TEST(RequestValidatorTest, OversizeBatchNamesTheLimit) {
   ServerConfig config = config::DefaultServerConfig();
   config.mutable_limits()->set_max_batch_size(2);
-  const RequestValidator validator(config);
+  const auto gate = GateOf(config);
+  const RequestValidator validator(config, gate.get());
   BatchRequest batch;
   for (int i = 0; i < 2; ++i) *batch.add_requests() = Url("http://a.test/");
   EXPECT_TRUE(validator.ValidateBatch(batch).ok());
@@ -754,7 +767,8 @@ TEST(RequestValidatorTest, CheckServerDefaults) {
     SCOPED_TRACE(c.name);
     ServerConfig config = config::DefaultServerConfig();
     c.mutate(*config.mutable_request_defaults());
-    const absl::Status status = RequestValidator(config).CheckServerDefaults();
+    const absl::Status status =
+        RequestValidator(config, GateOf(config).get()).CheckServerDefaults();
     if (c.message_start.empty()) {
       EXPECT_TRUE(status.ok()) << status;
     } else {
@@ -769,7 +783,8 @@ TEST(RequestValidatorTest, CheckServerDefaults) {
 // naming the rule, whatever spelling the URL uses.
 TEST(RequestValidationPolicyTest, DeniedByDefaultBeforeAnyIo) {
   const ServerConfig config = config::DefaultServerConfig();
-  const RequestValidator validator(config);
+  const auto gate = GateOf(config);
+  const RequestValidator validator(config, gate.get());
   ASSERT_TRUE(validator.CheckServerDefaults().ok());
   const struct {
     std::string url;
@@ -814,7 +829,8 @@ TEST(RequestValidationPolicyTest, AllowedOnlyByExplicitConfig) {
   rule->set_cidr("127.0.0.1");
   rule->add_ports(8080);
   config.mutable_policy()->add_allow_hosts("localhost");
-  const RequestValidator validator(config);
+  const auto gate = GateOf(config);
+  const RequestValidator validator(config, gate.get());
   ASSERT_TRUE(validator.CheckServerDefaults().ok());
   const FetchRequest base = validator.EffectiveDefaults(FetchRequest());
   EXPECT_TRUE(validator.Build(base, Url("http://127.0.0.1:8080/"), 0).ok());
@@ -829,8 +845,8 @@ TEST(RequestValidationPolicyTest, AllowedOnlyByExplicitConfig) {
 TEST(RequestValidationPolicyTest, BadPolicyConfigFailsStartUp) {
   ServerConfig config = config::DefaultServerConfig();
   config.mutable_policy()->add_deny()->set_cidr("10.0.0.1/8");
-  const RequestValidator validator(config);
-  const absl::Status status = validator.CheckServerDefaults();
+  const absl::Status status =
+      policy::DestinationGateFromConfig(config.policy()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("policy.deny[0]: invalid CIDR"));
 }

@@ -1,7 +1,8 @@
-// ServiceHarness: a real fetchd inside the test process — curl worker pool,
-// FetchServiceImpl and a gRPC server on 127.0.0.1:0 with the credentials of
-// config.auth (plaintext, TLS or mTLS) — plus a client connected to it over
-// TCP. Tests tweak the config and the client options before Start().
+// ServiceHarness: a real fetchd inside the test process — the production
+// wiring (server::FetchdServer: worker pool, FetchService, WebSocketService,
+// health, on 127.0.0.1:0 with the credentials of config.auth) — plus a
+// client connected to it over TCP. Tests tweak the config and the client
+// options before Start().
 #ifndef FETCHD_TESTS_API_SERVICE_HARNESS_H_
 #define FETCHD_TESTS_API_SERVICE_HARNESS_H_
 
@@ -20,10 +21,9 @@
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/fetch.pb.h"
 #include "gtest/gtest.h"
-#include "service/api/fetch_service.h"
-#include "service/common/clock.h"
+#include "service/api/call_gate.h"
 #include "service/config/server_config.h"
-#include "service/policy/policy_config.h"
+#include "service/server/fetchd_server.h"
 #include "service/transport/worker_pool.h"
 
 namespace fetchd::testing {
@@ -48,36 +48,15 @@ class ServiceHarness {
   client::ClientOptions& client_options() { return client_options_; }
 
   void Start() {
-    ASSERT_TRUE(config::ValidateServerConfig(config_).ok());
-    transport::WorkerPool::Options options;
-    options.workers = static_cast<int>(config_.workers());
-    options.max_per_host = static_cast<int>(config_.limits().max_per_host());
-    options.max_in_flight = static_cast<int>(config_.limits().max_in_flight());
+    ASSERT_TRUE(config::ValidateServerConfig(config_).ok())
+        << config::ValidateServerConfig(config_);
+    server::FetchdServer::Options options;
     options.observer = observer_;
-    options.settings =
-        transport::WorkerPool::SettingsFromConfig(config_.transport());
-    options.max_cached_connections =
-        static_cast<int>(config_.transport().max_cached_connections());
-    auto address_policy = policy::AddressPolicyFromConfig(config_.policy());
-    ASSERT_TRUE(address_policy.ok()) << address_policy.status();
-    options.policy = std::make_shared<const policy::AddressPolicy>(
-        *std::move(address_policy));
-    auto pool = transport::WorkerPool::Create(options, RealClock::Get());
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    auto service = api::FetchServiceImpl::Create(config_, pool_.get(),
-                                                 RealClock::Get(), observer_);
-    ASSERT_TRUE(service.ok()) << service.status();
-    service_ = *std::move(service);
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(
-        config_.listen(), service_->caller_auth().ServerCredentials(), &port);
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_NE(port, 0);
-    target_ = "127.0.0.1:" + std::to_string(port);
+    options.serve_metrics = false;
+    auto server = server::FetchdServer::Start(config_, options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    target_ = server_->address();
     auto client = client::FetchClient::Connect(target_, client_options_);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
@@ -90,15 +69,8 @@ class ServiceHarness {
   }
 
   void Stop() {
-    if (server_ != nullptr) {
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::seconds(5));
-    }
-    if (pool_ != nullptr) pool_->Stop();
-    server_.reset();
     client_.reset();
-    service_.reset();
-    pool_.reset();
+    server_.reset();
   }
 
   // Runs a batch to the end; checks that every request got exactly one
@@ -137,17 +109,18 @@ class ServiceHarness {
 
   client::FetchClient& client() { return *client_; }
   fetch::v1::FetchService::Stub& stub() { return client_->stub(); }
-  api::FetchServiceImpl& service() { return *service_; }
-  transport::WorkerPool& pool() { return *pool_; }
+  // Admission, drain and the calls' counters.
+  api::CallGate& gate() { return server_->gate(); }
+  const api::CallStats& call_stats() const { return server_->call_stats(); }
+  transport::WorkerPool& pool() { return server_->pool(); }
+  server::FetchdServer& server() { return *server_; }
   const std::string& target() const { return target_; }
 
  private:
   fetch::v1::ServerConfig config_;
   core::FetchObserver* observer_ = nullptr;
   client::ClientOptions client_options_;
-  std::unique_ptr<transport::WorkerPool> pool_;
-  std::unique_ptr<api::FetchServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<server::FetchdServer> server_;
   std::unique_ptr<client::FetchClient> client_;
   std::string target_;
 };

@@ -316,7 +316,7 @@ TEST_F(StreamingTest, AConsumerErrorCancelsTheCall) {
       });
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_GT(seen, 0);
-  EXPECT_TRUE(Eventually([&] { return fetchd_.service().pending() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
   EXPECT_TRUE(
       Eventually([&] { return fetchd_.pool().stats().in_flight == 0; }));
 }
@@ -356,9 +356,8 @@ TEST_F(StreamingTest, SlowReaderKeepsTheBufferedBytesBounded) {
       << s.result->error_message();
   EXPECT_EQ(s.body.size(), static_cast<size_t>(kBody));
   EXPECT_EQ(s.result->bytes_received(), static_cast<uint64_t>(kBody));
-  ASSERT_TRUE(
-      Eventually([&] { return fetchd_.service().active_calls() == 0; }));
-  const int64_t high = fetchd_.service().stream_buffer_high_water();
+  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().active_calls() == 0; }));
+  const int64_t high = fetchd_.call_stats().stream_buffer_high_water();
   std::cerr << "slow reader: at most " << high
             << " streamed bytes held by fetchd (bound " << kBound << ")\n";
   EXPECT_GT(high, 0);
@@ -434,10 +433,9 @@ TEST_F(StreamingTest, ALargeBodyStreamsWithinTheBufferBound) {
                    absl::ToDoubleSeconds(took)
             << " MiB/s); RSS " << before / (1 << 20) << " MiB -> peak "
             << peak / (1 << 20) << " MiB\n";
-  ASSERT_TRUE(
-      Eventually([&] { return fetchd_.service().active_calls() == 0; }));
+  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().active_calls() == 0; }));
   const int64_t bound = fetchd_.config().limits().max_stream_buffer_bytes();
-  EXPECT_LE(fetchd_.service().stream_buffer_high_water(),
+  EXPECT_LE(fetchd_.call_stats().stream_buffer_high_water(),
             bound + (256 << 10) + (64 << 10));
 }
 

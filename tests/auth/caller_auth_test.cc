@@ -57,11 +57,15 @@ class CallerAuthTest : public ::testing::Test {
     return auth.ok() ? *std::move(auth) : nullptr;
   }
 
-  std::string LoadError(const fetch::v1::Auth& config) {
+  // The message of a Load() that must fail with `code`: InvalidArgument for
+  // a bad config, FailedPrecondition for a file that can't be read.
+  std::string LoadError(
+      const fetch::v1::Auth& config,
+      absl::StatusCode code = absl::StatusCode::kInvalidArgument) {
     absl::StatusOr<std::unique_ptr<CallerAuth>> auth = CallerAuth::Load(config);
     EXPECT_FALSE(auth.ok());
     if (auth.ok()) return "";
-    EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(auth.status().code(), code) << auth.status();
     return std::string(auth.status().message());
   }
 
@@ -201,7 +205,7 @@ TEST_F(CallerAuthTest, BadConfigsNameTheFieldAndRule) {
   fetch::v1::Auth missing = Tls();
   missing.set_tls_cert_file(dir_ + "/nope.pem");
   EXPECT_THAT(
-      LoadError(missing),
+      LoadError(missing, absl::StatusCode::kFailedPrecondition),
       HasSubstr("auth.tls_cert_file: cannot read \"" + dir_ + "/nope.pem\""));
 
   fetch::v1::Auth not_pem = Tls();

@@ -41,13 +41,16 @@ ServerConfig MustBuild(const ValueMap& env, const ValueMap& flags) {
   return config.ok() ? *config : ServerConfig();
 }
 
-// The message of a BuildServerConfig() that must fail with InvalidArgument.
-std::string BuildError(const ValueMap& env, const ValueMap& flags) {
+// The message of a BuildServerConfig() that must fail with `code`
+// (InvalidArgument for a bad value, FailedPrecondition for a file that
+// can't be read).
+std::string BuildError(
+    const ValueMap& env, const ValueMap& flags,
+    absl::StatusCode code = absl::StatusCode::kInvalidArgument) {
   absl::StatusOr<ServerConfig> config = BuildServerConfig({env, flags});
   EXPECT_FALSE(config.ok());
   if (config.ok()) return "";
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument)
-      << config.status();
+  EXPECT_EQ(config.status().code(), code) << config.status();
   return std::string(config.status().message());
 }
 
@@ -135,7 +138,8 @@ TEST(ConfigOverridesTest, BooleanOverrideRejectsOtherWords) {
 
 TEST(ConfigOverridesTest, AuthErrorsNameTheirSource) {
   const std::string message =
-      BuildError({}, {{"token_file", ::testing::TempDir() + "no_such_tokens"}});
+      BuildError({}, {{"token_file", ::testing::TempDir() + "no_such_tokens"}},
+                 absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(message, AllOf(StartsWith("auth.token_file: cannot read"),
                              HasSubstr("(from --token_file=")));
 }

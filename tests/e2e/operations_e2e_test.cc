@@ -4,6 +4,7 @@
 // settings.
 #include <signal.h>
 
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -230,6 +231,70 @@ TEST_F(OperationsE2eTest, HealthIsNotServingWhileDraining) {
   EXPECT_EQ(batch_info.exit_code, 0) << Describe(batch_info);
   const ExitInfo fetchd_info = fetchd_->Wait(kProcessTimeout);
   EXPECT_EQ(fetchd_info.exit_code, 0) << Describe(fetchd_info);
+}
+
+// With nothing running, a drain ends at once, however many idle client
+// connections are open: the grace period is for running calls, not for
+// clients to hang up (it took ~5 s with three idle channels).
+TEST_F(OperationsE2eTest, DrainWithIdleConnectionsEndsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartFetchd({"--drain_seconds=60"}));
+  std::vector<std::unique_ptr<client::FetchClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(Connect());
+    ASSERT_NE(clients.back(), nullptr);
+    ASSERT_TRUE(clients.back()
+                    ->CheckHealth(client::kFetchServiceHealthName,
+                                  absl::Now() + kRpcTimeout)
+                    .ok());
+  }
+  ASSERT_TRUE(fetchd_->Signal(SIGTERM));
+  // Far below the grace period and the ~5 s it used to take, far above the
+  // milliseconds it takes.
+  const ExitInfo info = fetchd_->Wait(absl::Seconds(3));
+  EXPECT_FALSE(info.timed_out) << Describe(info);
+  EXPECT_EQ(info.exit_code, 0) << Describe(info);
+  EXPECT_THAT(LogMessages(info.stdout_text), Contains("fetchd stopped"));
+  EXPECT_THAT(info.stdout_text, Not(HasSubstr("grace period over")));
+}
+
+// A second fetchd on a port the first holds is a start-up error naming the
+// address (gRPC's SO_REUSEPORT would otherwise let both serve it and split
+// the calls), and so is a metrics port in use; nothing is announced.
+TEST_F(OperationsE2eTest, PortInUseIsAStartupError) {
+  const std::string metrics_port_file = WriteFile("metrics_port", "");
+  ASSERT_NO_FATAL_FAILURE(
+      StartFetchd({"--metrics_port_file=" + metrics_port_file}));
+  std::string metrics_port;
+  std::ifstream(metrics_port_file) >> metrics_port;
+  ASSERT_FALSE(metrics_port.empty());
+
+  const ExitInfo grpc_clash = RunFetchd({"--listen=" + fetchd_address_});
+  EXPECT_EQ(grpc_clash.exit_code, 1) << Describe(grpc_clash);
+  EXPECT_THAT(grpc_clash.stderr_text,
+              HasSubstr("cannot start: cannot listen on " + fetchd_address_));
+  EXPECT_THAT(grpc_clash.stdout_text, Not(HasSubstr("listening")));
+
+  const ExitInfo metrics_clash = RunFetchd(
+      {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:" + metrics_port});
+  EXPECT_EQ(metrics_clash.exit_code, 1) << Describe(metrics_clash);
+  EXPECT_THAT(metrics_clash.stderr_text,
+              HasSubstr("127.0.0.1:" + metrics_port));
+  EXPECT_THAT(metrics_clash.stdout_text, Not(HasSubstr("listening")));
+  EXPECT_FALSE(fetchd_->HasExited());
+}
+
+// A file fetchd can't read is an I/O failure, said as such (exit 1), not
+// an invalid config (exit 2).
+TEST_F(OperationsE2eTest, UnreadableAuthFileSaysSo) {
+  const std::string missing = WriteFile("dir_only", "") + ".missing";
+  const ExitInfo info =
+      RunFetchd({"--listen=127.0.0.1:0", "--token_file=" + missing});
+  EXPECT_EQ(info.exit_code, 1) << Describe(info);
+  EXPECT_THAT(
+      info.stderr_text,
+      HasSubstr("fetchd: cannot start: auth.token_file: cannot read \"" +
+                missing + "\""));
+  EXPECT_THAT(info.stderr_text, Not(HasSubstr("invalid config")));
 }
 
 TEST_F(OperationsE2eTest, ReflectionListsTheServices) {

@@ -139,10 +139,10 @@ class MetricsServiceTest : public ::testing::Test {
     metrics_->SetLiveSource([this] {
       metrics::FetchMetrics::LiveStats live;
       live.engine = fetchd_.pool().stats();
-      live.pending = fetchd_.service().pending();
+      live.pending = fetchd_.gate().pending();
       live.active_calls = {
-          fetchd_.service().active_calls(core::CallMethod::kFetchBatch),
-          fetchd_.service().active_calls(core::CallMethod::kFetch)};
+          fetchd_.gate().active_calls(api::CallKind::kFetchBatch),
+          fetchd_.gate().active_calls(api::CallKind::kFetch)};
       return live;
     });
     metrics_->SetServing(true);

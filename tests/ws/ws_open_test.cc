@@ -19,9 +19,9 @@ class WsOpenTest : public ::testing::Test {
   }
   absl::StatusOr<WsOpenParams> Check(const fetch::v1::WsOpen& open,
                                      std::string* category = nullptr) {
-    auto policy = policy::AddressPolicyFromConfig(config_.policy());
-    EXPECT_TRUE(policy.ok());
-    return CheckOpen(open, config_.websocket(), *policy, category);
+    auto gate = policy::DestinationGateFromConfig(config_.policy());
+    EXPECT_TRUE(gate.ok()) << gate.status();
+    return CheckOpen(open, config_.websocket(), **gate, nullptr, category);
   }
   fetch::v1::ServerConfig config_;
 };

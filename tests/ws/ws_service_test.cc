@@ -16,12 +16,8 @@
 #include "fetch/v1/config.pb.h"
 #include "fetch/v1/websocket.pb.h"
 #include "gtest/gtest.h"
-#include "service/auth/caller_auth.h"
-#include "service/auth/caller_quota.h"
 #include "service/config/server_config.h"
-#include "service/metrics/fetch_metrics.h"
-#include "service/policy/policy_config.h"
-#include "service/ws/beast_transport.h"
+#include "service/server/fetchd_server.h"
 #include "tests/metrics/exposition.h"
 #include "tests/testing/test_pki.h"
 #include "tests/ws/ws_echo_server.h"
@@ -46,56 +42,23 @@ class WsServiceTest : public ::testing::Test {
   }
   ~WsServiceTest() override { Stop(); }
 
+  // The production wiring (server::FetchdServer), WebSockets included.
   void Start() {
     ASSERT_TRUE(config::ValidateServerConfig(config_).ok())
         << config::ValidateServerConfig(config_);
-    auto m = metrics::FetchMetrics::Create({});
-    ASSERT_TRUE(m.ok());
-    metrics_ = *std::move(m);
-    auto address_policy = policy::AddressPolicyFromConfig(config_.policy());
-    ASSERT_TRUE(address_policy.ok());
-    auto policy = std::make_shared<const policy::AddressPolicy>(
-        *std::move(address_policy));
-    WsTransport::Options options;
-    options.address_check = [policy](const policy::IpAddress& ip,
-                                     uint16_t port) {
-      return policy->Check(ip, port);
-    };
-    options.max_per_host = static_cast<int>(config_.limits().max_per_host());
-    options.observer = metrics_.get();
-    auto transport = NewBeastTransport(std::move(options));
-    ASSERT_TRUE(transport.ok());
-    transport_ = *std::move(transport);
-    auto auth = auth::CallerAuth::Load(config_.auth());
-    ASSERT_TRUE(auth.ok()) << auth.status();
-    auth_ = *std::move(auth);
-    auto service = WebSocketServiceImpl::Create(
-        config_, {auth_.get(), &quotas_, transport_.get(), metrics_.get()});
-    ASSERT_TRUE(service.ok()) << service.status();
-    service_ = *std::move(service);
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(config_.listen(),
-                             grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    auto client =
-        client::FetchClient::Connect("127.0.0.1:" + std::to_string(port));
+    server::FetchdServer::Options options;
+    options.serve_metrics = false;
+    auto server = server::FetchdServer::Start(config_, options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto client = client::FetchClient::Connect(server_->address());
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
   }
 
   void Stop() {
-    if (server_ != nullptr) {
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::seconds(5));
-    }
-    if (transport_ != nullptr) transport_->Stop();
     client_.reset();
     server_.reset();
-    service_.reset();
-    transport_.reset();
   }
 
   std::unique_ptr<client::WebSocketStream> Open(const WsOpen& open) {
@@ -131,7 +94,7 @@ class WsServiceTest : public ::testing::Test {
 
   double Metric(const std::string& name,
                 const std::map<std::string, std::string>& labels = {}) {
-    return Sum(ParseExposition(metrics_->Render()), name, labels);
+    return Sum(ParseExposition(server_->metrics().Render()), name, labels);
   }
 
   void ExpectEcho(const std::string& base_url, WsOpen open) {
@@ -164,12 +127,7 @@ class WsServiceTest : public ::testing::Test {
   }
 
   fetch::v1::ServerConfig config_;
-  auth::CallerQuotas quotas_;
-  std::unique_ptr<metrics::FetchMetrics> metrics_;
-  std::unique_ptr<WsTransport> transport_;
-  std::unique_ptr<auth::CallerAuth> auth_;
-  std::unique_ptr<WebSocketServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<server::FetchdServer> server_;
   std::unique_ptr<client::FetchClient> client_;
 };
 
@@ -380,7 +338,7 @@ TEST_F(WsServiceTest, DrainRefusesNewCallsAndClosesOpenOnesWith1001) {
   auto ws = Open(OpenOf((*server)->base_url() + "/echo"));
   ASSERT_NE(ws, nullptr);
   ASSERT_TRUE(ws->handshake().ok());
-  service_->StartDraining();
+  server_->gate().StartDraining();
   auto refused =
       client_->OpenWebSocket(OpenOf((*server)->base_url() + "/echo"));
   ASSERT_FALSE(refused.ok());
@@ -388,7 +346,7 @@ TEST_F(WsServiceTest, DrainRefusesNewCallsAndClosesOpenOnesWith1001) {
   // Still open while draining.
   ASSERT_TRUE(ws->SendText("still").ok());
   EXPECT_EQ(ReadFrame(*ws).frame().text(), "still");
-  service_->CloseAll();
+  server_->gate().CancelAll();
   const fetch::v1::WsClose close = ReadClose(*ws);
   EXPECT_EQ(close.code(), 1001u);
   EXPECT_EQ(close.error(), fetch::v1::ERROR_KIND_CANCELLED);

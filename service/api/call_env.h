@@ -1,0 +1,67 @@
+// CallEnv: what a running FetchService call needs from the service, and the
+// reporting every call does at its end. Plain pointers to objects that
+// outlive every call (the FetchdServer owns them).
+#ifndef FETCHD_SERVICE_API_CALL_ENV_H_
+#define FETCHD_SERVICE_API_CALL_ENV_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "service/common/clock.h"
+#include "service/core/fetch_observer.h"
+#include "service/core/fetcher.h"
+
+namespace fetchd::api {
+
+// High-water marks over finished calls (for tests and metrics).
+class CallStats {
+ public:
+  // A call ended that held at most `window` window slots and `streamed`
+  // streamed body bytes at once.
+  void OnCallDone(int64_t window, int64_t streamed) {
+    Raise(window_high_water_, window);
+    Raise(stream_high_water_, streamed);
+  }
+  int64_t window_high_water() const {
+    return window_high_water_.load(std::memory_order_relaxed);
+  }
+  int64_t stream_buffer_high_water() const {
+    return stream_high_water_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static void Raise(std::atomic<int64_t>& mark, int64_t value) {
+    int64_t high = mark.load(std::memory_order_relaxed);
+    while (value > high && !mark.compare_exchange_weak(high, value)) {
+    }
+  }
+  std::atomic<int64_t> window_high_water_{0};
+  std::atomic<int64_t> stream_high_water_{0};
+};
+
+struct CallEnv {
+  core::Fetcher* fetcher = nullptr;
+  // The fetcher's clock: calls are stamped with their start on it.
+  const Clock* clock = nullptr;
+  core::FetchObserver* observer = nullptr;  // may be null
+  CallStats* stats = nullptr;
+};
+
+// Tells the observer that a call of `method` that started at `started`
+// (env.clock) finished with `status`; `rejected` if it was refused before
+// admission.
+inline void ReportCall(const CallEnv& env, core::CallMethod method,
+                       const grpc::Status& status, absl::Time started,
+                       bool rejected) {
+  if (env.observer == nullptr) return;
+  env.observer->OnCallFinished(
+      method, static_cast<absl::StatusCode>(status.error_code()),
+      env.clock->Now() - started, rejected);
+}
+
+}  // namespace fetchd::api
+
+#endif  // FETCHD_SERVICE_API_CALL_ENV_H_

@@ -1,0 +1,31 @@
+// fetchd's command line: the flags of the fetchd binary (absl flags), and
+// the config they build with the environment. Flags named like the
+// overrides of config_overrides.h override the config; the others
+// (--port_file, --print_config, ...) are read by main.cc.
+#ifndef FETCHD_SERVICE_CONFIG_COMMAND_LINE_H_
+#define FETCHD_SERVICE_CONFIG_COMMAND_LINE_H_
+
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "fetch/v1/config.pb.h"
+#include "service/config/config_overrides.h"
+
+ABSL_DECLARE_FLAG(std::string, port_file);
+ABSL_DECLARE_FLAG(std::string, metrics_port_file);
+ABSL_DECLARE_FLAG(bool, print_config);
+ABSL_DECLARE_FLAG(bool, check_config);
+ABSL_DECLARE_FLAG(int, drain_seconds);
+
+namespace fetchd::config {
+
+// Defaults, the --config file, the FETCHD_* variables of `env`, the flags
+// that were given (after absl::ParseCommandLine()). Errors: InvalidArgument
+// naming the source, the field and the rule.
+absl::StatusOr<fetch::v1::ServerConfig> ConfigFromCommandLine(
+    const ValueMap& env);
+
+}  // namespace fetchd::config
+
+#endif  // FETCHD_SERVICE_CONFIG_COMMAND_LINE_H_

@@ -1,0 +1,230 @@
+#include "service/server/fetchd_server.h"
+
+#include <curl/curl.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "service/common/clock.h"
+#include "service/common/logging.h"
+#include "service/common/proto_duration.h"
+#include "service/policy/policy_config.h"
+#include "service/ws/beast_transport.h"
+#include "spdlog/spdlog.h"
+
+namespace fetchd::server {
+namespace {
+
+constexpr const char* kServices[] = {"fetch.v1.FetchService",
+                                     "fetch.v1.WebSocketService"};
+
+// After the grace period, how long cancelled calls get to stream their
+// CANCELLED results before gRPC cuts them off.
+constexpr absl::Duration kCancelFlush = absl::Seconds(2);
+
+int Millis(const google::protobuf::Duration& d) {
+  // Validation keeps these durations within an int of milliseconds.
+  return static_cast<int>(absl::ToInt64Milliseconds(FromProto(d)));
+}
+
+}  // namespace
+
+absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
+                                 const Options& options) {
+  config_ = config;
+  metrics::FetchMetrics::Options metrics_options =
+      metrics::FetchMetrics::OptionsFromConfig(config.metrics());
+  metrics_options.version = FETCHD_VERSION;
+  metrics_options.grpc_version = grpc::Version();
+  metrics_options.curl_version = curl_version_info(CURLVERSION_NOW)->version;
+  absl::StatusOr<std::unique_ptr<metrics::FetchMetrics>> metrics =
+      metrics::FetchMetrics::Create(metrics_options);
+  if (!metrics.ok()) return metrics.status();
+  metrics_ = *std::move(metrics);
+  core::FetchObserver* const observer =
+      options.observer != nullptr ? options.observer : metrics_.get();
+
+  absl::StatusOr<std::shared_ptr<const policy::DestinationGate>> destinations =
+      policy::DestinationGateFromConfig(config.policy());
+  if (!destinations.ok()) return destinations.status();
+  destinations_ = *std::move(destinations);
+
+  absl::StatusOr<std::unique_ptr<auth::CallerAuth>> caller_auth =
+      auth::CallerAuth::Load(config.auth());
+  if (!caller_auth.ok()) return caller_auth.status();
+  caller_auth_ = *std::move(caller_auth);
+  gate_ = std::make_unique<api::CallGate>(
+      api::CallGate::OptionsFromConfig(config, caller_auth_.get()));
+
+  transport::WorkerPool::Options pool_options =
+      transport::WorkerPool::OptionsFromConfig(config);
+  pool_options.observer = observer;
+  // The policy inside the gate, sharing the gate's ownership.
+  pool_options.policy = std::shared_ptr<const policy::AddressPolicy>(
+      destinations_, destinations_->policy());
+  absl::StatusOr<std::unique_ptr<transport::WorkerPool>> pool =
+      transport::WorkerPool::Create(pool_options, RealClock::Get());
+  if (!pool.ok()) return pool.status();
+  pool_ = *std::move(pool);
+
+  api::FetchServiceImpl::Options service_options;
+  service_options.gate = gate_.get();
+  service_options.destinations = destinations_.get();
+  service_options.env = {pool_.get(), RealClock::Get(), observer, &call_stats_};
+  absl::StatusOr<std::unique_ptr<api::FetchServiceImpl>> fetch_service =
+      api::FetchServiceImpl::Create(config, service_options);
+  if (!fetch_service.ok()) return fetch_service.status();
+  fetch_service_ = *std::move(fetch_service);
+
+  ws::WsTransport::Options ws_options;
+  ws_options.address_check = [gate = destinations_](const policy::IpAddress& ip,
+                                                    uint16_t port) {
+    return gate->CheckAddress(ip, port);
+  };
+  ws_options.max_per_host = static_cast<int>(config.limits().max_per_host());
+  ws_options.observer = metrics_.get();
+  absl::StatusOr<std::unique_ptr<ws::WsTransport>> ws_transport =
+      ws::NewBeastTransport(std::move(ws_options));
+  if (!ws_transport.ok()) return ws_transport.status();
+  ws_transport_ = *std::move(ws_transport);
+  absl::StatusOr<std::unique_ptr<ws::WebSocketServiceImpl>> ws_service =
+      ws::WebSocketServiceImpl::Create(
+          config, {gate_.get(), destinations_.get(), ws_transport_.get(),
+                   metrics_.get()});
+  if (!ws_service.ok()) return ws_service.status();
+  ws_service_ = *std::move(ws_service);
+
+  // Gauges read at scrape time; valid until the metrics server stops.
+  metrics_->SetLiveSource([pool = pool_.get(), gate = gate_.get()] {
+    metrics::FetchMetrics::LiveStats live;
+    live.engine = pool->stats();
+    live.pending = gate->pending();
+    live.active_calls = {gate->active_calls(api::CallKind::kFetchBatch),
+                         gate->active_calls(api::CallKind::kFetch)};
+    return live;
+  });
+  return absl::OkStatus();
+}
+
+absl::Status FetchdServer::Listen(const fetch::v1::ServerConfig& config,
+                                  const Options& options) {
+  if (options.serve_metrics) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> metrics_server =
+        metrics::MetricsServer::Start(config.metrics().listen(),
+                                      metrics_->collectable());
+    if (!metrics_server.ok()) return metrics_server.status();
+    metrics_server_ = *std::move(metrics_server);
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen(), caller_auth_->ServerCredentials(),
+                           &port_);
+  builder.RegisterService(fetch_service_.get());
+  builder.RegisterService(ws_service_.get());
+  const fetch::v1::Grpc& grpc_config = config.grpc();
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(grpc_config.max_message_bytes()));
+  builder.SetMaxSendMessageSize(
+      static_cast<int>(grpc_config.max_message_bytes()));
+  // One process per port: with SO_REUSEPORT (gRPC's default) a second
+  // fetchd on the same port would silently take half of the calls.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Find dead peers so that their streams don't hold resources.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             Millis(grpc_config.keepalive_time()));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             Millis(grpc_config.keepalive_timeout()));
+  if (const int age = Millis(grpc_config.max_connection_age()); age > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age);
+  }
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen(),
+                     " (listen): the address is in use or not local"));
+  }
+  for (const char* service : kServices) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(service, true);
+  }
+  metrics_->SetServing(true);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<FetchdServer>> FetchdServer::Start(
+    const fetch::v1::ServerConfig& config, const Options& options) {
+  std::unique_ptr<FetchdServer> server(new FetchdServer());
+  if (absl::Status s = server->Build(config, options); !s.ok()) return s;
+  if (absl::Status s = server->Listen(config, options); !s.ok()) return s;
+  return server;
+}
+
+absl::Status FetchdServer::Check(const fetch::v1::ServerConfig& config) {
+  FetchdServer server;
+  return server.Build(config, Options());
+}
+
+FetchdServer::~FetchdServer() { StopAll(absl::Now()); }
+
+std::string FetchdServer::address() const {
+  const std::string& listen = config_.listen();
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port_);
+}
+
+int FetchdServer::metrics_port() const {
+  return metrics_server_ != nullptr ? metrics_server_->port() : 0;
+}
+
+std::string FetchdServer::metrics_address() const {
+  return metrics_server_ != nullptr ? metrics_server_->address() : "";
+}
+
+const char* FetchdServer::transport_security() const {
+  if (!caller_auth_->tls()) return "plaintext";
+  return config_.auth().require_client_cert() ? "mtls" : "tls";
+}
+
+void FetchdServer::StartDraining() {
+  if (stopped_ || gate_->draining()) return;
+  metrics_->SetServing(false);
+  gate_->StartDraining();
+  grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+}
+
+void FetchdServer::Drain(absl::Duration grace) {
+  if (stopped_) return;
+  StartDraining();
+  // The listener stays open meanwhile: health checks see NOT_SERVING and
+  // new calls UNAVAILABLE until the running ones are done.
+  if (!gate_->WaitIdle(absl::Now() + grace)) {
+    const int64_t left = gate_->active_calls();
+    logging::Log(spdlog::level::warn,
+                 absl::StrCat("drain grace period over: cancelling ", left,
+                              " running calls"),
+                 {{"calls", left}});
+    // Their unfinished requests end as CANCELLED results, which the calls
+    // still stream before they end; open WebSockets get a 1001 close.
+    gate_->CancelAll();
+    gate_->WaitIdle(absl::Now() + kCancelFlush);
+  }
+  StopAll(absl::Now());
+}
+
+void FetchdServer::StopAll(absl::Time deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  // No admitted call is left (or they were given up on): Shutdown() cancels
+  // what remains at `deadline` (health watches, calls refused meanwhile).
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
+  }
+  if (pool_ != nullptr) pool_->Stop();
+  // Delivers the last closes to the WebSocket calls, which use the service.
+  if (ws_transport_ != nullptr) ws_transport_->Stop();
+}
+
+}  // namespace fetchd::server
