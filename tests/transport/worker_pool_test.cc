@@ -157,5 +157,22 @@ TEST_F(WorkerPoolTest, RetryWaitsForItsBackoffThenSucceeds) {
   EXPECT_EQ(results[0].attempts(), 2u);
 }
 
+TEST_F(WorkerPoolTest, AJobSubmittedAfterStopStillGetsItsResult) {
+  pool_->Stop();
+  auto batch = NewBatch();
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  for (uint32_t i = 0; i < 3; ++i) jobs.push_back(Job(batch, i, "/ok"));
+  pool_->Submit(std::move(jobs));
+  // Refused on the calling thread: the results are there on return.
+  const auto results = batch->Await(3, absl::ZeroDuration());
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_CANCELLED);
+    EXPECT_EQ(r.error_message(), "server shutting down");
+    EXPECT_EQ(r.attempts(), 0u);
+  }
+  EXPECT_EQ(http_.TotalRequests(), 0);
+}
+
 }  // namespace
 }  // namespace fetchd::transport
