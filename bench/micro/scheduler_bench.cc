@@ -70,7 +70,7 @@ void RunScheduler(benchmark::State& state, int hosts, int callers) {
         started.push_back(std::move(job));
       }
       for (auto& job : started) {
-        scheduler.Release(job->host_key);
+        if (!scheduler.Release(job->host_key)) state.SkipWithError("Release");
         job->batch->ReleaseConcurrency();
         job->batch->ReleaseWindow();
         ++done;

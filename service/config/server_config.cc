@@ -15,7 +15,7 @@
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
 #include "service/policy/policy_config.h"
-#include "service/transport/http_url.h"
+#include "service/url/http_url.h"
 
 namespace fetchd::config {
 namespace {
@@ -104,7 +104,7 @@ absl::Status CheckTransport(const fetch::v1::Transport& t) {
   }
   if (!t.proxy().url().empty()) {
     if (absl::Status s =
-            transport::CheckProxyUrl(t.proxy().url(), "transport.proxy.url");
+            url::CheckProxyUrl(t.proxy().url(), "transport.proxy.url");
         !s.ok()) {
       return s;
     }

@@ -1,6 +1,7 @@
 #include "service/core/host_scheduler.h"
 
 #include <algorithm>
+#include <cassert>
 #include <utility>
 
 namespace fetchd::core {
@@ -130,10 +131,12 @@ std::unique_ptr<FetchJob> HostScheduler::TakeFromLanes(
   return nullptr;
 }
 
-void HostScheduler::Release(const std::string& host_key) {
-  --in_flight_;
+bool HostScheduler::Release(const std::string& host_key) {
   auto it = hosts_.find(host_key);
-  if (it == hosts_.end()) return;
+  const bool known = it != hosts_.end() && it->second.active > 0;
+  assert(known && "HostScheduler::Release of a host with nothing in flight");
+  if (!known) return false;
+  --in_flight_;
   Host& host = it->second;
   --host.active;
   if (!host.callers.empty()) {
@@ -141,6 +144,7 @@ void HostScheduler::Release(const std::string& host_key) {
   } else {
     EraseIfIdle(host_key);
   }
+  return true;
 }
 
 void HostScheduler::EraseIfIdle(const std::string& key) {

@@ -60,16 +60,18 @@ class HostScheduler {
   // The next job that may start at `now`, or null. The job's host slot and
   // its batch's slots are taken; its queue wait is added to job->queue_wait.
   // Call Release() when the attempt ends.
-  std::unique_ptr<FetchJob> Next(absl::Time now);
-  // The attempt of a job of `host_key` ended.
-  void Release(const std::string& host_key);
+  [[nodiscard]] std::unique_ptr<FetchJob> Next(absl::Time now);
+  // The attempt of a job of `host_key` ended. A key with no attempt in
+  // flight is a caller bug: it asserts in debug builds; otherwise nothing
+  // changes and false comes back for the caller to log.
+  [[nodiscard]] bool Release(const std::string& host_key);
 
   // Jobs that have waited longer than their queue timeout, removed.
-  JobList TakeExpired(absl::Time now);
+  [[nodiscard]] JobList TakeExpired(absl::Time now);
   // Every queued or delayed job of `batch`, removed.
-  JobList TakeBatch(const Batch* batch);
+  [[nodiscard]] JobList TakeBatch(const Batch* batch);
   // Every queued or delayed job, removed (shutdown).
-  JobList TakeAll();
+  [[nodiscard]] JobList TakeAll();
 
   // When the scheduler next has something to do without outside events (a
   // retry due, a queue timeout); InfiniteFuture when nothing is pending.

@@ -25,6 +25,26 @@ bool IsIdempotent(std::string_view method) {
          method == "DELETE" || method == "OPTIONS";
 }
 
+std::optional<RetryReason> RetryableReason(const RetryParams& params,
+                                           ErrorKind error, uint32_t status) {
+  if (error == fetch::v1::ERROR_KIND_NONE ||
+      error == fetch::v1::ERROR_KIND_HTTP_STATUS) {
+    const auto& statuses = params.retry_on_status.empty()
+                               ? DefaultRetryOnStatus()
+                               : params.retry_on_status;
+    if (std::find(statuses.begin(), statuses.end(), status) == statuses.end()) {
+      return std::nullopt;
+    }
+    return RetryReason::kStatus;
+  }
+  const auto& kinds =
+      params.retry_on.empty() ? DefaultRetryOn() : params.retry_on;
+  if (std::find(kinds.begin(), kinds.end(), error) == kinds.end()) {
+    return std::nullopt;
+  }
+  return RetryReason::kError;
+}
+
 absl::Duration FullJitterBackoff(const RetryParams& params, int retry,
                                  absl::BitGenRef rng) {
   absl::Duration ceiling = params.base_backoff;
@@ -47,25 +67,10 @@ std::optional<RetryDecision> DecideRetry(const RetryParams& params,
     return std::nullopt;
   }
 
-  RetryReason reason;
-  if (outcome.error == fetch::v1::ERROR_KIND_NONE ||
-      outcome.error == fetch::v1::ERROR_KIND_HTTP_STATUS) {
-    const auto& statuses = params.retry_on_status.empty()
-                               ? DefaultRetryOnStatus()
-                               : params.retry_on_status;
-    if (std::find(statuses.begin(), statuses.end(), outcome.status) ==
-        statuses.end()) {
-      return std::nullopt;
-    }
-    reason = RetryReason::kStatus;
-  } else {
-    const auto& kinds =
-        params.retry_on.empty() ? DefaultRetryOn() : params.retry_on;
-    if (std::find(kinds.begin(), kinds.end(), outcome.error) == kinds.end()) {
-      return std::nullopt;
-    }
-    reason = RetryReason::kError;
-  }
+  std::optional<RetryReason> retryable =
+      RetryableReason(params, outcome.error, outcome.status);
+  if (!retryable.has_value()) return std::nullopt;
+  RetryReason reason = *retryable;
   if (outcome.request_sent && !idempotent && !params.retry_non_idempotent) {
     return std::nullopt;
   }

@@ -62,23 +62,29 @@ const std::vector<fetch::v1::ErrorKind>& DefaultRetryOn();
 const std::vector<uint32_t>& DefaultRetryOnStatus();
 
 // GET, HEAD, PUT, DELETE and OPTIONS are idempotent (RFC 9110 9.2.2).
-bool IsIdempotent(std::string_view method);
+[[nodiscard]] bool IsIdempotent(std::string_view method);
+
+// Whether the policy retries an attempt that ended with `error` and HTTP
+// `status`, and why: a status in retry_on_status (errors NONE and
+// HTTP_STATUS: the status decides), or a failure kind in retry_on. Only the
+// classification: attempts left, method safety, fetchd's own limits and the
+// deadline are DecideRetry's. Nullopt: not retryable.
+[[nodiscard]] std::optional<RetryReason> RetryableReason(
+    const RetryParams& params, fetch::v1::ErrorKind error, uint32_t status);
 
 // Full-jitter backoff before retry number `retry` (1 = first retry):
 // uniform in [0, min(max_backoff, base_backoff * 2^(retry-1))].
-absl::Duration FullJitterBackoff(const RetryParams& params, int retry,
-                                 absl::BitGenRef rng);
+[[nodiscard]] absl::Duration FullJitterBackoff(const RetryParams& params,
+                                               int retry, absl::BitGenRef rng);
 
 // Decides whether to retry after `attempts_made` attempts ended with
 // `outcome`. Returns nullopt when the request is final: a success, a failure
 // the policy doesn't retry, attempts exhausted, an unsafe method that was
 // sent, or a delay that would not end before `time_left` (the time until the
 // request's deadline) runs out.
-std::optional<RetryDecision> DecideRetry(const RetryParams& params,
-                                         const AttemptOutcome& outcome,
-                                         int attempts_made, bool idempotent,
-                                         absl::Duration time_left,
-                                         absl::BitGenRef rng);
+[[nodiscard]] std::optional<RetryDecision> DecideRetry(
+    const RetryParams& params, const AttemptOutcome& outcome, int attempts_made,
+    bool idempotent, absl::Duration time_left, absl::BitGenRef rng);
 
 }  // namespace fetchd::core
 

@@ -1,17 +1,11 @@
-// Transfer: one attempt of one FetchJob on a curl easy handle. It configures
-// the handle from the job, collects the response (headers, body under the
-// decoded-bytes cap) through libcurl callbacks, and turns the finished
-// attempt into a FetchResult plus the facts the retry policy needs.
-//
-// Streamed bodies (job.stream_body): the final response's body goes to the
-// batch as a BodyHead and BodyChunks of job.chunk_bytes while it arrives.
-// When the batch has no room (Batch::StreamHasRoom) the write callback
-// pauses the transfer (CURL_WRITEFUNC_PAUSE) and lists it in the worker's
-// paused list; the worker calls Resume() once the batch has drained. The
-// body of a redirect that will be followed is not streamed (one chunk is
-// kept, the rest dropped), and that of a status that may be retried is held
-// back up to one chunk; both are in result().body after Finish(), for the
-// worker to send with SendHeldBody() if the result is final.
+// Transfer: one attempt of one FetchJob on a curl easy handle, and the glue
+// between libcurl's callbacks and the pieces that do the work:
+// easy_setup.h configures the handle, connect_guard.h applies the
+// destination policy at connect time, response_collector.h collects the
+// headers and transfer facts, streamed_body.h runs a streamed body, and
+// attempt_outcome.h turns the finished attempt into an error kind and
+// message. The transfer keeps an inline body under the decoded-bytes cap,
+// the read-idle clock, and the redirect target.
 //
 // Thread-safety: none; owned by the curl worker that runs it. The callbacks
 // run on that worker's thread inside curl_multi_perform (or inside
@@ -34,38 +28,18 @@
 #include "service/core/fetch_job.h"
 #include "service/core/retry_policy.h"
 #include "service/policy/address_policy.h"
+#include "service/transport/attempt_outcome.h"
+#include "service/transport/connect_guard.h"
 #include "service/transport/curl_handles.h"
+#include "service/transport/easy_setup.h"
+#include "service/transport/response_collector.h"
+#include "service/transport/streamed_body.h"
 
 namespace fetchd::transport {
 
-// Server-wide connection settings every transfer applies
-// (fetch.v1.Transport).
-struct TransferSettings {
-  absl::Duration dns_cache_ttl = absl::Seconds(60);
-  absl::Duration happy_eyeballs_delay = absl::Milliseconds(200);
-  // CURL_IPRESOLVE_WHATEVER, _V4 or _V6.
-  long ip_resolve = CURL_IPRESOLVE_WHATEVER;  // NOLINT(google-runtime-int)
-  absl::Duration idle_connection_timeout = absl::Seconds(118);
-  // Zero: no limit.
-  absl::Duration max_connection_lifetime;
-  // The proxy of requests that don't name one; empty: none.
-  std::string proxy_url;
-  std::string proxy_username;
-  std::string proxy_password;
-  // With no proxy at all, let curl read http_proxy/https_proxy/no_proxy.
-  bool use_env_proxy = false;
-};
-
 class Transfer {
  public:
-  // Why fetchd itself stopped the transfer, if it did.
-  enum class Abort {
-    kNone,
-    kBodyTooLarge,
-    kHeadersTooLarge,
-    kReadIdle,
-    kCancelled
-  };
+  using Abort = transport::Abort;
 
   // Takes the job and an easy handle (fresh or reset). Every address the
   // transfer connects to, or reuses a connection to, must pass `policy`
@@ -80,7 +54,7 @@ class Transfer {
   // Configures the handle for the next attempt starting at `now`; the total
   // timeout is cut to what is left before the batch deadline. On error the
   // handle must not be added to a multi.
-  absl::Status Start(absl::Time now);
+  [[nodiscard]] absl::Status Start(absl::Time now);
 
   // Where a paused transfer lists its easy handle, where a transfer holding
   // less than a chunk of streamed body lists it (see SendPartial), and the
@@ -89,9 +63,7 @@ class Transfer {
   // transfer.
   void set_worker_lists(std::vector<CURL*>* paused, std::vector<CURL*>* partial,
                         int worker_index) {
-    paused_list_ = paused;
-    partial_list_ = partial;
-    worker_index_ = worker_index;
+    streamed_.set_worker_lists(paused, partial, worker_index);
   }
   // Sends the streamed body bytes held back for want of a full chunk, so
   // that a slow response reaches the caller without waiting for a chunk's
@@ -99,10 +71,10 @@ class Transfer {
   // there was).
   void SendPartial();
   // Paused for room in the batch's stream.
-  bool paused() const { return paused_; }
+  bool paused() const { return streamed_.paused(); }
   // Unpauses a paused transfer (curl may call the write callback, and
   // pause it again, before this returns). Worker thread, outside callbacks.
-  absl::Status Resume(absl::Time now);
+  [[nodiscard]] absl::Status Resume(absl::Time now);
 
   // When the read-idle timeout fires if no byte arrives before then; only
   // meaningful once connected and not paused (InfiniteFuture otherwise).
@@ -113,7 +85,7 @@ class Transfer {
   // Fills the result from the finished attempt (curl `code`, or an abort)
   // and returns what the retry policy needs. Call once per attempt, after
   // the handle left the multi.
-  core::AttemptOutcome Finish(CURLcode code);
+  [[nodiscard]] core::AttemptOutcome Finish(CURLcode code);
 
   // After Finish(): the absolute URL of the redirect to follow, when the
   // response was a 301/302/303/307/308 with a Location and the job follows
@@ -131,62 +103,37 @@ class Transfer {
   // When the current attempt started.
   absl::Time started() const { return started_; }
   core::FetchJob& job() { return *job_; }
-  std::unique_ptr<core::FetchJob> TakeJob() { return std::move(job_); }
+  [[nodiscard]] std::unique_ptr<core::FetchJob> TakeJob() {
+    return std::move(job_);
+  }
   // Detaches the multipart body from the handle before handing it over.
-  CurlEasyPtr TakeEasy();
+  [[nodiscard]] CurlEasyPtr TakeEasy();
   fetch::v1::FetchResult& result() { return result_; }
 
  private:
-  // What happens to the body of a streamed job's response, decided at its
-  // first byte.
-  enum class BodyMode {
-    kUndecided,
-    // The final response: sent to the batch as it arrives.
-    kStream,
-    // A status the retry policy may retry: held up to one chunk, then
-    // streamed (and the request no longer retried).
-    kHold,
-    // A redirect that will be followed: one chunk kept, the rest dropped.
-    kRedirect,
-  };
-
   static size_t OnBody(char* data, size_t size, size_t count, void* self);
   static size_t OnHeader(char* data, size_t size, size_t count, void* self);
   static int OnPrereq(void* self, char* primary_ip, char* local_ip,
                       int primary_port, int local_port);
   static curl_socket_t OnOpenSocket(void* self, curlsocktype purpose,
                                     curl_sockaddr* address);
-  // Checks the address about to be used; records a refusal.
-  bool Permit(const policy::IpAddress& addr, uint16_t port);
-  // Sets the method and the body (raw bytes or multipart) from the job;
-  // part of Start().
-  absl::Status ApplyBody();
-  void FillTransferInfo();
-  // TLS, proxy, HTTP version, pins, cookies and the server's connection
-  // settings.
-  absl::Status ApplyConnectionOptions();
-  // OnBody for a streamed job: `data` consumed (n), or CURL_WRITEFUNC_PAUSE.
-  size_t OnStreamedBody(const char* data, size_t n);
-  BodyMode DecideBodyMode();
-  // Sends the head, and pending_ in full chunks (all of it when `last`).
-  void SendStreamed(bool last);
-  // Clears the body state for a new attempt.
-  void ResetBody();
-  // At the end of the attempt: the last partial chunk of a streamed body, or
-  // the held body into the result.
-  void FinishBody();
-  void SetError(fetch::v1::ErrorKind kind, std::string message);
+  // The callbacks, their data and the error buffer; part of Start().
+  absl::Status SetCallbacks();
+  // The result with curl's transfer facts filled in (for a streamed head).
+  fetch::v1::FetchResult Head();
+  // The classifier's inputs for this attempt ending with `code`.
+  AttemptFacts Facts(CURLcode code) const;
+  // The redirect target of a finished attempt, when it is one to follow.
+  void FindRedirect();
 
   std::unique_ptr<core::FetchJob> job_;
   // Before easy_, so that a handle still held is cleaned up (and lets go
-  // of the mime) before the mime is freed.
-  CurlMimePtr mime_;
+  // of the mime and lists) before they are freed.
+  RequestMemory memory_;
   CurlEasyPtr easy_;
   const Clock* const clock_;
-  const policy::AddressPolicy* const policy_;  // may be null
-  const TransferSettings* const settings_;     // may be null: defaults
-  CurlSlistPtr request_headers_;
-  CurlSlistPtr connect_to_;
+  const TransferSettings* const settings_;  // may be null: defaults
+  ConnectGuard guard_;
   fetch::v1::FetchResult result_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
   absl::Time started_ = absl::InfinitePast();
@@ -194,32 +141,13 @@ class Transfer {
   absl::Duration attempt_timeout_;
   bool connected_ = false;
   Abort abort_ = Abort::kNone;
-  uint64_t header_bytes_ = 0;
+  ResponseHeaderState headers_;
   // Body bytes this attempt took (decoded unless decompress is off).
   uint64_t body_bytes_ = 0;
-  // The response has a Location header.
-  bool has_location_ = false;
-  BodyMode body_mode_ = BodyMode::kUndecided;
-  // Streamed body bytes not yet sent (less than one chunk), or the held
-  // body.
-  std::string pending_;
-  bool paused_ = false;
-  std::vector<CURL*>* paused_list_ = nullptr;
-  std::vector<CURL*>* partial_list_ = nullptr;
-  bool partial_listed_ = false;
-  int worker_index_ = 0;
-  // The first address the policy refused in this attempt, and why.
-  std::optional<std::string> denied_address_;
-  policy::Decision denial_;
+  StreamedBody streamed_;
   std::optional<std::string> denied_category_;
   std::optional<std::string> redirect_url_;
 };
-
-// Streamed jobs: sends what `result` (about to be delivered as final) holds
-// of the response and has not been streamed: the BodyHead when a response
-// was received and none was sent, then its body as chunks; the body is
-// removed from the result. Nothing for other jobs.
-void SendHeldBody(core::FetchJob& job, fetch::v1::FetchResult& result);
 
 }  // namespace fetchd::transport
 

@@ -4,11 +4,11 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
+#include "service/core/redirect_rules.h"
 #include "service/transport/cookie_jar.h"
-#include "service/transport/http_url.h"
+#include "service/url/http_url.h"
 #include "spdlog/spdlog.h"
 
 namespace fetchd::transport {
@@ -22,37 +22,6 @@ constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
 constexpr size_t kMaxIdleEasy = 256;
 
 thread_local int current_worker = -1;
-
-// The name of a "Name: value" header line, lower case.
-std::string HeaderName(const std::string& line) {
-  return absl::AsciiStrToLower(line.substr(0, line.find(':')));
-}
-
-// Moves `job` on to `target` after a `status` redirect from its URL.
-void RedirectJob(core::FetchJob& job, uint32_t status, const HttpUrl& target,
-                 bool cross_origin) {
-  job.redirect_history.push_back(core::RedirectHop{job.url, status});
-  // Browsers and aiohttp: 303 turns everything but HEAD into GET; 301 and
-  // 302 turn POST into GET. 307 and 308 keep method and body.
-  const bool to_get =
-      (status == 303 && job.method != "HEAD") ||
-      ((status == 301 || status == 302) && job.method == "POST");
-  std::erase_if(job.header_lines, [&](const std::string& line) {
-    const std::string name = HeaderName(line);
-    if (to_get && name == "content-type") return true;
-    // Credentials are for the origin they were given for.
-    return cross_origin && (name == "authorization" || name == "cookie" ||
-                            name == "proxy-authorization");
-  });
-  if (to_get) {
-    job.method = "GET";
-    job.body.clear();
-    job.multipart.clear();
-  }
-  job.url = target.url;
-  job.host_key = target.host_key;
-  job.redirect_pending = true;
-}
 
 }  // namespace
 
@@ -126,14 +95,43 @@ bool CurlWorker::SubmitHop(std::unique_ptr<core::FetchJob>& job) {
 }
 
 void CurlWorker::Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs) {
-  Post([this, jobs = std::move(jobs)]() mutable {
+  // The jobs come back through the task if the worker closed meanwhile.
+  auto shared = std::make_shared<std::vector<std::unique_ptr<core::FetchJob>>>(
+      std::move(jobs));
+  const bool posted = Post([this, shared]() {
     const absl::Time now = clock_->Now();
-    for (auto& job : jobs) scheduler_.Enqueue(std::move(job), now);
+    for (auto& job : *shared) scheduler_.Enqueue(std::move(job), now);
   });
+  if (posted) return;
+  // Too late: the worker stopped. Every job still gets its one result, or
+  // its call would wait forever.
+  spdlog::error("{} jobs submitted to stopped curl worker {}", shared->size(),
+                index_);
+  for (auto& job : *shared) RefuseStopped(*job);
+}
+
+void CurlWorker::RefuseStopped(core::FetchJob& job) {
+  fetch::v1::FetchResult result;
+  result.set_id(job.id);
+  result.set_index(job.index);
+  result.set_final_url(job.url);
+  result.set_error(fetch::v1::ERROR_KIND_CANCELLED);
+  result.set_error_message("server shutting down");
+  job.batch->Deliver(std::move(result), /*holds_window=*/false);
+  job.batch->Flush();
+}
+
+void CurlWorker::ReleaseHost(const std::string& host_key) {
+  if (!scheduler_.Release(host_key)) {
+    spdlog::error("curl worker {}: released host {} with nothing in flight",
+                  index_, host_key);
+  }
 }
 
 void CurlWorker::CancelBatch(std::shared_ptr<core::Batch> batch) {
-  Post([this, batch = std::move(batch)]() { CancelBatchNow(batch.get()); });
+  // Refused only by a stopped worker, which has ended every job already.
+  (void)Post(
+      [this, batch = std::move(batch)]() { CancelBatchNow(batch.get()); });
 }
 
 void CurlWorker::Wake() { curl_multi_wakeup(multi_.get()); }
@@ -285,7 +283,7 @@ void CurlWorker::Dispatch(absl::Time now) {
       StartAttempt(std::move(job), now);
       continue;
     }
-    scheduler_.Release(job->host_key);
+    ReleaseHost(job->host_key);
     batch.ReleaseConcurrency();
     fetch::v1::FetchResult result;
     result.set_error(early);
@@ -315,7 +313,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
   }
   core::FetchJob& started = transfer->job();
   if (!status.ok()) {
-    scheduler_.Release(started.host_key);
+    ReleaseHost(started.host_key);
     started.batch->ReleaseConcurrency();
     fetch::v1::FetchResult result;
     result.set_error(fetch::v1::ERROR_KIND_INTERNAL);
@@ -343,7 +341,7 @@ std::unique_ptr<Transfer> CurlWorker::Detach(CURL* easy) {
   if (mc != CURLM_OK) {
     spdlog::error("curl_multi_remove_handle: {}", curl_multi_strerror(mc));
   }
-  scheduler_.Release(transfer->job().host_key);
+  ReleaseHost(transfer->job().host_key);
   transfer->job().batch->ReleaseConcurrency();
   return transfer;
 }
@@ -414,7 +412,8 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
          "");
     return;
   }
-  absl::StatusOr<HttpUrl> target = ParseHttpUrl(*transfer->redirect_url());
+  absl::StatusOr<url::HttpUrl> target =
+      url::ParseHttpUrl(*transfer->redirect_url());
   if (!target.ok()) {
     const bool denied =
         target.status().code() == absl::StatusCode::kPermissionDenied;
@@ -449,9 +448,8 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
       return;
     }
   }
-  // Same scheme, host and port: the same host key.
-  RedirectJob(job, hop.status(), *target,
-              /*cross_origin=*/job.host_key != target->host_key);
+  core::RedirectJob(job, hop.status(), std::move(target->url),
+                    std::move(target->host_key));
   // The hop counts as a redirect followed, for the metrics.
   hop.set_redirects(1);
   ReportAttempt(job, hop, outcome, std::nullopt);

@@ -78,11 +78,12 @@ class CurlWorker {
   CurlWorker(const CurlWorker&) = delete;
   CurlWorker& operator=(const CurlWorker&) = delete;
 
-  // Any thread.
+  // Any thread. Jobs submitted once the worker has stopped taking work end
+  // at once with CANCELLED ("server shutting down"), on the calling thread.
   void Submit(std::vector<std::unique_ptr<core::FetchJob>> jobs);
   // Queues a job that continues at a redirect target (it holds no slot).
   // False, and `job` untouched, once the worker has stopped taking work.
-  bool SubmitHop(std::unique_ptr<core::FetchJob>& job);
+  [[nodiscard]] bool SubmitHop(std::unique_ptr<core::FetchJob>& job);
   void CancelBatch(std::shared_ptr<core::Batch> batch);
   void Wake();
   // Ends every job left with CANCELLED ("shutting down") and joins the
@@ -96,7 +97,12 @@ class CurlWorker {
 
   CurlWorker(const Options& options, const Clock* clock, CurlMultiPtr multi);
   // False once the worker has stopped taking work (the task is dropped).
-  bool Post(Task task);
+  [[nodiscard]] bool Post(Task task);
+  // The final result of a job that came after the worker stopped; any
+  // thread (it touches only the job's batch).
+  static void RefuseStopped(core::FetchJob& job);
+  // scheduler_.Release(), logging a release the scheduler didn't expect.
+  void ReleaseHost(const std::string& host_key);
   void Run();
   void RunInbox();
   void ExpireQueued(absl::Time now);

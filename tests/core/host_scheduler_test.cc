@@ -112,7 +112,7 @@ TEST(HostSchedulerTest, PerHostLimitHoldsJobsUntilRelease) {
   EXPECT_EQ(other->host_key, kHostB);
   EXPECT_EQ(scheduler.Next(kT0), nullptr);
 
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   std::unique_ptr<FetchJob> third = scheduler.Next(kT0);
   ASSERT_NE(third, nullptr);
   EXPECT_EQ(third->host_key, kHostA);
@@ -132,7 +132,7 @@ TEST(HostSchedulerTest, GlobalLimitHoldsJobsOfEveryHost) {
   EXPECT_EQ(scheduler.in_flight(), 2);
   EXPECT_EQ(scheduler.queued(), 1u);
 
-  scheduler.Release(started[0].host_key);
+  EXPECT_TRUE(scheduler.Release(started[0].host_key));
   EXPECT_EQ(DrainStartable(scheduler, kT0),
             (std::vector<Started>{{batch.get(), 2, kHostC}}));
   EXPECT_EQ(scheduler.in_flight(), 2);
@@ -236,7 +236,7 @@ TEST(HostSchedulerTest, CallerFairnessHoldsUnderThePerHostLimit) {
     ASSERT_NE(job, nullptr);
     EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(1)), nullptr);
     callers.push_back(job->batch->caller());
-    scheduler.Release(kHostA);
+    EXPECT_TRUE(scheduler.Release(kHostA));
   }
   EXPECT_THAT(callers,
               ElementsAre("alice", "bob", "alice", "bob", "alice", "alice"));
@@ -296,7 +296,7 @@ TEST(HostSchedulerTest, BlockedBatchIsSkippedNotWaitedOn) {
   EXPECT_EQ(scheduler.queued(), 1u);
 
   // The first attempt of `limited` ends: its second job may start.
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   limited->ReleaseConcurrency();
   EXPECT_EQ(DrainStartable(scheduler, kT0),
             (std::vector<Started>{{limited.get(), 1, kHostA}}));
@@ -312,7 +312,7 @@ TEST(HostSchedulerTest, BatchWindowHoldsJobsUntilAResultIsWritten) {
 
   EXPECT_EQ(DrainStartable(scheduler, kT0).size(), 1u);
   // The attempt ended but its result is not written: the window is full.
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   batch->ReleaseConcurrency();
   EXPECT_EQ(scheduler.Next(kT0), nullptr);
 
@@ -378,7 +378,7 @@ TEST(HostSchedulerTest, RetryWaitsForItsHostSlot) {
   EXPECT_EQ(scheduler.delayed(), 0u);
   EXPECT_EQ(scheduler.queued(), 1u);
 
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   std::unique_ptr<FetchJob> job = scheduler.Next(kT0 + absl::Seconds(3));
   ASSERT_NE(job, nullptr);
   EXPECT_EQ(job->index, 1u);
@@ -395,21 +395,21 @@ TEST(HostSchedulerTest, QueueWaitIsAddedWhenAJobStarts) {
   ASSERT_NE(first, nullptr);
   EXPECT_EQ(first->queue_wait, absl::Seconds(1));
 
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   std::unique_ptr<FetchJob> second = scheduler.Next(kT0 + absl::Seconds(4));
   ASSERT_NE(second, nullptr);
   EXPECT_EQ(second->queue_wait, absl::Seconds(4));
 
   // Its attempt fails and is retried at 10s, but job 2 holds the host then:
   // the retry waits from 10s to 12s, added to its earlier 4s.
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   scheduler.EnqueueAt(std::move(second), kT0 + absl::Seconds(10));
   scheduler.Enqueue(MakeJob(batch, kHostA, 2), kT0 + absl::Seconds(9));
   std::unique_ptr<FetchJob> blocker = scheduler.Next(kT0 + absl::Seconds(9));
   ASSERT_NE(blocker, nullptr);
   EXPECT_EQ(blocker->index, 2u);
   EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(10)), nullptr);
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   std::unique_ptr<FetchJob> retried = scheduler.Next(kT0 + absl::Seconds(12));
   ASSERT_NE(retried, nullptr);
   EXPECT_EQ(retried->index, 1u);
@@ -481,7 +481,7 @@ TEST(HostSchedulerTest, TakeBatchRemovesOnlyThatBatch) {
   // The running job is not the scheduler's to take.
   EXPECT_EQ(scheduler.in_flight(), 1);
 
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   EXPECT_THAT(DrainStartable(scheduler, kT0 + absl::Seconds(5)),
               UnorderedElementsAre(Started{survivor.get(), 0, kHostA},
                                    Started{survivor.get(), 1, kHostB}));
@@ -501,7 +501,7 @@ TEST(HostSchedulerTest, TakeAllEmptiesTheScheduler) {
   EXPECT_EQ(scheduler.queued(), 0u);
   EXPECT_EQ(scheduler.delayed(), 0u);
   EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(1)), nullptr);
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   EXPECT_EQ(scheduler.in_flight(), 0);
 }
 
@@ -525,7 +525,7 @@ TEST(HostSchedulerTest, CountersFollowJobsThroughTheirStates) {
   EXPECT_EQ(scheduler.queued(), 0u);
   EXPECT_EQ(scheduler.in_flight(), 2);
 
-  scheduler.Release(a->host_key);
+  EXPECT_TRUE(scheduler.Release(a->host_key));
   EXPECT_EQ(scheduler.in_flight(), 1);
 
   std::unique_ptr<FetchJob> c = scheduler.Next(kT0 + absl::Seconds(1));
@@ -534,8 +534,8 @@ TEST(HostSchedulerTest, CountersFollowJobsThroughTheirStates) {
   EXPECT_EQ(scheduler.queued(), 0u);
   EXPECT_EQ(scheduler.in_flight(), 2);
 
-  scheduler.Release(b->host_key);
-  scheduler.Release(c->host_key);
+  EXPECT_TRUE(scheduler.Release(b->host_key));
+  EXPECT_TRUE(scheduler.Release(c->host_key));
   EXPECT_EQ(scheduler.in_flight(), 0);
   EXPECT_TRUE(batch->delivered.empty());
 }
@@ -558,7 +558,7 @@ TEST(HostSchedulerTest, OrderedHeadBypassesAFullWindow) {
   EXPECT_EQ(scheduler.Next(kT0), nullptr);
 
   // Attempt of job 0 fails and is retried in 1s; it gives its slots back.
-  scheduler.Release(kHostA);
+  EXPECT_TRUE(scheduler.Release(kHostA));
   batch->ReleaseConcurrency();
   batch->ReleaseWindow();
   scheduler.EnqueueAt(std::move(job0), kT0 + absl::Seconds(1));

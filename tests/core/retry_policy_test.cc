@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/random/mock_distributions.h"
+#include "absl/random/mocking_bit_gen.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -345,6 +347,95 @@ TEST(RetryPolicyTest, OverLimitIsNeverRetried) {
     EXPECT_FALSE(DecideRetry(params, outcome, 1, true, absl::Seconds(10), rng)
                      .has_value());
   }
+}
+
+// The random source mocked: each retry draws uniformly from [0, ceiling]
+// in microseconds, the ceiling doubling from base_backoff up to
+// max_backoff. The mock returns the ceiling, so the exact sequence of
+// delays is pinned.
+TEST(RetryPolicyTest, BackoffSequenceIsPinnedWithAMockedRandomSource) {
+  RetryParams params;
+  params.max_attempts = 8;
+  params.base_backoff = absl::Milliseconds(100);
+  params.max_backoff = absl::Milliseconds(1000);
+  absl::MockingBitGen rng;
+  const int64_t kCeilings[] = {100000,  200000,  400000, 800000,
+                               1000000, 1000000, 1000000};
+  {
+    ::testing::InSequence in_order;
+    for (int64_t ceiling : kCeilings) {
+      EXPECT_CALL(absl::MockUniform<int64_t>(),
+                  Call(absl::IntervalClosed, rng, int64_t{0}, ceiling))
+          .WillOnce(::testing::Return(ceiling));
+    }
+  }
+  std::vector<absl::Duration> delays;
+  for (int attempts = 1; attempts < params.max_attempts; ++attempts) {
+    AttemptOutcome outcome;
+    outcome.status = 503;
+    const std::optional<RetryDecision> d = DecideRetry(
+        params, outcome, attempts, /*idempotent=*/true, absl::Hours(1), rng);
+    ASSERT_TRUE(d.has_value()) << attempts;
+    EXPECT_EQ(d->reason, RetryReason::kStatus);
+    delays.push_back(d->delay);
+  }
+  EXPECT_THAT(
+      delays,
+      ElementsAre(absl::Milliseconds(100), absl::Milliseconds(200),
+                  absl::Milliseconds(400), absl::Milliseconds(800),
+                  absl::Seconds(1), absl::Seconds(1), absl::Seconds(1)));
+}
+
+// The low end of the draw, and a Retry-After longer than it: the header
+// wins, its reason says so; shorter, the drawn backoff stays.
+TEST(RetryPolicyTest, RetryAfterReplacesAShorterDrawnDelay) {
+  RetryParams params;
+  params.max_attempts = 3;
+  params.base_backoff = absl::Milliseconds(500);
+  absl::MockingBitGen rng;
+  EXPECT_CALL(absl::MockUniform<int64_t>(),
+              Call(absl::IntervalClosed, rng, int64_t{0}, int64_t{500000}))
+      .WillOnce(::testing::Return(int64_t{0}));
+  EXPECT_CALL(absl::MockUniform<int64_t>(),
+              Call(absl::IntervalClosed, rng, int64_t{0}, int64_t{1000000}))
+      .WillOnce(::testing::Return(int64_t{900000}));
+  AttemptOutcome outcome;
+  outcome.status = 429;
+  outcome.retry_after = absl::Milliseconds(700);
+  std::optional<RetryDecision> first =
+      DecideRetry(params, outcome, 1, true, absl::Hours(1), rng);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->delay, absl::Milliseconds(700));
+  EXPECT_EQ(first->reason, RetryReason::kRetryAfter);
+  std::optional<RetryDecision> second =
+      DecideRetry(params, outcome, 2, true, absl::Hours(1), rng);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->delay, absl::Milliseconds(900));
+  EXPECT_EQ(second->reason, RetryReason::kStatus);
+}
+
+TEST(RetryPolicyTest, RetryableReasonClassifiesStatusesAndKinds) {
+  RetryParams defaults;
+  EXPECT_EQ(RetryableReason(defaults, fetch::v1::ERROR_KIND_NONE, 503),
+            RetryReason::kStatus);
+  EXPECT_EQ(RetryableReason(defaults, fetch::v1::ERROR_KIND_HTTP_STATUS, 429),
+            RetryReason::kStatus);
+  EXPECT_EQ(RetryableReason(defaults, fetch::v1::ERROR_KIND_NONE, 500),
+            std::nullopt);
+  EXPECT_EQ(RetryableReason(defaults, fetch::v1::ERROR_KIND_CONNECT, 0),
+            RetryReason::kError);
+  EXPECT_EQ(RetryableReason(defaults, fetch::v1::ERROR_KIND_TLS, 0),
+            std::nullopt);
+  RetryParams own;
+  own.retry_on = {fetch::v1::ERROR_KIND_HTTP_STATUS};
+  own.retry_on_status = {500};
+  // A status is the status list's decision, even with HTTP_STATUS listed.
+  EXPECT_EQ(RetryableReason(own, fetch::v1::ERROR_KIND_HTTP_STATUS, 404),
+            std::nullopt);
+  EXPECT_EQ(RetryableReason(own, fetch::v1::ERROR_KIND_HTTP_STATUS, 500),
+            RetryReason::kStatus);
+  EXPECT_EQ(RetryableReason(own, fetch::v1::ERROR_KIND_CONNECT, 0),
+            std::nullopt);
 }
 
 }  // namespace

@@ -157,5 +157,49 @@ TEST_F(WorkerPoolTest, RetryWaitsForItsBackoffThenSucceeds) {
   EXPECT_EQ(results[0].attempts(), 2u);
 }
 
+TEST_F(WorkerPoolTest, AJobSubmittedAfterStopStillGetsItsResult) {
+  pool_->Stop();
+  auto batch = NewBatch();
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  for (uint32_t i = 0; i < 3; ++i) jobs.push_back(Job(batch, i, "/ok"));
+  pool_->Submit(std::move(jobs));
+  // Refused on the calling thread: the results are there on return.
+  const auto results = batch->Await(3, absl::ZeroDuration());
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_CANCELLED);
+    EXPECT_EQ(r.error_message(), "server shutting down");
+    EXPECT_EQ(r.attempts(), 0u);
+  }
+  EXPECT_EQ(http_.TotalRequests(), 0);
+}
+
+// One error for a body over the cap, whoever noticed it: curl refusing the
+// Content-Length, or the count of bytes as they arrive (chunked). Neither
+// keeps a body, and neither is retried.
+TEST_F(WorkerPoolTest, BodyOverTheCapIsOneErrorWithOneMessageAndNoBody) {
+  auto batch = NewBatch();
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  jobs.push_back(Job(batch, 0, "/bytes?n=100000"));  // Content-Length
+  jobs.push_back(Job(batch, 1, "/drip?bytes=2000&interval_ms=0"));  // chunked
+  for (auto& job : jobs) {
+    job->max_body_bytes = 1000;
+    job->retry.max_attempts = 3;
+    job->retry.retry_on = {fetch::v1::ERROR_KIND_BODY_TOO_LARGE};
+  }
+  pool_->Submit(std::move(jobs));
+  const auto results = batch->Await(2, absl::Seconds(10));
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    SCOPED_TRACE(r.index());
+    EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_BODY_TOO_LARGE);
+    EXPECT_EQ(r.error_message(),
+              "response body exceeds max_body_bytes (1000 bytes)");
+    EXPECT_EQ(r.body(), "");
+    EXPECT_EQ(r.status(), 200u);
+    EXPECT_EQ(r.attempts(), 1u);
+  }
+}
+
 }  // namespace
 }  // namespace fetchd::transport

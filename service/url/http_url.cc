@@ -1,4 +1,4 @@
-#include "service/transport/http_url.h"
+#include "service/url/http_url.h"
 
 #include <curl/curl.h>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/transport/curl_handles.h"
 
-namespace fetchd::transport {
+namespace fetchd::url {
 namespace {
 
 absl::Status Invalid(absl::string_view rule) {
@@ -22,7 +22,7 @@ absl::Status Invalid(absl::string_view rule) {
 }  // namespace
 
 absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url) {
-  CurlUrlPtr handle(curl_url());
+  transport::CurlUrlPtr handle(curl_url());
   if (handle == nullptr) return absl::InternalError("curl_url failed");
   CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
                               CURLU_NON_SUPPORT_SCHEME);
@@ -107,7 +107,7 @@ absl::Status CheckProxyUrl(const std::string& url, absl::string_view field) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": proxy URL ", rule));
   };
-  CurlUrlPtr handle(curl_url());
+  transport::CurlUrlPtr handle(curl_url());
   if (handle == nullptr) return absl::InternalError("curl_url failed");
   if (curl_url_set(handle.get(), CURLUPART_URL, url.c_str(),
                    CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
@@ -139,4 +139,4 @@ absl::Status CheckProxyUrl(const std::string& url, absl::string_view field) {
   return absl::OkStatus();
 }
 
-}  // namespace fetchd::transport
+}  // namespace fetchd::url

@@ -1,9 +1,11 @@
-// Response body encodings through the real service: gzip, deflate, br and
+// Response body encodings through the engine (worker pool, real libcurl,
+// no gRPC): gzip, deflate, br and
 // zstd decoded by default (with the matching Accept-Encoding), raw bytes on
 // request (FetchRequest.decompress = false), and the body cap counting
 // decoded bytes for every encoding (decompression bombs).
 #include <zlib.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,14 +15,12 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/api/service_harness.h"
 #include "tests/testing/test_http_server.h"
+#include "tests/transport/transport_harness.h"
 
 namespace fetchd::testing {
 namespace {
 
-using fetch::v1::BatchRequest;
-using fetch::v1::FetchRequest;
 using fetch::v1::FetchResult;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -65,20 +65,20 @@ class DecompressionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(http_.Start().ok());
-    fetchd_.Start();
+    ASSERT_NO_FATAL_FAILURE(fetchd_.Start());
   }
 
   TestHttpServer http_;
-  ServiceHarness fetchd_;
+  TransportHarness fetchd_;
 };
 
 TEST_F(DecompressionTest, EveryEncodingIsDecodedByDefault) {
-  BatchRequest batch;
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
   for (const std::string& encoding : Encodings()) {
-    AddUrl(&batch, http_.Url(absl::StrCat("/encoded?encoding=", encoding,
-                                          "&bytes=300000")));
+    jobs.push_back(TransportHarness::Job(http_.Url(
+        absl::StrCat("/encoded?encoding=", encoding, "&bytes=300000"))));
   }
-  const auto results = fetchd_.RunByIndex(batch);
+  const auto results = fetchd_.Run(std::move(jobs));
   const std::string expected = TestBodyPattern(300000);
   for (size_t i = 0; i < Encodings().size(); ++i) {
     SCOPED_TRACE(Encodings()[i]);
@@ -93,22 +93,21 @@ TEST_F(DecompressionTest, EveryEncodingIsDecodedByDefault) {
 }
 
 TEST_F(DecompressionTest, AcceptEncodingNamesEveryDecodedCoding) {
-  BatchRequest batch;
-  AddUrl(&batch, http_.Url("/request-headers"));
+  const std::string url = http_.Url("/request-headers");
   // The caller's own header replaces fetchd's.
-  FetchRequest* own = AddUrl(&batch, http_.Url("/request-headers"));
-  auto* h = own->add_headers();
-  h->set_name("Accept-Encoding");
-  h->set_value("br");
+  auto own = TransportHarness::Job(url);
+  own->header_lines.push_back("Accept-Encoding: br");
   // Raw: nothing added ...
-  FetchRequest* raw = AddUrl(&batch, http_.Url("/request-headers"));
-  raw->set_decompress(false);
+  auto raw = TransportHarness::Job(url);
+  raw->decompress = false;
   // ... and the caller's header goes out unchanged.
-  FetchRequest* raw_own = AddUrl(&batch, http_.Url("/request-headers"));
-  raw_own->set_decompress(false);
-  *raw_own->add_headers() = *h;
-  raw_own->mutable_headers(0)->set_value("gzip;q=1.0, identity;q=0.5");
-  const auto results = fetchd_.RunByIndex(batch);
+  auto raw_own = TransportHarness::Job(url);
+  raw_own->decompress = false;
+  raw_own->header_lines.push_back(
+      "Accept-Encoding: gzip;q=1.0, identity;q=0.5");
+  const auto results =
+      fetchd_.Run(Jobs(TransportHarness::Job(url), std::move(own),
+                       std::move(raw), std::move(raw_own)));
 
   const std::vector<std::string> lines = AcceptEncodingLines(results[0].body());
   ASSERT_EQ(lines.size(), 1u) << results[0].body();
@@ -123,14 +122,14 @@ TEST_F(DecompressionTest, AcceptEncodingNamesEveryDecodedCoding) {
 }
 
 TEST_F(DecompressionTest, RawBodiesComeAsSent) {
-  BatchRequest batch;
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
   for (const std::string& encoding : Encodings()) {
-    FetchRequest* r =
-        AddUrl(&batch, http_.Url(absl::StrCat("/encoded?encoding=", encoding,
-                                              "&bytes=300000")));
-    r->set_decompress(false);
+    auto job = TransportHarness::Job(http_.Url(
+        absl::StrCat("/encoded?encoding=", encoding, "&bytes=300000")));
+    job->decompress = false;
+    jobs.push_back(std::move(job));
   }
-  const auto results = fetchd_.RunByIndex(batch);
+  const auto results = fetchd_.Run(std::move(jobs));
   for (size_t i = 0; i < Encodings().size(); ++i) {
     SCOPED_TRACE(Encodings()[i]);
     const FetchResult& r = results[i];
@@ -151,21 +150,21 @@ TEST_F(DecompressionTest, RawBodiesComeAsSent) {
 // 256 MiB of zeros, a few kB to a few hundred kB on the wire in each
 // encoding: the cap counts decoded bytes, so each transfer stops there.
 TEST_F(DecompressionTest, BombsOfEveryEncodingStopAtTheDecodedCap) {
-  BatchRequest batch;
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
   for (const std::string& encoding : Encodings()) {
-    FetchRequest* r =
-        AddUrl(&batch,
-               http_.Url(absl::StrCat("/encoded?encoding=", encoding,
-                                      "&bytes=", 256 << 20, "&content=zeros")));
-    r->set_max_body_bytes(1 << 20);
+    auto job = TransportHarness::Job(
+        http_.Url(absl::StrCat("/encoded?encoding=", encoding,
+                               "&bytes=", 256 << 20, "&content=zeros")));
+    job->max_body_bytes = 1 << 20;
+    jobs.push_back(std::move(job));
   }
   // Raw, the cap counts the bytes on the wire: the same gzip bomb fits.
-  FetchRequest* raw = AddUrl(
-      &batch, http_.Url(absl::StrCat("/encoded?encoding=gzip&bytes=", 256 << 20,
-                                     "&content=zeros")));
-  raw->set_max_body_bytes(1 << 20);
-  raw->set_decompress(false);
-  const auto results = fetchd_.RunByIndex(batch);
+  auto raw = TransportHarness::Job(http_.Url(absl::StrCat(
+      "/encoded?encoding=gzip&bytes=", 256 << 20, "&content=zeros")));
+  raw->max_body_bytes = 1 << 20;
+  raw->decompress = false;
+  jobs.push_back(std::move(raw));
+  const auto results = fetchd_.Run(std::move(jobs));
   for (size_t i = 0; i < Encodings().size(); ++i) {
     SCOPED_TRACE(Encodings()[i]);
     EXPECT_EQ(results[i].error(), fetch::v1::ERROR_KIND_BODY_TOO_LARGE)
@@ -181,21 +180,16 @@ TEST_F(DecompressionTest, BombsOfEveryEncodingStopAtTheDecodedCap) {
 
 // Streamed, the decoded cap holds too.
 TEST_F(DecompressionTest, AStreamedBombStopsAtItsCap) {
-  FetchRequest request;
-  request.set_url(http_.Url(absl::StrCat(
+  auto job = TransportHarness::Job(http_.Url(absl::StrCat(
       "/encoded?encoding=br&bytes=", 256 << 20, "&content=zeros")));
-  request.set_max_body_bytes(8 << 20);
-  uint64_t received = 0;
-  absl::StatusOr<FetchResult> result = fetchd_.client().FetchStreamed(
-      request, [](const fetch::v1::BodyHead&) {},
-      [&](absl::string_view data) {
-        received += data.size();
-        return absl::OkStatus();
-      });
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->error(), fetch::v1::ERROR_KIND_BODY_TOO_LARGE);
+  job->max_body_bytes = 8 << 20;
+  job->stream_body = true;
+  auto batch = fetchd_.NewBatch();
+  const FetchResult result = fetchd_.Run(Jobs(std::move(job)), batch).at(0);
+  const uint64_t received = batch->StreamedBody(0).size();
+  EXPECT_EQ(result.error(), fetch::v1::ERROR_KIND_BODY_TOO_LARGE);
   EXPECT_LE(received, uint64_t{8} << 20);
-  EXPECT_EQ(result->bytes_received(), received);
+  EXPECT_EQ(result.bytes_received(), received);
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // Parsing of the absolute http(s) URLs fetchd fetches, by libcurl's own URL
 // parser (CURLU), so that fetchd checks exactly the host and port curl will
 // connect to. Used for the caller's URL and for every redirect target.
-#ifndef FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
-#define FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
+#ifndef FETCHD_SERVICE_URL_HTTP_URL_H_
+#define FETCHD_SERVICE_URL_HTTP_URL_H_
 
 #include <cstdint>
 #include <string>
@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace fetchd::transport {
+namespace fetchd::url {
 
 struct HttpUrl {
   // The normalized URL, as curl will request it.
@@ -39,6 +39,6 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
 // InvalidArgument "`field`: rule".
 absl::Status CheckProxyUrl(const std::string& url, absl::string_view field);
 
-}  // namespace fetchd::transport
+}  // namespace fetchd::url
 
-#endif  // FETCHD_SERVICE_TRANSPORT_HTTP_URL_H_
+#endif  // FETCHD_SERVICE_URL_HTTP_URL_H_

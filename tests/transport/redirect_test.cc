@@ -1,18 +1,18 @@
-// Redirects through the real service, followed hop by hop by fetchd: the
-// history, the method and body rules of browsers and aiohttp, credentials
-// dropped across origins, and the hop cap.
+// Redirects through the engine (worker pool, real libcurl, no gRPC),
+// followed hop by hop by fetchd: the history, the method and body rules of
+// browsers and aiohttp, credentials dropped across origins, and the hop cap.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/api/service_harness.h"
 #include "tests/testing/test_http_server.h"
+#include "tests/transport/transport_harness.h"
 
 namespace fetchd::testing {
 namespace {
 
-using fetch::v1::BatchRequest;
-using fetch::v1::FetchRequest;
 using fetch::v1::FetchResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -32,7 +32,7 @@ class RedirectTest : public ::testing::Test {
 
   TestHttpServer http_;
   TestHttpServer other_;
-  ServiceHarness fetchd_;
+  TransportHarness fetchd_;
 };
 
 TEST_F(RedirectTest, ResultCarriesEveryHopAndTheFinalUrl) {
@@ -41,9 +41,7 @@ TEST_F(RedirectTest, ResultCarriesEveryHopAndTheFinalUrl) {
   const std::string second = Redirect(other_.Url("/ok"), 301);
   const std::string first = http_.Url(
       "/redirect?to=" + UrlEncode(second.substr(second.find("/redirect"))));
-  BatchRequest batch;
-  AddUrl(&batch, first);
-  const FetchResult r = fetchd_.Run(batch).at(0);
+  const FetchResult r = fetchd_.RunOne(TransportHarness::Job(first));
   EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_NONE) << r.error_message();
   EXPECT_EQ(r.status(), 200u);
   EXPECT_EQ(r.body(), "ok");
@@ -73,14 +71,15 @@ TEST_F(RedirectTest, MethodAndBodyFollowTheStatus) {
       {"PUT", 303, "GET", false},    {"DELETE", 303, "GET", false},
       {"PATCH", 307, "PATCH", true},
   };
-  BatchRequest batch;
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
   for (const auto& c : kCases) {
-    FetchRequest* r = AddUrl(&batch, Redirect(other_.Url("/echo"), c.code));
-    r->set_method(c.method);
-    r->set_body("payload");
-    AddHeader(r, "Content-Type", "text/plain");
+    auto job = TransportHarness::Job(Redirect(other_.Url("/echo"), c.code));
+    job->method = c.method;
+    job->body = "payload";
+    job->header_lines.push_back("Content-Type: text/plain");
+    jobs.push_back(std::move(job));
   }
-  const auto results = fetchd_.RunByIndex(batch);
+  const auto results = fetchd_.Run(std::move(jobs));
   for (size_t i = 0; i < std::size(kCases); ++i) {
     const auto& c = kCases[i];
     const FetchResult& r = results[i];
@@ -94,16 +93,16 @@ TEST_F(RedirectTest, MethodAndBodyFollowTheStatus) {
 
 TEST_F(RedirectTest, CredentialsAreDroppedWhenTheOriginChanges) {
   fetchd_.Start();
-  BatchRequest batch;
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
   for (const std::string& target :
        {other_.Url("/request-headers"), http_.Url("/request-headers")}) {
-    FetchRequest* r = AddUrl(&batch, Redirect(target));
-    AddHeader(r, "Authorization", "Bearer secret-token");
-    AddHeader(r, "Cookie", "session=s3cr3t");
-    AddHeader(r, "Proxy-Authorization", "Basic cHJveHk6cGFzcw==");
-    AddHeader(r, "X-Trace", "kept");
+    auto job = TransportHarness::Job(Redirect(target));
+    job->header_lines = {
+        "Authorization: Bearer secret-token", "Cookie: session=s3cr3t",
+        "Proxy-Authorization: Basic cHJveHk6cGFzcw==", "X-Trace: kept"};
+    jobs.push_back(std::move(job));
   }
-  const auto results = fetchd_.RunByIndex(batch);
+  const auto results = fetchd_.Run(std::move(jobs));
   // Another port is another origin.
   const std::string& cross = results[0].body();
   EXPECT_EQ(results[0].status(), 200u) << results[0].error_message();
@@ -120,14 +119,15 @@ TEST_F(RedirectTest, CredentialsAreDroppedWhenTheOriginChanges) {
 
 TEST_F(RedirectTest, HopCapAndLoopsEndWithTooManyRedirects) {
   fetchd_.Start();
-  BatchRequest batch;
-  FetchRequest* capped =
-      AddUrl(&batch, Redirect(Redirect(Redirect(other_.Url("/ok")))));
-  capped->set_max_redirects(2);
-  // A redirect to itself, under the default cap of 10.
-  AddUrl(&batch, http_.Url("/redirect?to=%2Fredirect%3Fto%3D%252Fok"));
-  AddUrl(&batch, http_.Url("/redirect?loop=1"));
-  const auto results = fetchd_.RunByIndex(batch);
+  auto capped =
+      TransportHarness::Job(Redirect(Redirect(Redirect(other_.Url("/ok")))));
+  capped->max_redirects = 2;
+  const auto results =
+      fetchd_.Run(Jobs(std::move(capped),
+                       // A redirect to itself, under the default cap of 10.
+                       TransportHarness::Job(http_.Url(
+                           "/redirect?to=%2Fredirect%3Fto%3D%252Fok")),
+                       TransportHarness::Job(http_.Url("/redirect?loop=1"))));
   EXPECT_EQ(results[0].error(), fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS);
   EXPECT_THAT(results[0].error_message(), HasSubstr("more than 2 redirects"));
   EXPECT_EQ(results[0].redirects(), 2u);
@@ -141,10 +141,9 @@ TEST_F(RedirectTest, HopCapAndLoopsEndWithTooManyRedirects) {
 
 TEST_F(RedirectTest, NotFollowedWhenTurnedOff) {
   fetchd_.Start();
-  BatchRequest batch;
-  FetchRequest* r = AddUrl(&batch, Redirect(other_.Url("/ok"), 307));
-  r->set_follow_redirects(false);
-  const FetchResult result = fetchd_.Run(batch).at(0);
+  auto job = TransportHarness::Job(Redirect(other_.Url("/ok"), 307));
+  job->follow_redirects = false;
+  const FetchResult result = fetchd_.RunOne(std::move(job));
   EXPECT_EQ(result.error(), fetch::v1::ERROR_KIND_NONE);
   EXPECT_EQ(result.status(), 307u);
   EXPECT_EQ(HeaderValue(result, "Location"), other_.Url("/ok"));
