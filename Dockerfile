@@ -17,7 +17,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libcurl4-openssl-dev libabsl-dev libspdlog-dev libcpp-httplib-dev \
       prometheus-cpp-dev grpc-proto libboost-dev libssl-dev \
-      libgoogle-perftools-dev \
+      libgoogle-perftools-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -72,6 +72,12 @@ void SetDeadline(absl::Time deadline, grpc::ClientContext& context) {
 
 absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
     const std::string& target, const ClientOptions& options) {
+  return Connect(target, options, absl::InfiniteFuture());
+}
+
+absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
+    const std::string& target, const ClientOptions& options,
+    absl::Time deadline) {
   if (target.empty()) {
     return absl::InvalidArgumentError("fetchd target is empty");
   }
@@ -109,13 +115,21 @@ absl::StatusOr<std::unique_ptr<FetchClient>> FetchClient::Connect(
 
   // ChannelInterface::WaitForConnected(), but keeping the last state for the
   // error message.
-  const std::chrono::system_clock::time_point deadline =
-      absl::ToChronoTime(absl::Now() + options.connect_timeout);
+  const absl::Time timeout_at = absl::Now() + options.connect_timeout;
+  const bool deadline_first = deadline < timeout_at;
+  const std::chrono::system_clock::time_point wait_until =
+      absl::ToChronoTime(deadline_first ? deadline : timeout_at);
   grpc_connectivity_state state;
   while ((state = channel->GetState(/*try_to_connect=*/true)) !=
          GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_SHUTDOWN ||
-        !channel->WaitForStateChange(state, deadline)) {
+        !channel->WaitForStateChange(state, wait_until)) {
+      if (deadline_first && state != GRPC_CHANNEL_SHUTDOWN) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "the deadline passed before fetchd at ", target,
+            " could be reached (channel state: ", ChannelStateName(state),
+            ")"));
+      }
       return absl::UnavailableError(absl::StrCat(
           "cannot connect to fetchd at ", target, " within ",
           absl::FormatDuration(options.connect_timeout),
@@ -173,9 +187,22 @@ absl::StatusOr<fetch::v1::FetchResult> FetchClient::FetchStreamed(
     absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
     absl::Time deadline) {
   fetch::v1::BatchRequest batch;
-  fetch::v1::FetchRequest* streamed = batch.add_requests();
-  *streamed = request;
-  streamed->set_stream_body(true);
+  *batch.add_requests() = request;
+  return FetchStreamed(batch, on_head, on_data, deadline);
+}
+
+absl::StatusOr<fetch::v1::FetchResult> FetchClient::FetchStreamed(
+    const fetch::v1::BatchRequest& one_request,
+    absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
+    absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
+    absl::Time deadline) {
+  if (one_request.requests_size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("FetchStreamed needs a batch of one request, got ",
+                     one_request.requests_size()));
+  }
+  fetch::v1::BatchRequest batch = one_request;
+  batch.mutable_requests(0)->set_stream_body(true);
 
   grpc::ClientContext context;
   Prepare(deadline, context);

@@ -124,6 +124,15 @@ class FetchClient {
   static absl::StatusOr<std::unique_ptr<FetchClient>> Connect(
       const std::string& target, const ClientOptions& options = {});
 
+  // Connect(), waiting no later than `deadline` either (the deadline of
+  // the call the caller is about to make, so that it bounds connecting
+  // too). Errors as for Connect(), plus DEADLINE_EXCEEDED, naming the
+  // target, if `deadline` passes before the channel is ready (and before
+  // options.connect_timeout does).
+  static absl::StatusOr<std::unique_ptr<FetchClient>> Connect(
+      const std::string& target, const ClientOptions& options,
+      absl::Time deadline);
+
   FetchClient(const FetchClient&) = delete;
   FetchClient& operator=(const FetchClient&) = delete;
   ~FetchClient();
@@ -159,6 +168,16 @@ class FetchClient {
   // no result).
   absl::StatusOr<fetch::v1::FetchResult> FetchStreamed(
       const fetch::v1::FetchRequest& request,
+      absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
+      absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // FetchStreamed() of the one request of `batch`, with the batch's
+  // defaults and options (cookies, cookie jar, ...) applied as fetchd
+  // applies them to any batch. Errors as for FetchStreamed(), plus
+  // INVALID_ARGUMENT if `batch` holds no request or more than one.
+  absl::StatusOr<fetch::v1::FetchResult> FetchStreamed(
+      const fetch::v1::BatchRequest& batch,
       absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
       absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
       absl::Time deadline = absl::InfiniteFuture());

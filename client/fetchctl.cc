@@ -7,12 +7,9 @@
 // errors. `health` prints the serving status
 // (SERVING, NOT_SERVING, ...) on stdout.
 //
-// Exit status (ExitCode in fetchctl_options.h):
-//   0  every result has error ERROR_KIND_NONE; health: SERVING
-//   1  at least one result failed; health: not SERVING
-//   2  usage error (bad flag, unreadable file, bad JSON line)
-//   3  RPC error (fetchd unreachable, RESOURCE_EXHAUSTED, ...); the status
-//      code name and message go to stderr
+// Exit status: ExitCode and kExitCodeMeanings in fetchctl_options.h. When
+// the call fails after some results arrived, those results are printed
+// first, then the status and how many results arrived.
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,7 +32,9 @@
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
 #include "client/fetchctl_download.h"
+#include "client/fetchctl_messages.h"
 #include "client/fetchctl_options.h"
+#include "client/result_json.h"
 #include "client/result_summary.h"
 #include "fetch/v1/fetch.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -103,37 +102,25 @@ class ProgressBar {
 
 // Writes `result` as one line of JSON on stdout and flushes it.
 void PrintResult(const fetch::v1::FetchResult& result, bool include_body) {
-  std::string json;
-  google::protobuf::util::Status status;
-  if (include_body || result.body().empty()) {
-    status = google::protobuf::util::MessageToJsonString(result, &json);
-  } else {
-    fetch::v1::FetchResult without_body = result;
-    without_body.clear_body();
-    status = google::protobuf::util::MessageToJsonString(without_body, &json);
-  }
-  if (!status.ok()) {
-    std::fprintf(stderr, "fetchctl: cannot print result %u as JSON: %s\n",
-                 result.index(), status.ToString().c_str());
+  absl::StatusOr<std::string> json = ResultJson(result, include_body);
+  if (!json.ok()) {
+    std::fprintf(stderr, "fetchctl: %s\n",
+                 std::string(json.status().message()).c_str());
     return;
   }
-  json.push_back('\n');
-  std::fwrite(json.data(), 1, json.size(), stdout);
+  json->push_back('\n');
+  std::fwrite(json->data(), 1, json->size(), stdout);
   std::fflush(stdout);
 }
 
-int UsageError(const absl::Status& status) {
-  std::fprintf(stderr,
-               "fetchctl: %s\nTry 'fetchctl --help' for more information.\n",
-               std::string(status.message()).c_str());
-  return kExitUsage;
-}
-
-int RpcError(const absl::Status& status) {
-  std::fprintf(stderr, "fetchctl: %s: %s\n",
-               absl::StatusCodeToString(status.code()).c_str(),
-               std::string(status.message()).c_str());
-  return kExitRpcError;
+// The status of a call that failed: in the user's terms when fetchd
+// rejected a value a flag gave (exit 2), else the RPC error (exit 3).
+int CallError(const absl::Status& status, const FetchctlOptions& options) {
+  if (std::optional<std::string> usage =
+          UsageErrorFromServer(status, options)) {
+    return UsageError(*usage);
+  }
+  return RpcError(status);
 }
 
 ClientOptions ClientOptionsFrom(const FetchctlOptions& options) {
@@ -157,8 +144,8 @@ absl::Time DeadlineFrom(absl::Time start, const FetchctlOptions& options) {
 // `fetchctl health`: Health/Check of FetchService.
 int RunHealth(const FetchctlOptions& options) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<FetchClient>> client =
-      FetchClient::Connect(options.server, ClientOptionsFrom(options));
+  absl::StatusOr<std::unique_ptr<FetchClient>> client = FetchClient::Connect(
+      options.server, ClientOptionsFrom(options), DeadlineFrom(start, options));
   if (!client.ok()) {
     return RpcError(client.status());
   }
@@ -189,8 +176,8 @@ std::string WsJson(const google::protobuf::Message& message) {
 // waiting for that thread's blocked read.
 int RunWs(const FetchctlOptions& options) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<FetchClient>> client =
-      FetchClient::Connect(options.server, ClientOptionsFrom(options));
+  absl::StatusOr<std::unique_ptr<FetchClient>> client = FetchClient::Connect(
+      options.server, ClientOptionsFrom(options), DeadlineFrom(start, options));
   if (!client.ok()) return RpcError(client.status());
   fetch::v1::WsOpen open;
   open.set_url(options.urls.front());
@@ -296,16 +283,19 @@ int Run(const FetchctlOptions& options) {
   }
   absl::StatusOr<fetch::v1::BatchRequest> batch = BuildBatchRequest(options);
   if (!batch.ok()) {
-    return UsageError(batch.status());
+    return UsageError(batch.status().message());
   }
 
-  absl::StatusOr<std::unique_ptr<FetchClient>> client =
-      FetchClient::Connect(options.server, ClientOptionsFrom(options));
+  // --deadline counts from here: connecting to fetchd is part of the call.
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = DeadlineFrom(start, options);
+  absl::StatusOr<std::unique_ptr<FetchClient>> client = FetchClient::Connect(
+      options.server, ClientOptionsFrom(options), deadline);
   if (!client.ok()) {
     return RpcError(client.status());
   }
   if (!options.output_path.empty()) {
-    return RunDownload(**client, options, DeadlineFrom(absl::Now(), options));
+    return RunDownload(**client, options, deadline);
   }
 
   const bool progress =
@@ -314,13 +304,13 @@ int Run(const FetchctlOptions& options) {
   const int64_t total = batch->requests_size();
   int64_t received = 0;
   int64_t failed = 0;
-  const absl::Time start = absl::Now();
+  // The first BODY_TOO_LARGE result, for one hint after the results.
+  std::optional<fetch::v1::FetchResult> too_large;
   std::optional<ProgressBar> bar;
   if (progress) {
     bar.emplace(total, start);
     bar->Update(received, failed, start);
   }
-  const absl::Time deadline = DeadlineFrom(start, options);
 
   const absl::Status status = (*client)->FetchBatch(
       *batch,
@@ -329,6 +319,11 @@ int Run(const FetchctlOptions& options) {
           ++received;
           if (result.error() != fetch::v1::ERROR_KIND_NONE) {
             ++failed;
+          }
+          if (result.error() == fetch::v1::ERROR_KIND_BODY_TOO_LARGE &&
+              !too_large.has_value()) {
+            too_large.emplace(result);
+            too_large->clear_body();
           }
           if (!options.quiet) {
             PrintResult(result, options.include_body);
@@ -349,8 +344,19 @@ int Run(const FetchctlOptions& options) {
     bar->Finish(received, failed, end);
   }
 
+  if (too_large.has_value()) {
+    const std::string hint = BodyTooLargeHint(*too_large, options);
+    std::fwrite(hint.data(), 1, hint.size(), stderr);
+  }
   if (!status.ok()) {
-    return RpcError(status);
+    // Every result that arrived has been printed; say how many.
+    const int code = CallError(status, options);
+    if (code == kExitRpcError) {
+      std::fprintf(stderr, "fetchctl: %lld of %lld results received\n",
+                   static_cast<long long>(received),
+                   static_cast<long long>(total));
+    }
+    return code;
   }
   if (received != total) {
     std::fprintf(
@@ -390,11 +396,14 @@ int main(int argc, char** argv) {
           env_server == nullptr ? "" : env_server,
           env_token == nullptr ? "" : env_token);
   if (!options.ok()) {
-    return fetchd::client::UsageError(options.status());
+    return fetchd::client::UsageError(options.status().message());
   }
-  if (options->command == Command::kHelp) {
-    const std::string usage = fetchd::client::FetchctlUsage();
-    std::fwrite(usage.data(), 1, usage.size(), stdout);
+  if (options->command == Command::kHelp ||
+      options->command == Command::kVersion) {
+    const std::string text = options->command == Command::kHelp
+                                 ? fetchd::client::FetchctlUsage()
+                                 : fetchd::client::FetchctlVersion();
+    std::fwrite(text.data(), 1, text.size(), stdout);
     return fetchd::client::kExitOk;
   }
   return fetchd::client::Run(*options);

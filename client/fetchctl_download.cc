@@ -13,8 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/byte_progress.h"
+#include "client/fetchctl_messages.h"
+#include "client/result_json.h"
 #include "fetch/v1/fetch.pb.h"
-#include "google/protobuf/util/json_util.h"
 
 namespace fetchd::client {
 namespace {
@@ -68,9 +69,6 @@ int RunDownload(FetchClient& client, const FetchctlOptions& options,
     std::fprintf(stderr, "fetchctl: -o/--output needs exactly one URL\n");
     return kExitUsage;
   }
-  fetch::v1::FetchRequest request = batch->defaults();
-  request.MergeFrom(batch->requests(0));
-
   Output output(options.output_path);
   if (!output.is_open()) {
     std::fprintf(stderr, "fetchctl: %s\n",
@@ -82,8 +80,10 @@ int RunDownload(FetchClient& client, const FetchctlOptions& options,
   const absl::Time start = absl::Now();
   std::optional<ByteProgress> progress;
   uint64_t bytes = 0;
+  // The whole batch, so every request option (batch defaults and batch
+  // options such as -b's cookies) applies as it does without -o.
   absl::StatusOr<fetch::v1::FetchResult> result = client.FetchStreamed(
-      request,
+      *batch,
       [&](const fetch::v1::BodyHead& head) {
         if (!show) return;
         progress.emplace(head.has_content_length()
@@ -107,6 +107,9 @@ int RunDownload(FetchClient& client, const FetchctlOptions& options,
   const absl::Status closed = output.Close();
   if (!result.ok()) {
     const absl::Status& s = result.status();
+    if (std::optional<std::string> usage = UsageErrorFromServer(s, options)) {
+      return UsageError(*usage);
+    }
     std::fprintf(stderr, "fetchctl: %s: %s\n",
                  absl::StatusCodeToString(s.code()).c_str(),
                  std::string(s.message()).c_str());
@@ -118,10 +121,11 @@ int RunDownload(FetchClient& client, const FetchctlOptions& options,
     return kExitUsage;
   }
   if (!options.quiet && options.output_path != "-") {
-    std::string json;
-    if (google::protobuf::util::MessageToJsonString(*result, &json).ok()) {
-      json.push_back('\n');
-      std::fwrite(json.data(), 1, json.size(), stdout);
+    absl::StatusOr<std::string> json =
+        ResultJson(*result, /*include_body=*/false);
+    if (json.ok()) {
+      json->push_back('\n');
+      std::fwrite(json->data(), 1, json->size(), stdout);
       std::fflush(stdout);
     }
   }
@@ -142,6 +146,10 @@ int RunDownload(FetchClient& client, const FetchctlOptions& options,
     std::fprintf(stderr, "fetchctl: %s: %s\n",
                  fetch::v1::ErrorKind_Name(result->error()).c_str(),
                  result->error_message().c_str());
+    if (result->error() == fetch::v1::ERROR_KIND_BODY_TOO_LARGE) {
+      const std::string hint = BodyTooLargeHint(*result, options);
+      std::fwrite(hint.data(), 1, hint.size(), stderr);
+    }
     return kExitFailedResults;
   }
   return kExitOk;

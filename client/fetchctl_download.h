@@ -14,7 +14,10 @@ namespace fetchd::client {
 // output_path set) and returns fetchctl's exit status: kExitOk, or
 // kExitFailedResults when the result has an error (the file then holds
 // what arrived before it), kExitUsage when FILE can't be opened or
-// written (the call is cancelled), kExitRpcError when the RPC fails.
+// written (the call is cancelled) or fetchd rejects a value a flag gave
+// (UsageErrorFromServer()), kExitRpcError when the RPC fails otherwise.
+// The request is options' whole batch (defaults and batch options such as
+// cookies), as without -o.
 // The result (without its body) goes to stdout as JSON unless --quiet or
 // FILE is "-".
 int RunDownload(FetchClient& client, const FetchctlOptions& options,

@@ -1,13 +1,10 @@
 #include "client/fetchctl_options.h"
 
-// getopt_long (glibc) parses the command line: it is the standard, well-kept
-// parser for curl-like short and long flags (-H x, --header x, --header=x,
-// -qL, "--" ending the options), and it keeps us free of a flags dependency.
-#include <getopt.h>
-
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -18,142 +15,49 @@
 #include <utility>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
+#include "client/fetchctl_flags.h"
+#include "fetchd/version.h"
 #include "google/protobuf/duration.pb.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace fetchd::client {
 namespace {
 
-// Values getopt_long returns for flags without a short form; flags with one
-// return their short letter.
-enum LongOnlyFlag : int {
-  kServer = 256,
-  kTimeout,
-  kConnectTimeout,
-  kReadTimeout,
-  kRetries,
-  kNoLocation,
-  kMaxRedirs,
-  kMaxFilesize,
-  kFail,
-  kMaxConcurrency,
-  kOrdered,
-  kFailFast,
-  kDeadline,
-  kBody,
-  kProgress,
-  kNoProgress,
-  kTls,
-  kServerCacert,
-  kServerCert,
-  kServerKey,
-  kTlsServerName,
-  kTokenFile,
-  kCacert,
-  kCert,
-  kKey,
-  kProxyUser,
-  kHttp11,
-  kHttp2,
-  kResolve,
-  kNoCookies,
-  kJson,
-  kDataUrlencode,
-  kUrlQuery,
-  kOauth2Bearer,
-  kRaw,
-  kChunkBytes,
-};
-
-// With a leading '-', non-option arguments come back in order as value 1
-// (whatever POSIXLY_CORRECT says), so flags may follow the command and URLs;
-// with ':' next, a missing value is reported as ':' rather than '?'.
-constexpr char kShortFlags[] = "-:X:H:d:f:F:u:o:Lqvhkx:b:";
-
-constexpr option kLongFlags[] = {
-    {"server", required_argument, nullptr, kServer},
-    {"tls", no_argument, nullptr, kTls},
-    {"server-cacert", required_argument, nullptr, kServerCacert},
-    {"server-cert", required_argument, nullptr, kServerCert},
-    {"server-key", required_argument, nullptr, kServerKey},
-    {"tls-server-name", required_argument, nullptr, kTlsServerName},
-    {"token-file", required_argument, nullptr, kTokenFile},
-    {"request", required_argument, nullptr, 'X'},
-    {"header", required_argument, nullptr, 'H'},
-    {"data", required_argument, nullptr, 'd'},
-    {"json", required_argument, nullptr, kJson},
-    {"form", required_argument, nullptr, 'F'},
-    {"data-urlencode", required_argument, nullptr, kDataUrlencode},
-    {"url-query", required_argument, nullptr, kUrlQuery},
-    {"user", required_argument, nullptr, 'u'},
-    {"oauth2-bearer", required_argument, nullptr, kOauth2Bearer},
-    {"file", required_argument, nullptr, 'f'},
-    {"timeout", required_argument, nullptr, kTimeout},
-    {"connect-timeout", required_argument, nullptr, kConnectTimeout},
-    {"read-timeout", required_argument, nullptr, kReadTimeout},
-    {"retries", required_argument, nullptr, kRetries},
-    {"location", no_argument, nullptr, 'L'},
-    {"no-location", no_argument, nullptr, kNoLocation},
-    {"max-redirs", required_argument, nullptr, kMaxRedirs},
-    {"max-filesize", required_argument, nullptr, kMaxFilesize},
-    {"fail", no_argument, nullptr, kFail},
-    {"max-concurrency", required_argument, nullptr, kMaxConcurrency},
-    {"ordered", no_argument, nullptr, kOrdered},
-    {"fail-fast", no_argument, nullptr, kFailFast},
-    {"deadline", required_argument, nullptr, kDeadline},
-    {"body", no_argument, nullptr, kBody},
-    {"output", required_argument, nullptr, 'o'},
-    {"raw", no_argument, nullptr, kRaw},
-    {"chunk-bytes", required_argument, nullptr, kChunkBytes},
-    {"quiet", no_argument, nullptr, 'q'},
-    {"verbose", no_argument, nullptr, 'v'},
-    {"progress", no_argument, nullptr, kProgress},
-    {"no-progress", no_argument, nullptr, kNoProgress},
-    {"cacert", required_argument, nullptr, kCacert},
-    {"cert", required_argument, nullptr, kCert},
-    {"key", required_argument, nullptr, kKey},
-    {"insecure", no_argument, nullptr, 'k'},
-    {"proxy", required_argument, nullptr, 'x'},
-    {"proxy-user", required_argument, nullptr, kProxyUser},
-    {"http1.1", no_argument, nullptr, kHttp11},
-    {"http2", no_argument, nullptr, kHttp2},
-    {"resolve", required_argument, nullptr, kResolve},
-    {"cookie", required_argument, nullptr, 'b'},
-    {"no-cookies", no_argument, nullptr, kNoCookies},
-    {"help", no_argument, nullptr, 'h'},
-    {nullptr, 0, nullptr, 0},
-};
-
-// How error messages name a flag: "-H/--header", "--timeout".
-std::string FlagName(int flag) {
-  for (const option& long_flag : kLongFlags) {
-    if (long_flag.name == nullptr || long_flag.val != flag) {
-      continue;
-    }
-    if (flag < 256) {
-      return absl::StrCat("-", std::string(1, static_cast<char>(flag)), "/--",
-                          long_flag.name);
-    }
-    return absl::StrCat("--", long_flag.name);
-  }
-  return absl::StrCat("-", std::string(1, static_cast<char>(flag)));
-}
-
-absl::Status FlagError(int flag, absl::string_view problem) {
+absl::Status FlagError(Flag flag, absl::string_view problem) {
   return absl::InvalidArgumentError(
       absl::StrCat(FlagName(flag), ": ", problem));
 }
+
+// RFC 9110 token characters: what fetchd accepts in a header name.
+bool IsTokenChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         absl::string_view("!#$%&'*+-.^_`|~").find(c) !=
+             absl::string_view::npos;
+}
+
+// Headers fetchd sets itself from the request and the connection, and
+// refuses from callers (request smuggling); the same list as fetchd's
+// request validation.
+constexpr absl::string_view kFramingHeaders[] = {
+    "content-length", "transfer-encoding", "connection", "upgrade", "te",
+    "keep-alive",     "proxy-connection",  "trailer"};
 
 // The largest google.protobuf.Duration, about 10,000 years.
 constexpr int64_t kMaxSeconds = 315576000000;
 
 // A positive, finite number of seconds, decimals allowed.
-absl::StatusOr<absl::Duration> ParseSeconds(int flag, const char* value) {
+absl::StatusOr<absl::Duration> ParseSeconds(Flag flag,
+                                            const std::string& value) {
   double seconds = 0;
   if (!absl::SimpleAtod(value, &seconds) || !std::isfinite(seconds)) {
     return FlagError(flag,
@@ -170,7 +74,7 @@ absl::StatusOr<absl::Duration> ParseSeconds(int flag, const char* value) {
 
 // A non-negative integer of at most `max`.
 template <typename Int>
-absl::StatusOr<Int> ParseCount(int flag, const char* value, Int max) {
+absl::StatusOr<Int> ParseCount(Flag flag, const std::string& value, Int max) {
   Int parsed = 0;
   if (!absl::SimpleAtoi(value, &parsed) || parsed > max) {
     return FlagError(
@@ -189,7 +93,8 @@ void SetProtoDuration(absl::Duration duration,
 
 // "Name: value", split like curl does: at the first ':', value without the
 // surrounding whitespace.
-absl::Status AddHeader(const char* line, fetch::v1::FetchRequest& request) {
+absl::Status AddHeader(const std::string& line,
+                       fetch::v1::FetchRequest& request) {
   const absl::string_view text(line);
   const size_t colon = text.find(':');
   const absl::string_view name =
@@ -197,14 +102,35 @@ absl::Status AddHeader(const char* line, fetch::v1::FetchRequest& request) {
           ? absl::string_view()
           : absl::StripAsciiWhitespace(text.substr(0, colon));
   if (name.empty()) {
-    return FlagError('H', absl::StrCat("'", text,
-                                       "' is not a header: expected "
-                                       "\"Name: value\""));
+    return FlagError(Flag::kHeader, absl::StrCat("'", text,
+                                                 "' is not a header: expected "
+                                                 "\"Name: value\""));
+  }
+  if (!std::all_of(name.begin(), name.end(), IsTokenChar)) {
+    return FlagError(Flag::kHeader,
+                     absl::StrCat("'", absl::CHexEscape(text),
+                                  "': the name has a character not allowed "
+                                  "in an HTTP header name"));
+  }
+  const absl::string_view value =
+      absl::StripAsciiWhitespace(text.substr(colon + 1));
+  if (value.find_first_of(absl::string_view("\r\n\0", 3)) !=
+      absl::string_view::npos) {
+    return FlagError(Flag::kHeader,
+                     absl::StrCat("'", absl::CHexEscape(text),
+                                  "': the value contains CR, LF or NUL"));
+  }
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (std::find(std::begin(kFramingHeaders), std::end(kFramingHeaders),
+                lower) != std::end(kFramingHeaders)) {
+    return FlagError(Flag::kHeader,
+                     absl::StrCat("'", text, "': fetchd sets ", name,
+                                  " itself from the request and the "
+                                  "connection; it cannot be given"));
   }
   fetch::v1::Header* header = request.add_headers();
   header->set_name(std::string(name));
-  header->set_value(
-      std::string(absl::StripAsciiWhitespace(text.substr(colon + 1))));
+  header->set_value(std::string(value));
   return absl::OkStatus();
 }
 
@@ -223,7 +149,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 // The contents of FILE for `flag`'s @FILE (or <FILE) forms.
-absl::StatusOr<std::string> ReadFlagFile(int flag, absl::string_view path) {
+absl::StatusOr<std::string> ReadFlagFile(Flag flag, absl::string_view path) {
   if (path.empty() || path == "-") {
     return FlagError(flag, "@FILE needs a file name (stdin is not supported)");
   }
@@ -236,7 +162,7 @@ absl::StatusOr<std::string> ReadFlagFile(int flag, absl::string_view path) {
 
 // -d DATA, or -d @FILE for the contents of FILE, byte for byte (also
 // --json).
-absl::StatusOr<std::string> ReadBody(int flag, const char* value) {
+absl::StatusOr<std::string> ReadBody(Flag flag, const std::string& value) {
   absl::string_view data(value);
   if (!absl::ConsumePrefix(&data, "@")) {
     return std::string(data);
@@ -248,7 +174,7 @@ absl::StatusOr<std::string> ReadBody(int flag, const char* value) {
 // contents of FILE as the value (curl's forms without a name are not
 // supported: fetchd encodes names and values itself).
 absl::StatusOr<std::pair<std::string, std::string>> ParseNameValue(
-    int flag, const char* arg) {
+    Flag flag, const std::string& arg) {
   const absl::string_view text(arg);
   const size_t split = text.find_first_of("=@");
   if (split == absl::string_view::npos || split == 0) {
@@ -269,13 +195,15 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseNameValue(
 // -F like curl: NAME=VALUE (a field), NAME=@FILE (a file part, filename
 // FILE's base name), NAME=<FILE (a field with FILE's contents), each
 // optionally followed by ";type=TYPE" and, for files, ";filename=NAME".
-absl::Status AddFormPart(const char* arg, fetch::v1::FetchRequest& request) {
+absl::Status AddFormPart(const std::string& arg,
+                         fetch::v1::FetchRequest& request) {
   const absl::string_view text(arg);
   const size_t eq = text.find('=');
   if (eq == absl::string_view::npos || eq == 0) {
-    return FlagError('F', absl::StrCat("'", text,
-                                       "': expected NAME=VALUE, NAME=@FILE "
-                                       "or NAME=<FILE"));
+    return FlagError(Flag::kForm,
+                     absl::StrCat("'", text,
+                                  "': expected NAME=VALUE, NAME=@FILE "
+                                  "or NAME=<FILE"));
   }
   fetch::v1::MultipartPart& part = *request.mutable_multipart()->add_parts();
   part.set_name(std::string(text.substr(0, eq)));
@@ -296,12 +224,12 @@ absl::Status AddFormPart(const char* arg, fetch::v1::FetchRequest& request) {
     } else if (file && absl::ConsumePrefix(&option, "filename=")) {
       part.set_filename(std::string(option));
     } else {
-      return FlagError('F',
+      return FlagError(Flag::kForm,
                        absl::StrCat("'", text, "': unknown option '", pieces[i],
                                     "' (type=, filename= for files)"));
     }
   }
-  absl::StatusOr<std::string> data = ReadFlagFile('F', path);
+  absl::StatusOr<std::string> data = ReadFlagFile(Flag::kForm, path);
   if (!data.ok()) return data.status();
   part.set_data(*std::move(data));
   if (file && part.filename().empty()) {
@@ -313,11 +241,13 @@ absl::Status AddFormPart(const char* arg, fetch::v1::FetchRequest& request) {
 }
 
 // -u USER:PASSWORD. Errors never quote the password.
-absl::Status SetBasicAuth(const char* arg, fetch::v1::FetchRequest& request) {
+absl::Status SetBasicAuth(const std::string& arg,
+                          fetch::v1::FetchRequest& request) {
   const absl::string_view text(arg);
   const size_t colon = text.find(':');
   if (colon == absl::string_view::npos) {
-    return FlagError('u', "expected USER:PASSWORD (fetchctl does not prompt)");
+    return FlagError(Flag::kUser,
+                     "expected USER:PASSWORD (fetchctl does not prompt)");
   }
   fetch::v1::BasicAuth& auth = *request.mutable_basic_auth();
   auth.set_username(std::string(text.substr(0, colon)));
@@ -326,8 +256,8 @@ absl::Status SetBasicAuth(const char* arg, fetch::v1::FetchRequest& request) {
 }
 
 // The contents of the PEM file `path` given to `flag`.
-absl::StatusOr<std::string> ReadPem(int flag, const char* path) {
-  if (*path == '\0') return FlagError(flag, "empty file name");
+absl::StatusOr<std::string> ReadPem(Flag flag, const std::string& path) {
+  if (path.empty()) return FlagError(flag, "empty file name");
   absl::StatusOr<std::string> pem = ReadFile(path);
   if (!pem.ok()) return FlagError(flag, pem.status().message());
   if (pem->find("-----BEGIN ") == std::string::npos) {
@@ -338,426 +268,366 @@ absl::StatusOr<std::string> ReadPem(int flag, const char* path) {
 
 // The token of --token-file: the file's first line, without surrounding
 // whitespace. Error messages never include the file's contents.
-absl::StatusOr<std::string> ReadToken(const char* path) {
-  if (*path == '\0') return FlagError(kTokenFile, "empty file name");
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  if (path.empty()) return FlagError(Flag::kTokenFile, "empty file name");
   absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return FlagError(kTokenFile, text.status().message());
+  if (!text.ok()) return FlagError(Flag::kTokenFile, text.status().message());
   const absl::string_view first_line =
       absl::string_view(*text).substr(0, text->find('\n'));
   const absl::string_view token = absl::StripAsciiWhitespace(first_line);
   if (token.empty()) {
-    return FlagError(kTokenFile, absl::StrCat("'", path,
-                                              "' holds no token on its first "
-                                              "line"));
+    return FlagError(Flag::kTokenFile,
+                     absl::StrCat("'", path,
+                                  "' holds no token on its first "
+                                  "line"));
   }
   return std::string(token);
 }
 
-// getopt_long returned '?': an unknown flag, or a value given to a flag that
-// takes none (--ordered=yes).
-absl::Status BadFlagError(int flag, const char* word) {
-  if (flag == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown or ambiguous option '", word, "'"));
+// --json's value must be a JSON text: google.protobuf.Value holds any, so
+// parsing into it is the syntax check fetchd makes too.
+absl::Status CheckJson(const std::string& json) {
+  if (json.empty()) return FlagError(Flag::kJson, "empty (not a JSON text)");
+  google::protobuf::Value value;
+  const google::protobuf::util::Status status =
+      google::protobuf::util::JsonStringToMessage(json, &value);
+  if (!status.ok()) {
+    return FlagError(Flag::kJson,
+                     absl::StrCat("not valid JSON: ",
+                                  absl::string_view(status.message().data(),
+                                                    status.message().size())));
   }
-  for (const option& long_flag : kLongFlags) {
-    if (long_flag.name != nullptr && long_flag.val == flag) {
-      return FlagError(flag, "takes no value");
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown option '-", std::string(1, static_cast<char>(flag)), "'"));
+  return absl::OkStatus();
 }
 
-}  // namespace
+// The state of one parse: each flag, as CLI11 reports it, applied in
+// command line order. The first error wins; later flags are ignored (but
+// -h/--help, which wins over errors).
+class ArgsParser {
+ public:
+  ArgsParser() : defaults_(*options_.batch_template.mutable_defaults()) {}
 
-absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
-    const std::vector<std::string>& args, absl::string_view env_server,
-    absl::string_view env_token) {
-  // getopt_long wants mutable, NULL-terminated C strings.
-  std::vector<std::string> storage(args);
-  std::vector<char*> argv;
-  argv.reserve(storage.size() + 1);
-  for (std::string& arg : storage) {
-    argv.push_back(arg.data());
+  void Handle(Flag flag, const std::string& value) {
+    if (flag == Flag::kHelp) help_ = true;
+    if (!error_.ok()) return;
+    if (flag == Flag::kVersion) version_ = true;
+    error_ = Apply(flag, value);
   }
-  argv.push_back(nullptr);
-  const int argc = static_cast<int>(storage.size());
 
-  FetchctlOptions options;
-  fetch::v1::FetchRequest& defaults =
-      *options.batch_template.mutable_defaults();
-  std::optional<std::string> server;
-  std::vector<std::string> positional;
-  bool method_set = false;
-  bool data_set = false;
+  absl::StatusOr<FetchctlOptions> Finish(std::vector<std::string> positional,
+                                         absl::string_view env_server,
+                                         absl::string_view env_token);
+
+  // Whether -h/--help was seen: it wins over every error.
+  bool help() const { return help_; }
+  const absl::Status& error() const { return error_; }
+
+ private:
+  absl::Status Apply(Flag flag, const std::string& value);
+  absl::Status ApplyBody(Flag flag, const std::string& value);
+
+  FetchctlOptions options_;
+  fetch::v1::FetchRequest& defaults_;
+  absl::Status error_;
+  bool help_ = false;
+  bool version_ = false;
+  std::optional<std::string> server_;
+  bool method_set_ = false;
+  bool data_set_ = false;
   // The flag that chose the body kind (-d, --json, -F, --data-urlencode).
-  int body_flag = 0;
+  std::optional<Flag> body_flag_;
   // -u or --oauth2-bearer (one of them).
-  int credentials_flag = 0;
-  bool file_set = false;
-  bool token_file_set = false;
+  std::optional<Flag> credentials_flag_;
+  bool file_set_ = false;
+  bool token_file_set_ = false;
+};
 
-  optind = 0;  // 0 rather than 1 makes glibc reset all of its parsing state.
-  opterr = 0;  // Errors are returned, not printed.
-  while (true) {
-    optopt = 0;
-    // Global state; the header asks for one caller at a time.
-    const int flag = getopt_long(  // NOLINT(concurrency-mt-unsafe)
-        argc, argv.data(), kShortFlags, kLongFlags, nullptr);
-    if (flag == -1) {
-      break;
-    }
-    switch (flag) {
-      case 1:  // A non-option argument: the command or a URL.
-        positional.emplace_back(optarg);
-        break;
-      case ':':
-        return FlagError(optopt, "missing value");
-      case '?':
-        return BadFlagError(optopt, argv[optind - 1]);
-      case 'h':
-        options.command = Command::kHelp;
-        return options;
-      case kServer:
-        if (*optarg == '\0') {
-          return FlagError(flag, "empty server address");
-        }
-        server = optarg;
-        break;
-      case kTls:
-        options.connection.tls = true;
-        break;
-      case kServerCacert:
-      case kServerCert:
-      case kServerKey: {
-        absl::StatusOr<std::string> pem = ReadPem(flag, optarg);
-        if (!pem.ok()) {
-          return pem.status();
-        }
-        ServerConnection& c = options.connection;
-        (flag == kServerCacert ? c.ca_cert_pem
-         : flag == kServerCert ? c.client_cert_pem
-                               : c.client_key_pem) = *std::move(pem);
-        break;
-      }
-      case kTlsServerName:
-        if (*optarg == '\0') {
-          return FlagError(flag, "empty name");
-        }
-        options.connection.tls_server_name = optarg;
-        break;
-      case kTokenFile: {
-        absl::StatusOr<std::string> token = ReadToken(optarg);
-        if (!token.ok()) {
-          return token.status();
-        }
-        options.connection.bearer_token = *std::move(token);
-        token_file_set = true;
-        break;
-      }
-      case 'X':
-        if (*optarg == '\0') {
-          return FlagError(flag, "empty method");
-        }
-        defaults.set_method(optarg);
-        method_set = true;
-        break;
-      case 'H':
-        if (absl::Status status = AddHeader(optarg, defaults); !status.ok()) {
-          return status;
-        }
-        break;
-      case 'd':
-      case kJson:
-      case 'F':
-      case kDataUrlencode: {
-        // One body kind per request; -F and --data-urlencode repeat.
-        if (body_flag != 0 &&
-            (body_flag != flag || flag == 'd' || flag == kJson)) {
-          return FlagError(flag, body_flag == flag
-                                     ? "given more than once"
-                                     : absl::StrCat("cannot be combined with ",
-                                                    FlagName(body_flag)));
-        }
-        body_flag = flag;
-        data_set = true;
-        if (flag == 'F') {
-          if (absl::Status s = AddFormPart(optarg, defaults); !s.ok()) {
-            return s;
-          }
-          break;
-        }
-        if (flag == kDataUrlencode) {
-          absl::StatusOr<std::pair<std::string, std::string>> field =
-              ParseNameValue(flag, optarg);
-          if (!field.ok()) return field.status();
-          fetch::v1::FormField& f = *defaults.mutable_form()->add_fields();
-          f.set_name(std::move(field->first));
-          f.set_value(std::move(field->second));
-          break;
-        }
-        absl::StatusOr<std::string> body = ReadBody(flag, optarg);
-        if (!body.ok()) {
-          return body.status();
-        }
-        if (flag == kJson) {
-          defaults.set_json(*std::move(body));
-        } else {
-          defaults.set_body(*std::move(body));
-        }
-        break;
-      }
-      case kUrlQuery: {
-        absl::StatusOr<std::pair<std::string, std::string>> param =
-            ParseNameValue(flag, optarg);
-        if (!param.ok()) return param.status();
-        fetch::v1::QueryParam& q = *defaults.add_query();
-        q.set_name(std::move(param->first));
-        q.set_value(std::move(param->second));
-        break;
-      }
-      case 'u':
-      case kOauth2Bearer:
-        if (credentials_flag != 0 && credentials_flag != flag) {
-          return FlagError(flag, absl::StrCat("cannot be combined with ",
-                                              FlagName(credentials_flag)));
-        }
-        credentials_flag = flag;
-        if (flag == 'u') {
-          if (absl::Status s = SetBasicAuth(optarg, defaults); !s.ok()) {
-            return s;
-          }
-        } else if (*optarg == '\0') {
-          return FlagError(flag, "empty token");
-        } else {
-          defaults.set_bearer_token(optarg);
-        }
-        break;
-      case 'f':
-        options.input_path = optarg;
-        file_set = true;
-        break;
-      case kTimeout:
-      case kConnectTimeout:
-      case kReadTimeout: {
-        absl::StatusOr<absl::Duration> timeout = ParseSeconds(flag, optarg);
-        if (!timeout.ok()) {
-          return timeout.status();
-        }
-        fetch::v1::Timeouts& timeouts = *defaults.mutable_timeouts();
-        SetProtoDuration(*timeout, flag == kTimeout ? *timeouts.mutable_total()
-                                   : flag == kConnectTimeout
-                                       ? *timeouts.mutable_connect()
-                                       : *timeouts.mutable_read_idle());
-        break;
-      }
-      case kRetries: {
-        // max_attempts counts the first attempt too.
-        absl::StatusOr<uint32_t> retries = ParseCount<uint32_t>(
-            flag, optarg, std::numeric_limits<uint32_t>::max() - 1);
-        if (!retries.ok()) {
-          return retries.status();
-        }
-        defaults.mutable_retry()->set_max_attempts(*retries + 1);
-        break;
-      }
-      case 'L':
-        defaults.set_follow_redirects(true);
-        break;
-      case kNoLocation:
-        defaults.set_follow_redirects(false);
-        break;
-      case kMaxRedirs: {
-        absl::StatusOr<uint32_t> redirects = ParseCount<uint32_t>(
-            flag, optarg, std::numeric_limits<uint32_t>::max());
-        if (!redirects.ok()) {
-          return redirects.status();
-        }
-        defaults.set_max_redirects(*redirects);
-        break;
-      }
-      case kMaxFilesize: {
-        absl::StatusOr<uint64_t> bytes = ParseCount<uint64_t>(
-            flag, optarg, std::numeric_limits<uint64_t>::max());
-        if (!bytes.ok()) {
-          return bytes.status();
-        }
-        defaults.set_max_body_bytes(*bytes);
-        break;
-      }
-      case kFail:
-        defaults.set_fail_on_http_error(true);
-        break;
-      case kCacert:
-      case kCert:
-      case kKey: {
-        absl::StatusOr<std::string> pem = ReadPem(flag, optarg);
-        if (!pem.ok()) return pem.status();
-        fetch::v1::TlsOptions* tls = defaults.mutable_tls();
-        if (flag == kCacert) tls->set_ca_pem(*std::move(pem));
-        if (flag == kCert) tls->set_client_cert_pem(*std::move(pem));
-        if (flag == kKey) tls->set_client_key_pem(*std::move(pem));
-        break;
-      }
-      case 'k':
-        defaults.mutable_tls()->set_verify(false);
-        break;
-      case 'x':
-        defaults.mutable_proxy()->set_url(optarg);
-        break;
-      case kProxyUser: {
-        const absl::string_view text(optarg);
-        const size_t colon = text.find(':');
-        if (colon == absl::string_view::npos) {
-          return FlagError(flag, "want USER:PASSWORD");
-        }
-        defaults.mutable_proxy()->set_username(
-            std::string(text.substr(0, colon)));
-        defaults.mutable_proxy()->set_password(
-            std::string(text.substr(colon + 1)));
-        break;
-      }
-      case kHttp11:
-        defaults.set_http_version(fetch::v1::HTTP_VERSION_1_1);
-        break;
-      case kHttp2:
-        defaults.set_http_version(fetch::v1::HTTP_VERSION_2);
-        break;
-      case kResolve: {
-        // HOST:PORT:ADDRESS, as curl --resolve; ADDRESS may be [IPv6].
-        const std::vector<std::string> parts =
-            absl::StrSplit(optarg, absl::MaxSplits(':', 2));
-        uint32_t port = 0;
-        if (parts.size() != 3 || parts[0].empty() || parts[2].empty() ||
-            !absl::SimpleAtoi(parts[1], &port) || port > 65535) {
-          return FlagError(flag, "want HOST:PORT:ADDRESS");
-        }
-        fetch::v1::ResolveOverride* pin = defaults.add_resolve();
-        pin->set_host(parts[0]);
-        pin->set_port(port);
-        pin->set_address(parts[2]);
-        break;
-      }
-      case 'b': {
-        const absl::string_view text(optarg);
-        const size_t equals = text.find('=');
-        if (equals == absl::string_view::npos || equals == 0) {
-          return FlagError(flag, "want NAME=VALUE");
-        }
-        fetch::v1::Cookie* cookie = options.batch_template.add_cookies();
-        cookie->set_name(std::string(text.substr(0, equals)));
-        cookie->set_value(std::string(text.substr(equals + 1)));
-        break;
-      }
-      case kNoCookies:
-        options.batch_template.set_cookie_jar(false);
-        break;
-      case kMaxConcurrency: {
-        absl::StatusOr<uint32_t> concurrency = ParseCount<uint32_t>(
-            flag, optarg, std::numeric_limits<uint32_t>::max());
-        if (!concurrency.ok()) {
-          return concurrency.status();
-        }
-        options.batch_template.set_max_concurrency(*concurrency);
-        break;
-      }
-      case kOrdered:
-        options.batch_template.set_ordered(true);
-        break;
-      case kFailFast:
-        options.batch_template.set_fail_fast(true);
-        break;
-      case kDeadline: {
-        absl::StatusOr<absl::Duration> deadline = ParseSeconds(flag, optarg);
-        if (!deadline.ok()) {
-          return deadline.status();
-        }
-        options.rpc_deadline = *deadline;
-        break;
-      }
-      case kBody:
-        options.include_body = true;
-        break;
-      case 'o':
-        if (*optarg == '\0') {
-          return FlagError(flag, "empty file name");
-        }
-        options.output_path = optarg;
-        break;
-      case kRaw:
-        defaults.set_decompress(false);
-        break;
-      case kChunkBytes: {
-        absl::StatusOr<uint32_t> bytes = ParseCount<uint32_t>(
-            flag, optarg, std::numeric_limits<uint32_t>::max());
-        if (!bytes.ok()) {
-          return bytes.status();
-        }
-        defaults.set_chunk_bytes(*bytes);
-        break;
-      }
-      case 'q':
-        options.quiet = true;
-        break;
-      case 'v':
-        options.verbose = true;
-        break;
-      case kProgress:
-        options.progress = ProgressMode::kOn;
-        break;
-      case kNoProgress:
-        options.progress = ProgressMode::kOff;
-        break;
-      default:
-        return absl::InternalError(
-            absl::StrCat("getopt_long returned unexpected value ", flag));
-    }
+absl::Status ArgsParser::ApplyBody(Flag flag, const std::string& value) {
+  // One body kind per request; -F and --data-urlencode repeat.
+  if (body_flag_.has_value() &&
+      (*body_flag_ != flag || flag == Flag::kData || flag == Flag::kJson)) {
+    return FlagError(flag, *body_flag_ == flag
+                               ? "given more than once"
+                               : absl::StrCat("cannot be combined with ",
+                                              FlagName(*body_flag_)));
   }
-  // Arguments after "--".
-  for (int i = optind; i < argc; ++i) {
-    positional.emplace_back(argv[i]);
+  body_flag_ = flag;
+  data_set_ = true;
+  if (flag == Flag::kForm) return AddFormPart(value, defaults_);
+  if (flag == Flag::kDataUrlencode) {
+    absl::StatusOr<std::pair<std::string, std::string>> field =
+        ParseNameValue(flag, value);
+    if (!field.ok()) return field.status();
+    fetch::v1::FormField& f = *defaults_.mutable_form()->add_fields();
+    f.set_name(std::move(field->first));
+    f.set_value(std::move(field->second));
+    return absl::OkStatus();
   }
+  absl::StatusOr<std::string> body = ReadBody(flag, value);
+  if (!body.ok()) return body.status();
+  if (flag == Flag::kJson) {
+    if (absl::Status s = CheckJson(*body); !s.ok()) return s;
+    defaults_.set_json(*std::move(body));
+  } else {
+    defaults_.set_body(*std::move(body));
+  }
+  return absl::OkStatus();
+}
 
+absl::Status ArgsParser::Apply(Flag flag, const std::string& value) {
+  constexpr uint32_t kMaxUint32 = std::numeric_limits<uint32_t>::max();
+  switch (flag) {
+    case Flag::kHelp:
+    case Flag::kVersion:
+      return absl::OkStatus();
+    case Flag::kServer:
+      if (value.empty()) return FlagError(flag, "empty server address");
+      server_ = value;
+      return absl::OkStatus();
+    case Flag::kTls:
+      options_.connection.tls = true;
+      return absl::OkStatus();
+    case Flag::kServerCacert:
+    case Flag::kServerCert:
+    case Flag::kServerKey: {
+      absl::StatusOr<std::string> pem = ReadPem(flag, value);
+      if (!pem.ok()) return pem.status();
+      ServerConnection& c = options_.connection;
+      (flag == Flag::kServerCacert ? c.ca_cert_pem
+       : flag == Flag::kServerCert ? c.client_cert_pem
+                                   : c.client_key_pem) = *std::move(pem);
+      return absl::OkStatus();
+    }
+    case Flag::kTlsServerName:
+      if (value.empty()) return FlagError(flag, "empty name");
+      options_.connection.tls_server_name = value;
+      return absl::OkStatus();
+    case Flag::kTokenFile: {
+      absl::StatusOr<std::string> token = ReadToken(value);
+      if (!token.ok()) return token.status();
+      options_.connection.bearer_token = *std::move(token);
+      token_file_set_ = true;
+      return absl::OkStatus();
+    }
+    case Flag::kRequest:
+      if (value.empty()) return FlagError(flag, "empty method");
+      defaults_.set_method(value);
+      method_set_ = true;
+      return absl::OkStatus();
+    case Flag::kHeader:
+      return AddHeader(value, defaults_);
+    case Flag::kData:
+    case Flag::kJson:
+    case Flag::kForm:
+    case Flag::kDataUrlencode:
+      return ApplyBody(flag, value);
+    case Flag::kUrlQuery: {
+      absl::StatusOr<std::pair<std::string, std::string>> param =
+          ParseNameValue(flag, value);
+      if (!param.ok()) return param.status();
+      fetch::v1::QueryParam& q = *defaults_.add_query();
+      q.set_name(std::move(param->first));
+      q.set_value(std::move(param->second));
+      return absl::OkStatus();
+    }
+    case Flag::kUser:
+    case Flag::kOauth2Bearer:
+      if (credentials_flag_.has_value() && *credentials_flag_ != flag) {
+        return FlagError(flag, absl::StrCat("cannot be combined with ",
+                                            FlagName(*credentials_flag_)));
+      }
+      credentials_flag_ = flag;
+      if (flag == Flag::kUser) return SetBasicAuth(value, defaults_);
+      if (value.empty()) return FlagError(flag, "empty token");
+      defaults_.set_bearer_token(value);
+      return absl::OkStatus();
+    case Flag::kFile:
+      options_.input_path = value;
+      file_set_ = true;
+      return absl::OkStatus();
+    case Flag::kTimeout:
+    case Flag::kConnectTimeout:
+    case Flag::kReadTimeout: {
+      absl::StatusOr<absl::Duration> timeout = ParseSeconds(flag, value);
+      if (!timeout.ok()) return timeout.status();
+      fetch::v1::Timeouts& t = *defaults_.mutable_timeouts();
+      SetProtoDuration(*timeout, flag == Flag::kTimeout ? *t.mutable_total()
+                                 : flag == Flag::kConnectTimeout
+                                     ? *t.mutable_connect()
+                                     : *t.mutable_read_idle());
+      return absl::OkStatus();
+    }
+    case Flag::kRetries: {
+      // max_attempts counts the first attempt too.
+      absl::StatusOr<uint32_t> retries =
+          ParseCount<uint32_t>(flag, value, kMaxUint32 - 1);
+      if (!retries.ok()) return retries.status();
+      defaults_.mutable_retry()->set_max_attempts(*retries + 1);
+      return absl::OkStatus();
+    }
+    case Flag::kLocation:
+    case Flag::kNoLocation:
+      defaults_.set_follow_redirects(flag == Flag::kLocation);
+      return absl::OkStatus();
+    case Flag::kMaxRedirs: {
+      absl::StatusOr<uint32_t> redirects =
+          ParseCount<uint32_t>(flag, value, kMaxUint32);
+      if (!redirects.ok()) return redirects.status();
+      defaults_.set_max_redirects(*redirects);
+      return absl::OkStatus();
+    }
+    case Flag::kMaxFilesize: {
+      absl::StatusOr<uint64_t> bytes = ParseCount<uint64_t>(
+          flag, value, std::numeric_limits<uint64_t>::max());
+      if (!bytes.ok()) return bytes.status();
+      defaults_.set_max_body_bytes(*bytes);
+      return absl::OkStatus();
+    }
+    case Flag::kFail:
+      defaults_.set_fail_on_http_error(true);
+      return absl::OkStatus();
+    case Flag::kCacert:
+    case Flag::kCert:
+    case Flag::kKey: {
+      absl::StatusOr<std::string> pem = ReadPem(flag, value);
+      if (!pem.ok()) return pem.status();
+      fetch::v1::TlsOptions& tls = *defaults_.mutable_tls();
+      if (flag == Flag::kCacert) tls.set_ca_pem(*std::move(pem));
+      if (flag == Flag::kCert) tls.set_client_cert_pem(*std::move(pem));
+      if (flag == Flag::kKey) tls.set_client_key_pem(*std::move(pem));
+      return absl::OkStatus();
+    }
+    case Flag::kInsecure:
+      defaults_.mutable_tls()->set_verify(false);
+      return absl::OkStatus();
+    case Flag::kProxy:
+      defaults_.mutable_proxy()->set_url(value);
+      return absl::OkStatus();
+    case Flag::kProxyUser: {
+      const size_t colon = value.find(':');
+      if (colon == std::string::npos) {
+        return FlagError(flag, "want USER:PASSWORD");
+      }
+      defaults_.mutable_proxy()->set_username(value.substr(0, colon));
+      defaults_.mutable_proxy()->set_password(value.substr(colon + 1));
+      return absl::OkStatus();
+    }
+    case Flag::kHttp11:
+      defaults_.set_http_version(fetch::v1::HTTP_VERSION_1_1);
+      return absl::OkStatus();
+    case Flag::kHttp2:
+      defaults_.set_http_version(fetch::v1::HTTP_VERSION_2);
+      return absl::OkStatus();
+    case Flag::kResolve: {
+      // HOST:PORT:ADDRESS, as curl --resolve; ADDRESS may be [IPv6].
+      const std::vector<std::string> parts =
+          absl::StrSplit(value, absl::MaxSplits(':', 2));
+      uint32_t port = 0;
+      if (parts.size() != 3 || parts[0].empty() || parts[2].empty() ||
+          !absl::SimpleAtoi(parts[1], &port) || port > 65535) {
+        return FlagError(flag, "want HOST:PORT:ADDRESS");
+      }
+      fetch::v1::ResolveOverride& pin = *defaults_.add_resolve();
+      pin.set_host(parts[0]);
+      pin.set_port(port);
+      pin.set_address(parts[2]);
+      return absl::OkStatus();
+    }
+    case Flag::kCookie: {
+      const size_t equals = value.find('=');
+      if (equals == std::string::npos || equals == 0) {
+        return FlagError(flag, "want NAME=VALUE");
+      }
+      fetch::v1::Cookie& cookie = *options_.batch_template.add_cookies();
+      cookie.set_name(value.substr(0, equals));
+      cookie.set_value(value.substr(equals + 1));
+      return absl::OkStatus();
+    }
+    case Flag::kNoCookies:
+      options_.batch_template.set_cookie_jar(false);
+      return absl::OkStatus();
+    case Flag::kMaxConcurrency: {
+      absl::StatusOr<uint32_t> concurrency =
+          ParseCount<uint32_t>(flag, value, kMaxUint32);
+      if (!concurrency.ok()) return concurrency.status();
+      options_.batch_template.set_max_concurrency(*concurrency);
+      return absl::OkStatus();
+    }
+    case Flag::kOrdered:
+      options_.batch_template.set_ordered(true);
+      return absl::OkStatus();
+    case Flag::kFailFast:
+      options_.batch_template.set_fail_fast(true);
+      return absl::OkStatus();
+    case Flag::kDeadline: {
+      absl::StatusOr<absl::Duration> deadline = ParseSeconds(flag, value);
+      if (!deadline.ok()) return deadline.status();
+      options_.rpc_deadline = *deadline;
+      return absl::OkStatus();
+    }
+    case Flag::kBody:
+      options_.include_body = true;
+      return absl::OkStatus();
+    case Flag::kOutput:
+      if (value.empty()) return FlagError(flag, "empty file name");
+      options_.output_path = value;
+      return absl::OkStatus();
+    case Flag::kRaw:
+      defaults_.set_decompress(false);
+      return absl::OkStatus();
+    case Flag::kChunkBytes: {
+      absl::StatusOr<uint32_t> bytes =
+          ParseCount<uint32_t>(flag, value, kMaxUint32);
+      if (!bytes.ok()) return bytes.status();
+      defaults_.set_chunk_bytes(*bytes);
+      return absl::OkStatus();
+    }
+    case Flag::kQuiet:
+      options_.quiet = true;
+      return absl::OkStatus();
+    case Flag::kVerbose:
+      options_.verbose = true;
+      return absl::OkStatus();
+    case Flag::kProgress:
+    case Flag::kNoProgress:
+      options_.progress =
+          flag == Flag::kProgress ? ProgressMode::kOn : ProgressMode::kOff;
+      return absl::OkStatus();
+  }
+  return absl::InternalError("unhandled flag");
+}
+
+absl::StatusOr<FetchctlOptions> ArgsParser::Finish(
+    std::vector<std::string> positional, absl::string_view env_server,
+    absl::string_view env_token) {
+  if (version_) {
+    options_.command = Command::kVersion;
+    return std::move(options_);
+  }
   if (positional.empty()) {
     return absl::InvalidArgumentError(
         "missing command: expected 'get URL...', 'batch', 'ws URL' or "
         "'health'");
   }
-  if (positional[0] == "get") {
-    options.command = Command::kGet;
-    options.urls.assign(positional.begin() + 1, positional.end());
-    if (options.urls.empty()) {
+  const std::string& command = positional[0];
+  if (command == "get" || command == "ws") {
+    options_.command = command == "get" ? Command::kGet : Command::kWs;
+    options_.urls.assign(positional.begin() + 1, positional.end());
+    if (command == "get" && options_.urls.empty()) {
       return absl::InvalidArgumentError("get: missing URL");
     }
-    if (file_set) {
-      return FlagError('f', "only valid with 'batch'");
-    }
-    if (!options.output_path.empty() && options.urls.size() != 1) {
-      return FlagError('o', absl::StrCat("writes one body: give one URL, got ",
-                                         options.urls.size()));
-    }
-  } else if (positional[0] == "ws") {
-    options.command = Command::kWs;
-    options.urls.assign(positional.begin() + 1, positional.end());
-    if (options.urls.size() != 1) {
+    if (command == "ws" && options_.urls.size() != 1) {
       return absl::InvalidArgumentError(
           "ws: expected exactly one ws:// or wss:// URL");
     }
-    if (file_set) {
-      return FlagError('f', "only valid with 'batch'");
-    }
-  } else if (positional[0] == "health") {
-    options.command = Command::kHealth;
+  } else if (command == "health") {
+    options_.command = Command::kHealth;
     if (positional.size() > 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("health: unexpected argument '", positional[1], "'"));
     }
-    if (file_set) {
-      return FlagError('f', "only valid with 'batch'");
-    }
-  } else if (positional[0] == "batch") {
-    options.command = Command::kBatch;
+  } else if (command == "batch") {
+    options_.command = Command::kBatch;
     if (positional.size() > 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("batch: unexpected argument '", positional[1],
@@ -765,167 +635,231 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
     }
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown command '", positional[0],
-                     "': expected 'get', 'batch' or 'health'"));
+        absl::StrCat("unknown command '", command,
+                     "': expected 'get', 'batch', 'ws' or 'health'"));
+  }
+  if (file_set_ && options_.command != Command::kBatch) {
+    return FlagError(Flag::kFile, "only valid with 'batch'");
+  }
+  if (!options_.output_path.empty()) {
+    if (options_.command != Command::kGet) {
+      return FlagError(Flag::kOutput, "only valid with 'get'");
+    }
+    if (options_.urls.size() != 1) {
+      return FlagError(Flag::kOutput,
+                       absl::StrCat("writes one body: give one URL, got ",
+                                    options_.urls.size()));
+    }
   }
 
   // Like curl: a body without an explicit method is a POST.
-  if (data_set && !method_set) {
-    defaults.set_method("POST");
-  }
+  if (data_set_ && !method_set_) defaults_.set_method("POST");
 
-  ServerConnection& connection = options.connection;
+  ServerConnection& connection = options_.connection;
   if (connection.client_cert_pem.empty() != connection.client_key_pem.empty()) {
     // Name the flag that is missing.
-    return FlagError(
-        connection.client_cert_pem.empty() ? kServerCert : kServerKey,
-        "missing: --server-cert and --server-key go together");
+    return FlagError(connection.client_cert_pem.empty() ? Flag::kServerCert
+                                                        : Flag::kServerKey,
+                     "missing: --server-cert and --server-key go together");
   }
   if (!connection.ca_cert_pem.empty() || !connection.client_cert_pem.empty() ||
       !connection.tls_server_name.empty()) {
     connection.tls = true;
   }
-  if (!options.output_path.empty() && options.command != Command::kGet) {
-    return FlagError('o', "only valid with 'get'");
-  }
-  if (!token_file_set) {
+  if (!token_file_set_) {
     connection.bearer_token =
         std::string(absl::StripAsciiWhitespace(env_token));
   }
-
-  if (server.has_value()) {
-    options.server = *std::move(server);
+  if (server_.has_value()) {
+    options_.server = *std::move(server_);
   } else if (!env_server.empty()) {
-    options.server = std::string(env_server);
+    options_.server = std::string(env_server);
   } else {
-    options.server = std::string(kDefaultServer);
+    options_.server = std::string(kDefaultServer);
   }
-  return options;
+  return std::move(options_);
 }
 
-std::string FetchctlUsage() {
-  return R"(Usage: fetchctl [OPTIONS] get URL [URL...]
-       fetchctl [OPTIONS] batch [-f FILE]
-       fetchctl [OPTIONS] ws URL
-       fetchctl [--server HOST:PORT] [--deadline SECONDS] health
+// A CLI11 parse error in our words. CLI11 reports a missing value as
+// "--timeout: 1 required TEXT missing" and a value given to a switch as
+// "ordered was given a disallowed flag override"; both name the flag by
+// its long name.
+absl::Status FromCliError(const CLI::ParseError& error) {
+  const absl::string_view what = error.what();
+  const size_t end = what.find_first_of(": ");
+  const std::optional<Flag> flag = FlagByLongName(what.substr(0, end));
+  if (flag.has_value() && absl::StrContains(what, "flag override")) {
+    return FlagError(*flag, "takes no value");
+  }
+  if (flag.has_value() && absl::StrContains(what, "required")) {
+    return FlagError(*flag, "missing value");
+  }
+  return absl::InvalidArgumentError(what);
+}
 
-Fetches URLs through a fetchd server. Prints one JSON object per result (a
-fetch.v1.FetchResult in the protobuf JSON mapping) on stdout, one per line, as
-results arrive.
+}  // namespace
 
-batch reads one request per line from FILE (stdin when FILE is "-" or -f is
-absent): a line starting with '{' is a JSON fetch.v1.FetchRequest, any other
-line is a URL; blank lines and lines starting with '#' are skipped. The request
-options below are defaults for every request; a JSON line overrides them.
+absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
+    const std::vector<std::string>& args, absl::string_view env_server,
+    absl::string_view env_token) {
+  ArgsParser parser;
+  std::vector<std::string> positional;
+  CLI::App app("", "fetchctl");
+  AddFetchctlFlags(
+      app,
+      [&parser](Flag flag, const std::string& value) {
+        parser.Handle(flag, value);
+      },
+      positional);
+  // CLI11 reports errors by throwing; this is the only place that catches.
+  absl::Status cli_error;
+  try {
+    // CLI11 wants the arguments in reverse, without the program name.
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) reversed.pop_back();
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    cli_error = FromCliError(e);
+  } catch (const std::exception& e) {
+    cli_error = absl::InternalError(e.what());
+  }
+  if (parser.help()) {
+    FetchctlOptions options;
+    options.command = Command::kHelp;
+    return options;
+  }
+  if (!parser.error().ok()) return parser.error();
+  if (!cli_error.ok()) return cli_error;
+  for (const std::string& extra : app.remaining()) {
+    if (extra == "--") continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown or ambiguous option '", extra, "'"));
+  }
+  return parser.Finish(std::move(positional), env_server, env_token);
+}
 
-ws opens a WebSocket (ws:// or wss://) through fetchd, with the -H headers.
-When stdin is a terminal, each line typed is sent as a text message and
-received messages are printed ("< text", "< [binary N bytes]"); end of input
-closes with 1000. Otherwise stdin is JSON lines of fetch.v1.WsClientMessage
-({"frame":{"text":"hi"}}, {"frame":{"binary":"BASE64"}},
-{"close":{"code":1000}}) and stdout gets one JSON fetch.v1.WsServerMessage per
-line (the handshake, each frame, the close). Exit 0 after a clean close, 1
-after a failed handshake or a close with an error.
+std::string FetchctlVersion() {
+  return absl::StrCat("fetchctl ", kFetchdVersion, " (", kFetchdBuild, ")\n");
+}
 
-health asks fetchd's grpc.health.v1 service about fetch.v1.FetchService and
-prints its status: SERVING, or NOT_SERVING while fetchd drains.
+namespace {
 
-Server:
-      --server HOST:PORT       fetchd address (default: $FETCHD_SERVER, else
-                               127.0.0.1:50051)
-      --tls                    connect with TLS, verifying fetchd's
-                               certificate against the system's CAs
-      --server-cacert FILE     PEM CA(s) for fetchd's certificate; implies
-                               --tls
-      --server-cert FILE       PEM client certificate, for an mTLS fetchd;
-      --server-key FILE        and its private key; imply --tls
-      --tls-server-name NAME   verify fetchd's certificate for NAME instead
-                               of the host of --server; implies --tls
-      --token-file FILE        send the token on FILE's first line as
-                               "authorization: Bearer TOKEN" (default:
-                               $FETCHD_TOKEN, if set)
+// Fields of a FetchRequest (in BatchRequest.defaults) and of the
+// BatchRequest itself, and the flag that sets each; the longest match
+// wins ("proxy.username" before "proxy").
+struct FieldFlag {
+  absl::string_view field;
+  Flag flag;
+};
+constexpr FieldFlag kDefaultsFields[] = {
+    {"method", Flag::kRequest},
+    {"headers", Flag::kHeader},
+    {"body", Flag::kData},
+    {"json", Flag::kJson},
+    {"form", Flag::kDataUrlencode},
+    {"multipart", Flag::kForm},
+    {"query", Flag::kUrlQuery},
+    {"basic_auth", Flag::kUser},
+    {"bearer_token", Flag::kOauth2Bearer},
+    {"timeouts.total", Flag::kTimeout},
+    {"timeouts.connect", Flag::kConnectTimeout},
+    {"timeouts.read_idle", Flag::kReadTimeout},
+    {"retry", Flag::kRetries},
+    {"follow_redirects", Flag::kLocation},
+    {"max_redirects", Flag::kMaxRedirs},
+    {"max_body_bytes", Flag::kMaxFilesize},
+    {"tls.ca_pem", Flag::kCacert},
+    {"tls.client_cert_pem", Flag::kCert},
+    {"tls.client_key_pem", Flag::kKey},
+    {"tls.verify", Flag::kInsecure},
+    {"proxy.username", Flag::kProxyUser},
+    {"proxy.password", Flag::kProxyUser},
+    {"proxy", Flag::kProxy},
+    {"http_version", Flag::kHttp2},
+    {"resolve", Flag::kResolve},
+    {"chunk_bytes", Flag::kChunkBytes},
+    {"decompress", Flag::kRaw},
+    {"fail_on_http_error", Flag::kFail},
+};
+constexpr FieldFlag kBatchFields[] = {
+    {"cookies", Flag::kCookie},
+    {"cookie_jar", Flag::kNoCookies},
+    {"max_concurrency", Flag::kMaxConcurrency},
+};
 
-Request options:
-  -X, --request METHOD         HTTP method (default GET, or POST with -d)
-  -H, --header "NAME: VALUE"   add a request header (repeatable, order kept)
-  -d, --data DATA              request body; @FILE sends the contents of FILE;
-                               implies POST unless -X is given
-      --json DATA              JSON body (or @FILE), Content-Type
-                               application/json unless -H sets one; implies
-                               POST
-  -F, --form NAME=VALUE        multipart/form-data part (repeatable): a field,
-                               NAME=@FILE a file (;type=TYPE, ;filename=NAME),
-                               NAME=<FILE a field with FILE's contents;
-                               implies POST
-      --data-urlencode NAME=VALUE
-                               urlencoded form field (repeatable), value
-                               percent-encoded; NAME@FILE: FILE's contents;
-                               implies POST
-      --url-query NAME=VALUE   append a percent-encoded query parameter to
-                               each URL (repeatable; NAME@FILE too)
-  -u, --user USER:PASSWORD     HTTP Basic credentials for the target
-      --oauth2-bearer TOKEN    "Authorization: Bearer TOKEN" for the target
-                               (both dropped on cross-origin redirects)
-      --cacert FILE            trust the PEM CA(s) in FILE for the target
-      --cert FILE, --key FILE  PEM client certificate and key for the target
-  -k, --insecure               don't verify the target's certificate (only
-                               if fetchd allows it)
-  -x, --proxy URL              proxy: http://, https://, socks5://, socks5h://
-      --proxy-user USER:PASS   proxy credentials
-      --http1.1, --http2       HTTP version preference (default: HTTP/2 over
-                               TLS when offered)
-      --resolve HOST:PORT:ADDR connect to ADDR for HOST:PORT (still checked
-                               by fetchd's destination policy)
-  -b, --cookie NAME=VALUE      a cookie sent with every request (repeatable)
-      --no-cookies             no cookie jar: cookies set by responses are
-                               not sent on later requests
-      --timeout SECONDS        whole transfer, per attempt (decimals allowed)
-      --connect-timeout SECONDS
-                               connection establishment, per attempt
-      --read-timeout SECONDS   longest time without receiving data
-      --retries N              retry a failed request up to N times
-  -L, --location               follow redirects (the server's default)
-      --no-location            do not follow redirects
-      --max-redirs N           follow at most N redirects
-      --max-filesize BYTES     fail a response whose body exceeds BYTES
-      --fail                   report an HTTP status >= 400 as an error
-                               (ERROR_KIND_HTTP_STATUS; status, headers and
-                               body are kept)
+// Whether `path` is `field` or inside it ("headers[0]", "retry.x").
+bool PathIn(absl::string_view path, absl::string_view field) {
+  return absl::ConsumePrefix(&path, field) &&
+         (path.empty() || path[0] == '.' || path[0] == '[');
+}
 
-Batch options:
-  -f, --file FILE              batch input file ("-": stdin, the default)
-      --max-concurrency N      at most N requests of the batch in flight
-                               (default 0: the server's limit)
-      --ordered                print results in input order, not as they finish
-      --fail-fast              cancel the remaining requests after a failure
-      --deadline SECONDS       deadline of the whole RPC
+std::optional<Flag> FlagOfField(absl::string_view path,
+                                absl::Span<const FieldFlag> fields) {
+  std::optional<Flag> found;
+  size_t longest = 0;
+  for (const FieldFlag& f : fields) {
+    if (f.field.size() > longest && PathIn(path, f.field)) {
+      found = f.flag;
+      longest = f.field.size();
+    }
+  }
+  return found;
+}
 
-Output:
-      --body                   keep the response body (base64) in the JSON;
-                               without it the body is left out
-  -o, --output FILE            get: stream the body of the (one) URL into
-                               FILE ("-": stdout) as it arrives, in bounded
-                               memory; the JSON result goes to stdout without
-                               its body (not with -o -). Progress on stderr:
-                               a bar on a terminal, else a line per second
-      --raw                    keep the body as sent (no gzip/deflate/br/zstd
-                               decoding, no Accept-Encoding added)
-      --chunk-bytes N          with -o: size of the streamed pieces
-  -q, --quiet                  no JSON output, only the summary and exit status
-  -v, --verbose                per result on stderr: status, remote address,
-                               connection reuse, timings and response headers
-      --progress               progress bar and summary on stderr
-      --no-progress            no progress bar (default: progress iff stderr
-                               is a terminal)
-  -h, --help                   print this help and exit
+// "[N]" right after `prefix` in `path` ("headers[3].name" -> 3).
+std::optional<int> IndexAfter(absl::string_view path,
+                              absl::string_view prefix) {
+  if (!absl::ConsumePrefix(&path, prefix) || !absl::ConsumePrefix(&path, "[")) {
+    return std::nullopt;
+  }
+  int index = 0;
+  if (!absl::SimpleAtoi(path.substr(0, path.find(']')), &index)) {
+    return std::nullopt;
+  }
+  return index;
+}
 
-Exit status:
-  0  every request succeeded (error ERROR_KIND_NONE); health: SERVING
-  1  at least one request failed; health: not SERVING
-  2  usage error (bad option, unreadable file, bad JSON line)
-  3  RPC error (fetchd unreachable, RESOURCE_EXHAUSTED, ...); the status is
-     printed on stderr
-)";
+}  // namespace
+
+std::optional<std::string> UsageErrorFromServer(
+    const absl::Status& status, const FetchctlOptions& options) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return std::nullopt;
+  const absl::string_view message = status.message();
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return std::nullopt;
+  const absl::string_view path = message.substr(0, colon);
+  const absl::string_view reason = message.substr(colon + 2);
+  const std::string field = absl::StrCat(" (fetchd: ", path, ")");
+
+  absl::string_view in_defaults = path;
+  if (absl::ConsumePrefix(&in_defaults, "defaults.")) {
+    const std::optional<Flag> flag = FlagOfField(in_defaults, kDefaultsFields);
+    if (!flag.has_value()) return std::nullopt;
+    // Name the header as it was given.
+    const fetch::v1::FetchRequest& d = options.batch_template.defaults();
+    const std::optional<int> i = IndexAfter(in_defaults, "headers");
+    const std::string given =
+        *flag == Flag::kHeader && i.has_value() && *i < d.headers_size()
+            ? absl::StrCat(" '", d.headers(*i).name(), ": ",
+                           d.headers(*i).value(), "'")
+            : "";
+    return absl::StrCat(FlagName(*flag), given, ": ", reason, field);
+  }
+  if (const std::optional<Flag> flag = FlagOfField(path, kBatchFields)) {
+    return absl::StrCat(FlagName(*flag), ": ", reason, field);
+  }
+  if (const std::optional<int> i = IndexAfter(path, "requests")) {
+    // `get`: request i is the i-th URL; `batch`: the i-th request read.
+    if (options.command == Command::kGet &&
+        *i < static_cast<int>(options.urls.size())) {
+      return absl::StrCat("URL '", options.urls[static_cast<size_t>(*i)],
+                          "': ", reason, field);
+    }
+    return absl::StrCat(
+        options.input_path == "-" ? "stdin" : options.input_path, ": request ",
+        *i + 1, " (counting from 1): ", reason, field);
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
@@ -974,6 +908,7 @@ absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
     case Command::kHealth:
     case Command::kWs:
     case Command::kHelp:
+    case Command::kVersion:
       return absl::InvalidArgumentError("no batch to build for this command");
   }
 

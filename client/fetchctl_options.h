@@ -2,14 +2,18 @@
 // FetchctlOptions, and turning those options (plus the URLs or the batch
 // input) into one fetch.v1.BatchRequest.
 //
+// The flags themselves (names, help) are declared once in
+// fetchctl_flags.cc; CLI11 tokenizes the command line.
+//
 // Pure apart from reading the files named by -f FILE and -d @FILE (and stdin
-// for `batch` without -f). ParseFetchctlArgs() uses getopt_long, whose state
-// is global: call it from one thread at a time.
+// for `batch` without -f). Thread-safe.
 #ifndef FETCHD_CLIENT_FETCHCTL_OPTIONS_H_
 #define FETCHD_CLIENT_FETCHCTL_OPTIONS_H_
 
 #include <istream>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -20,21 +24,30 @@
 
 namespace fetchd::client {
 
-// fetchctl's exit status (also listed by --help).
+// fetchctl's exit status; kExitCodeMeanings says what each means.
 enum ExitCode : int {
-  // Every result has error ERROR_KIND_NONE; `health`: SERVING.
   kExitOk = 0,
-  // At least one result has an error; `health`: not SERVING.
   kExitFailedResults = 1,
-  // Bad option, unreadable file, bad JSON line.
   kExitUsage = 2,
-  // The RPC failed: fetchd unreachable, RESOURCE_EXHAUSTED, ...
   kExitRpcError = 3,
+};
+
+// The one description of the exit statuses (--help prints it).
+inline constexpr std::pair<ExitCode, absl::string_view> kExitCodeMeanings[] = {
+    {kExitOk,
+     "every request succeeded (error ERROR_KIND_NONE); health: SERVING"},
+    {kExitFailedResults, "at least one request failed; health: not SERVING"},
+    {kExitUsage,
+     "usage error: bad option or value, unreadable file, bad JSON line, or\n"
+     "a request fetchd rejected as invalid (named by its flag)"},
+    {kExitRpcError,
+     "RPC error (fetchd unreachable, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,\n"
+     "...); the status is printed on stderr after the results received"},
 };
 
 inline constexpr absl::string_view kDefaultServer = "127.0.0.1:50051";
 
-enum class Command { kGet, kBatch, kHealth, kWs, kHelp };
+enum class Command { kGet, kBatch, kHealth, kWs, kHelp, kVersion };
 
 // Whether fetchctl draws a progress bar on stderr.
 enum class ProgressMode {
@@ -90,10 +103,14 @@ struct FetchctlOptions {
 // `env_server` is the value of $FETCHD_SERVER, `env_token` that of
 // $FETCHD_TOKEN ("" when unset).
 //
-// Returns command kHelp when -h/--help is given. Errors: INVALID_ARGUMENT
+// Returns command kHelp when -h/--help is given, else kVersion when
+// --version is. Flags may come before or after the command and URLs; "--"
+// ends them. Errors: INVALID_ARGUMENT
 // with a message naming the offending flag or argument (unknown flag,
 // missing or malformed value, header without ':', unreadable -d @FILE,
-// -F @FILE or --json @FILE, two body kinds (-d, --json, -F,
+// -F @FILE or --json @FILE, --json that is not JSON, a header fetchd
+// refuses (a framing header such as Content-Length, a name that is not an
+// HTTP token), two body kinds (-d, --json, -F,
 // --data-urlencode) together, -u without ':',
 // unreadable or non-PEM certificate file, --server-cert without
 // --server-key or the reverse, empty or unreadable --token-file, missing
@@ -104,6 +121,17 @@ absl::StatusOr<FetchctlOptions> ParseFetchctlArgs(
 
 // The --help text: synopsis, every flag and the exit statuses.
 std::string FetchctlUsage();
+
+// The --version text: "fetchctl VERSION (BUILD)\n".
+std::string FetchctlVersion();
+
+// fetchd's INVALID_ARGUMENT about a field that fetchctl's flags or input
+// set ("defaults.headers[0]: header ... ", "cookies[0]: ...",
+// "requests[2].url: ..."), said in the user's terms: the flag and the value
+// given, or the request's position, then fetchd's reason and its field.
+// nullopt for any other status.
+std::optional<std::string> UsageErrorFromServer(const absl::Status& status,
+                                                const FetchctlOptions& options);
 
 // Parses batch input: one request per line. A line starting with '{' is a
 // FetchRequest in the protobuf JSON mapping; any other line is a URL. Blank

@@ -18,6 +18,7 @@ packages=(
   libboost-dev  # Boost.Beast (header-only): the WebSocket bridge, service/ws
   libbrotli-dev libzstd-dev  # the test server's br and zstd bodies
   grpc-proto  # health.proto and reflection.proto, for the clients
+  libcli11-dev  # CLI11 (header-only): fetchctl's command line
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp

@@ -683,3 +683,95 @@ TEST(ParseFetchctlArgsTest, OutputNeedsGetAndOneUrl) {
 
 }  // namespace
 }  // namespace fetchd::client
+
+namespace fetchd::client {
+namespace {
+
+// Issue 16 item 9: what fetchctl can check itself is a usage error named by
+// its flag, before anything is sent.
+TEST(ParseFetchctlArgsTest, HeadersFetchdRefusesAreUsageErrors) {
+  EXPECT_THAT(ParseError({"-H", "Content-Length: 5", "get", "http://a/"}),
+              HasSubstr("-H/--header: 'Content-Length: 5': fetchd sets "
+                        "Content-Length itself"));
+  EXPECT_THAT(
+      ParseError({"-H", "transfer-encoding: chunked", "get", "http://a/"}),
+      HasSubstr("-H/--header"));
+  EXPECT_THAT(ParseError({"-H", "Bad Name: 1", "get", "http://a/"}),
+              HasSubstr("not allowed in an HTTP header name"));
+  EXPECT_THAT(ParseError({"-H", "X-A: 1\r\nX-B: 2", "get", "http://a/"}),
+              HasSubstr("CR, LF or NUL"));
+}
+
+TEST(ParseFetchctlArgsTest, JsonBodyMustBeJson) {
+  EXPECT_THAT(ParseError({"--json", "{nope", "get", "http://a/"}),
+              HasSubstr("--json: not valid JSON"));
+  EXPECT_THAT(ParseError({"--json", "", "get", "http://a/"}),
+              HasSubstr("--json: empty"));
+}
+
+TEST(ParseFetchctlArgsTest, VersionFlag) {
+  absl::StatusOr<FetchctlOptions> options = Parse({"--version"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->command, Command::kVersion);
+  EXPECT_THAT(FetchctlVersion(), HasSubstr("fetchctl "));
+  EXPECT_THAT(FetchctlVersion(), HasSubstr(" build, "));
+}
+
+TEST(ParseFetchctlArgsTest, LastOfLocationAndNoLocationWins) {
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"--no-location", "get", "http://a/", "-L"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->batch_template.defaults().follow_redirects());
+}
+
+TEST(FetchctlUsageTest, IsGeneratedFromTheFlagsWithCurlStyleNames) {
+  const std::string usage = FetchctlUsage();
+  EXPECT_THAT(usage, HasSubstr("  -b, --cookie NAME=VALUE"));
+  EXPECT_THAT(usage, HasSubstr("      --timeout SECONDS"));
+  EXPECT_THAT(usage, HasSubstr("      --version"));
+  EXPECT_THAT(usage, HasSubstr("Exit status:\n  0  "));
+}
+
+// fetchd's INVALID_ARGUMENT about what a flag set, said as the flag.
+TEST(UsageErrorFromServerTest, MapsFieldsBackToFlags) {
+  absl::StatusOr<FetchctlOptions> options =
+      Parse({"-H", "X-A: 1", "-H", "Host: b.test", "--timeout", "100", "get",
+             "http://a/", "http://b/"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(UsageErrorFromServer(
+                absl::InvalidArgumentError(
+                    "defaults.headers[1]: header \"Host\" is not allowed"),
+                *options),
+            "-H/--header 'Host: b.test': header \"Host\" is not allowed "
+            "(fetchd: defaults.headers[1])");
+  EXPECT_EQ(
+      UsageErrorFromServer(absl::InvalidArgumentError(
+                               "defaults.timeouts.total: 1m40s exceeds the "
+                               "server maximum 1m"),
+                           *options),
+      "--timeout: 1m40s exceeds the server maximum 1m (fetchd: "
+      "defaults.timeouts.total)");
+  EXPECT_EQ(
+      UsageErrorFromServer(
+          absl::InvalidArgumentError("requests[1].url: not a URL"), *options),
+      "URL 'http://b/': not a URL (fetchd: requests[1].url)");
+  EXPECT_EQ(UsageErrorFromServer(
+                absl::InvalidArgumentError("cookies[0].name: empty"), *options),
+            "-b/--cookie: empty (fetchd: cookies[0].name)");
+  EXPECT_EQ(UsageErrorFromServer(
+                absl::InvalidArgumentError("defaults.proxy.username: too long"),
+                *options),
+            "--proxy-user: too long (fetchd: defaults.proxy.username)");
+  // Not about a flag, or not INVALID_ARGUMENT: left as the RPC error.
+  EXPECT_EQ(
+      UsageErrorFromServer(
+          absl::InvalidArgumentError("requests: the batch is empty"), *options),
+      std::nullopt);
+  EXPECT_EQ(
+      UsageErrorFromServer(
+          absl::UnavailableError("defaults.headers[0]: draining"), *options),
+      std::nullopt);
+}
+
+}  // namespace
+}  // namespace fetchd::client

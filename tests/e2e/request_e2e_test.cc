@@ -90,12 +90,13 @@ TEST_F(RequestE2eTest, BodyAndQueryFlagsReachTheServer) {
               http_.Url("/echo?page=2")});
   EXPECT_EQ(HeaderValue(r, "X-Echo-Target"), "/echo?page=2&q=fetch%20d");
 
-  // fetchctl's flags are batch defaults: a bad body fails the call, naming
-  // the field.
+  // A bad body is a usage error named by its flag (fetchctl checks the
+  // JSON itself, as fetchd would), and nothing is sent.
+  const int before = http_.TotalRequests();
   const ExitInfo bad = RunFetchctl({"--json", "{nope", "get", echo});
-  EXPECT_EQ(bad.exit_code, 3) << Describe(bad);
-  EXPECT_THAT(bad.stderr_text,
-              HasSubstr("INVALID_ARGUMENT: defaults.json: not valid JSON"));
+  EXPECT_EQ(bad.exit_code, 2) << Describe(bad);
+  EXPECT_THAT(bad.stderr_text, HasSubstr("--json: not valid JSON"));
+  EXPECT_EQ(http_.TotalRequests(), before);
 }
 
 TEST_F(RequestE2eTest, FailKeepsStatusHeadersAndBody) {
