@@ -137,6 +137,8 @@ async def test_http_errors_are_data(client, targets):
     r = await client.get("http://10.1.2.3/")
     assert r.error.kind is fetchd.ErrorKind.DENIED
     r = await client.get("ftp://127.0.0.1/")
+    assert r.error.kind is fetchd.ErrorKind.DENIED
+    r = await client.get(f"{targets.http}/ok", headers={"X": "a\r\nb"})
     assert r.error.kind is fetchd.ErrorKind.INVALID_REQUEST
 
 

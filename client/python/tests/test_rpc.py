@@ -12,6 +12,9 @@ import pytest
 import fetchd
 from conftest import HERE, child_env, free_port
 
+# fetchd wants tokens of 16 characters or more.
+TOKEN = "s3cret-token-0123456789"
+
 
 async def test_fetchd_down_is_unavailable(targets):
     async with fetchd.Client(f"127.0.0.1:{free_port()}") as c:
@@ -32,8 +35,12 @@ async def test_overloaded_carries_retry_after(start_fetchd, targets):
     small = start_fetchd("--max_pending=10", "--max_batch_size=10")
     slow = [f"{targets.http}/slow?ms=3000&i={i}" for i in range(10)]
     async with fetchd.Client(small.address) as c:
-        first = c.fetch_many(slow, concurrency=10)
-        holder = asyncio.ensure_future(first.__anext__())
+
+        async def hold():
+            async for _ in c.fetch_many(slow, concurrency=10):
+                pass
+
+        holder = asyncio.create_task(hold())
         # fetchd admits the first batch before it answers anything; wait
         # until it counts it, then a second call is over max_pending.
         from conftest import wait_for_metric
@@ -46,7 +53,8 @@ async def test_overloaded_carries_retry_after(start_fetchd, targets):
             async for _ in c.fetch_many([f"{targets.http}/ok"]):
                 pass
         holder.cancel()
-        await first.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
 
 
 async def test_invalid_batch_is_invalid_argument(client, targets):
@@ -60,7 +68,7 @@ async def test_invalid_batch_is_invalid_argument(client, targets):
 def secured(start_fetchd, pki, workdir):
     tokens = os.path.join(workdir, "tokens")
     with open(tokens, "w") as f:
-        f.write("# name token\nteam-a s3cret-token\n")
+        f.write(f"# name token\nteam-a {TOKEN}\n")
     return start_fetchd(f"--tls_cert_file={pki.server_cert}",
                         f"--tls_key_file={pki.server_key}",
                         f"--client_ca_file={pki.ca}",
@@ -72,7 +80,7 @@ async def test_mtls_and_token(secured, pki, targets):
     tls = fetchd.ChannelTLS(ca=pki.ca, cert=pki.client_cert,
                             key=pki.client_key)
     async with fetchd.Client(secured.address, tls=tls,
-                             token="s3cret-token") as c:
+                             token=TOKEN) as c:
         r = await c.get(f"{targets.http}/ok")
         assert r.ok
         got = [r async for r in c.fetch_many([f"{targets.http}/ok"] * 3)]
@@ -87,14 +95,14 @@ async def test_mtls_and_token(secured, pki, targets):
                              tls=fetchd.ChannelTLS(
                                  ca=ca, cert=pki.client_cert,
                                  key=pki.client_key, server_name="localhost"),
-                             token="s3cret-token") as c:
+                             token=TOKEN) as c:
         assert (await c.get(f"{targets.http}/ok")).ok
 
 
 async def test_bad_or_missing_token_is_unauthenticated(secured, pki, targets):
     tls = fetchd.ChannelTLS(ca=pki.ca, cert=pki.client_cert,
                             key=pki.client_key)
-    async with fetchd.Client(secured.address, tls=tls, token="wrong") as c:
+    async with fetchd.Client(secured.address, tls=tls, token="x" + TOKEN) as c:
         with pytest.raises(fetchd.FetchdUnauthenticated):
             await c.get(f"{targets.http}/ok")
         with pytest.raises(fetchd.FetchdUnauthenticated):
@@ -105,17 +113,17 @@ async def test_bad_or_missing_token_is_unauthenticated(secured, pki, targets):
 async def test_tls_failures_are_unavailable(secured, pki, targets):
     # No client certificate: the mTLS handshake fails.
     async with fetchd.Client(secured.address, tls=fetchd.ChannelTLS(
-            ca=pki.ca), token="s3cret-token") as c:
+            ca=pki.ca), token=TOKEN) as c:
         with pytest.raises(fetchd.FetchdUnavailable):
             await c.get(f"{targets.http}/ok")
     # A CA that didn't sign fetchd's certificate.
     async with fetchd.Client(secured.address, tls=fetchd.ChannelTLS(
             ca=pki.other_ca, cert=pki.client_cert, key=pki.client_key),
-            token="s3cret-token") as c:
+            token=TOKEN) as c:
         with pytest.raises(fetchd.FetchdUnavailable):
             await c.get(f"{targets.http}/ok")
     # Plaintext to a TLS endpoint.
-    async with fetchd.Client(secured.address, token="s3cret-token") as c:
+    async with fetchd.Client(secured.address, token=TOKEN) as c:
         with pytest.raises(fetchd.FetchdUnavailable):
             await c.get(f"{targets.http}/ok")
 

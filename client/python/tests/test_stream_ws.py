@@ -4,7 +4,6 @@ through fetchd's bridge."""
 from __future__ import annotations
 
 import hashlib
-import os
 import resource
 
 import pytest
