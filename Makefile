@@ -15,7 +15,7 @@ CMAKE_ARGS ?=
 ARGS       ?=
 BENCH_ARGS ?= --rounds 3
 
-.PHONY: all deps build run test test-asan test-tsan test-fuzz fuzz fuzz-build unit bench microbench soak format clean
+.PHONY: all deps build run test test-asan test-tsan test-fuzz test-python fuzz fuzz-build unit bench microbench soak format clean
 
 all: build
 
@@ -47,6 +47,14 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The Python client's pytest suite alone (client/python; also part of
+# `make test`), against the fetchd of $(BUILD).
+test-python: deps
+	cmake -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DFETCHD_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target fetchd fetchd_python
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L python
+
 # ThreadSanitizer over the tests labelled tsan: the engine (core, policy,
 # transport with real libcurl), whose link closure has no gRPC (Debian's
 # gRPC is not TSan-instrumented; tests/CMakeLists.txt checks the closure).
@@ -74,14 +82,15 @@ fuzz: fuzz-build
 test-fuzz: fuzz-build
 	fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TEST_SECONDS)
 
-# fetchd end to end vs raw curl-multi, aiohttp and httpx, interleaved rounds
-# against a local nginx, plus c10k, a 1 GiB stream and unary latency
-# (bench/peer_bench.py; BENCHMARKS.md). Not part of `make test`.
+# fetchd end to end vs raw curl-multi, aiohttp and httpx, and fetchd's
+# Python client vs aiohttp, interleaved rounds against a local nginx, plus
+# c10k, a 1 GiB stream and unary latency (bench/peer_bench.py;
+# BENCHMARKS.md). Not part of `make test`.
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release \
 	  -DFETCHD_WERROR=ON -DFETCHD_BUILD_TESTS=OFF
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target fetchd fetchctl \
-	  raw_curl_multi fetchd_load unary_latency
+	  raw_curl_multi fetchd_load unary_latency fetchd_python
 	@mkdir -p bench/results
 	/usr/bin/python3 bench/peer_bench.py --build $(BENCH_BUILD) \
 	  --json bench/results/peer_bench.json \

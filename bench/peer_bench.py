@@ -12,6 +12,8 @@ B C D A, ...) so drift on the machine hits all alike:
   fetchd   BUILD/bench/fetchd_load     (FetchBatch calls into BUILD/service/fetchd)
   aiohttp  bench/py_client.py --lib aiohttp  (one ClientSession, TCPConnector)
   httpx    bench/py_client.py --lib httpx    (one AsyncClient, Limits)
+  python   bench/py_client.py --lib fetchd   (fetchd's Python client,
+           client/python: one fetch_many() into the same fetchd)
 
 Workloads (requests, concurrency): 1k (20000, 64), 100k (2000, 64), delay
 (256 requests to the 200 ms endpoint, 256 at once; ideal 0.2 s), h2 (1 KiB
@@ -22,8 +24,9 @@ request counts (quick checks).
 For each run it records:
 
   req/s        requests / wall seconds of the client process (measured here)
-  CPU s / 10k  client CPU (getrusage RUSAGE_CHILDREN delta) plus, for fetchd,
-               the server's CPU during the run (/proc/PID/stat utime+stime)
+  CPU s / 10k  client CPU (getrusage RUSAGE_CHILDREN delta) plus, for fetchd
+               and python, the server's CPU during the run (/proc/PID/stat
+               utime+stime)
   peak RSS     raw and the Python peers: the client's VmHWM, which it reports
                in its JSON line; fetchd: the server's VmHWM at the end of the
                workload (a fresh fetchd per workload), its client's apart.
@@ -41,7 +44,8 @@ and prints medians, the per-round fetchd/peer ratios, the targets of issue 6
 with pass/fail, and the machine facts; --markdown writes the same as tables.
 
 Run with Debian's /usr/bin/python3 (stdlib; the peers need python3-aiohttp,
-python3-httpx and python3-h2). Nothing leaves 127.0.0.1. nginx and fetchd
+python3-httpx and python3-h2; python needs BUILD/client/python/site, the
+fetchd_python target). Nothing leaves 127.0.0.1. nginx and fetchd
 are stopped on every exit path, Ctrl-C included.
 
   /usr/bin/python3 bench/peer_bench.py --build build-bench --rounds 3
@@ -75,7 +79,9 @@ WORKLOADS = {
     "h2": ("/1k", True, 1024, 20000, 64),
 }
 STATIC_FILES = {"1k": 1024, "100k": 100 * 1024}
-SYSTEMS = ("raw", "fetchd", "aiohttp", "httpx")
+SYSTEMS = ("raw", "fetchd", "aiohttp", "httpx", "python")
+# Systems whose requests run in the workload's fetchd.
+VIA_FETCHD = ("fetchd", "python")
 EXTRAS = ("c10k", "stream", "unary")
 C10K = 10000
 STREAM_BYTES = 1 << 30
@@ -346,8 +352,9 @@ def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=(),
     return server, port
 
 
-def run_client(argv, timeout_s, log_dir, tag, json_report=True):
-    """Runs one client to completion and measures it.
+def run_client(argv, timeout_s, log_dir, tag, json_report=True, env=None):
+    """Runs one client to completion and measures it; `env` adds to the
+    child's environment.
 
     Returns dict(wall_s, cpu_s, ru_maxrss_kib, report) where report is the
     client's JSON line. Raises BenchError when it fails or times out.
@@ -358,7 +365,7 @@ def run_client(argv, timeout_s, log_dir, tag, json_report=True):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, env=child_env())
+                                stderr=err, env={**child_env(), **(env or {})})
         # Wait without reaping, so that the timeout kill can never hit a
         # recycled pid; then reap with wait4 for this child's own rusage.
         lock = threading.Lock()
@@ -431,6 +438,7 @@ def one_run(system, ctx, workload, round_no, requests=None):
     port = ctx.nginx_tls_port if https else ctx.nginx_port
     url = f"{'https' if https else 'http'}://127.0.0.1:{port}{path}"
     common = ["--url", url, "--requests", str(n)]
+    env = None
     if system == "raw":
         argv = [ctx.raw_bin, *common, "--concurrency", str(concurrency)]
         if https:
@@ -443,19 +451,23 @@ def one_run(system, ctx, workload, round_no, requests=None):
         if args.batch_size:
             argv += ["--batch_size", str(args.batch_size)]
     else:
-        argv = [PY, os.path.join(HERE, "py_client.py"), "--lib", system,
+        lib = "fetchd" if system == "python" else system
+        argv = [PY, os.path.join(HERE, "py_client.py"), "--lib", lib,
                 *common, "--concurrency", str(concurrency)]
+        if system == "python":
+            argv += ["--server", f"127.0.0.1:{ctx.fetchd_port}"]
+            env = {"PYTHONPATH": ctx.python_site}
         if https:
             argv += ["--cacert", ctx.ca]
-            if system == "httpx":
+            if system in ("httpx", "python"):
                 argv.append("--http2")
     tag = f"{workload}-{'warmup' if round_no < 0 else f'r{round_no}'}-{system}"
     server_before = (proc_cpu_seconds(ctx.fetchd.pid)
-                     if system == "fetchd" else 0.0)
+                     if system in VIA_FETCHD else 0.0)
     nginx_before = nginx_cpu_seconds(ctx.nginx)
-    res = run_client(argv, args.timeout, ctx.tmp, tag)
+    res = run_client(argv, args.timeout, ctx.tmp, tag, env=env)
     server_cpu = (proc_cpu_seconds(ctx.fetchd.pid) - server_before
-                  if system == "fetchd" else 0.0)
+                  if system in VIA_FETCHD else 0.0)
     nginx_cpu = nginx_cpu_seconds(ctx.nginx) - nginx_before
     report = res["report"]
     expected_bytes = n * size
@@ -635,31 +647,44 @@ def summarize(runs, systems, workloads, fetchd_hwm_kib):
         for r in runs:
             if r["workload"] == workload:
                 by_round.setdefault(r["round"], {})[r["system"]] = r
-        ratios = {}
-        for peer in systems:
-            if peer == "fetchd" or "fetchd" not in per or peer not in per:
-                continue
-            pairs = [p for p in by_round.values()
-                     if "fetchd" in p and peer in p]
-            rps = [p["fetchd"]["rps"] / p[peer]["rps"] for p in pairs]
-            cpu = [p["fetchd"]["cpu_s_per_10k"] / p[peer]["cpu_s_per_10k"]
-                   for p in pairs]
-            ratios[peer] = {}
-            for name, values in (("rps", rps), ("cpu_per_10k", cpu)):
-                ratios[peer][name] = {"median": statistics.median(values),
-                                      "min": min(values), "max": max(values),
-                                      "per_round": values}
-        summary[workload] = {"systems": per, "fetchd_over": ratios}
+        summary[workload] = {
+            "systems": per,
+            "fetchd_over": round_ratios(
+                by_round, per, "fetchd",
+                [p for p in systems if p not in VIA_FETCHD]),
+            # fetchd's Python client against the Python peers.
+            "python_over": round_ratios(by_round, per, "python",
+                                        ["aiohttp", "httpx"]),
+        }
     return summary
 
 
+def round_ratios(by_round, per, system, peers):
+    """system/peer ratios of req/s and CPU per 10k, round by round."""
+    ratios = {}
+    for peer in peers:
+        if system not in per or peer not in per:
+            continue
+        pairs = [p for p in by_round.values() if system in p and peer in p]
+        rps = [p[system]["rps"] / p[peer]["rps"] for p in pairs]
+        cpu = [p[system]["cpu_s_per_10k"] / p[peer]["cpu_s_per_10k"]
+               for p in pairs]
+        ratios[peer] = {}
+        for name, values in (("rps", rps), ("cpu_per_10k", cpu)):
+            ratios[peer][name] = {"median": statistics.median(values),
+                                  "min": min(values), "max": max(values),
+                                  "per_round": values}
+    return ratios
+
+
 def targets(summary, extras):
-    """Issue 6's targets: (name, figure, bound, met) for what was measured."""
+    """Issue 6's targets and issue 17's (the Python client): (name,
+    figure, bound, met) for what was measured."""
     out = []
 
-    def ratio(workload, peer):
-        r = summary.get(workload, {}).get("fetchd_over", {}).get(peer)
-        return r["rps"]["median"] if r else None
+    def ratio(workload, peer, over="fetchd_over", name="rps"):
+        r = summary.get(workload, {}).get(over, {}).get(peer)
+        return r[name]["median"] if r else None
 
     def system(workload, name):
         return summary.get(workload, {}).get("systems", {}).get(name)
@@ -668,9 +693,15 @@ def targets(summary, extras):
             ("1k req/s, fetchd/raw (median of rounds)", ratio("1k", "raw"),
              0.8, True),
             ("1k req/s, fetchd/aiohttp", ratio("1k", "aiohttp"), 8.0, True),
-            ("100k req/s, fetchd/raw", ratio("100k", "raw"), 0.7, True)):
+            ("100k req/s, fetchd/raw", ratio("100k", "raw"), 0.7, True),
+            ("1k req/s, python client/aiohttp",
+             ratio("1k", "aiohttp", "python_over"), 3.0, True),
+            ("1k CPU per request (client + fetchd), python client/aiohttp",
+             ratio("1k", "aiohttp", "python_over", "cpu_per_10k"), 1.0,
+             False)):
         if value is not None:
-            out.append((label, f"{value:.2f}x", f">= {bound}x",
+            out.append((label, f"{value:.2f}x",
+                        f"{'>=' if ge else '<='} {bound}x",
                         value >= bound if ge else value <= bound))
     d = system("delay", "fetchd")
     if d:
@@ -728,18 +759,21 @@ def markdown(summary, extras, facts, args):
             if name == "fetchd":
                 rss += f" (client {s['client_peak_rss_mb']:.0f})"
             server = (f"{s['median_server_cpu_s_per_10k']:.3f}"
-                      if name == "fetchd" else "")
+                      if name in VIA_FETCHD else "")
             lines.append(f"| {workload} | {label} | {s['median_rps']:,.0f} | "
                          f"{s['median_seconds']:.3f} | "
                          f"{s['median_cpu_s_per_10k']:.3f} | {server} | "
                          f"{rss} |")
-    lines += ["", "fetchd / peer, req/s per round:", "",
-              "| workload | peer | median | min | max |", "|---|---|---|---|---|"]
+    lines += ["", "fetchd / peer and python / peer, req/s per round:", "",
+              "| workload | ratio | median | min | max |",
+              "|---|---|---|---|---|"]
     for workload, entry in summary.items():
-        for peer, r in entry["fetchd_over"].items():
-            x = r["rps"]
-            lines.append(f"| {workload} | {peer} | {x['median']:.2f} | "
-                         f"{x['min']:.2f} | {x['max']:.2f} |")
+        for over in ("fetchd", "python"):
+            for peer, r in entry[f"{over}_over"].items():
+                x = r["rps"]
+                lines.append(f"| {workload} | {over}/{peer} | "
+                             f"{x['median']:.2f} | {x['min']:.2f} | "
+                             f"{x['max']:.2f} |")
     t = targets(summary, extras)
     if t:
         lines += ["", "| target | measured | bound | met |",
@@ -763,24 +797,26 @@ def print_table(summary, extras, facts, args):
             client_rss = (f"{s['client_peak_rss_mb']:.1f}"
                           if system == "fetchd" else "")
             server = (f"{s['median_server_cpu_s_per_10k']:10.3f}"
-                      if system == "fetchd" else " " * 10)
+                      if system in VIA_FETCHD else " " * 10)
             print(f"{workload:8s} {system:8s} {s['median_rps']:9.0f} "
                   f"{s['median_seconds']:8.3f} "
                   f"{s['median_cpu_s_per_10k']:10.3f} {server} {rss:>12s} "
                   f"{client_rss:>14s} "
                   f"{s['median_nginx_cpu_s_per_10k']:16.3f}")
-        for peer, r in entry["fetchd_over"].items():
-            for name, label in (("rps", "req/s"), ("cpu_per_10k", "CPU")):
-                x = r[name]
-                print(f"{workload:8s} fetchd/{peer:7s} {label:5s} median "
-                      f"{x['median']:.3f}  min {x['min']:.3f}  "
-                      f"max {x['max']:.3f}")
+        for over in ("fetchd", "python"):
+            for peer, r in entry[f"{over}_over"].items():
+                for name, label in (("rps", "req/s"), ("cpu_per_10k", "CPU")):
+                    x = r[name]
+                    print(f"{workload:8s} {over}/{peer:7s} {label:5s} "
+                          f"median {x['median']:.3f}  min {x['min']:.3f}  "
+                          f"max {x['max']:.3f}")
     print()
     for name, value, bound, ok in targets(summary, extras):
         print(f"target  {'met ' if ok else 'MISS'}  {name}: {value} "
               f"(bound {bound})")
     print()
-    print("CPU s/10k: client CPU, plus fetchd's server CPU for fetchd.")
+    print("CPU s/10k: client CPU, plus fetchd's server CPU for fetchd and "
+          "python.")
     print("peak RSS: fetchd = server VmHWM (its load client's VmHWM under "
           "client RSS); the others = client VmHWM.")
     print(f"machine: {facts['nproc']} CPUs ({facts['cpus_usable']} usable), "
@@ -888,6 +924,7 @@ def main(argv):
     ctx.unary_bin = os.path.join(build, "bench", "unary_latency")
     ctx.fetchctl_bin = os.path.join(build, "client", "fetchctl")
     ctx.fetchd_bin = os.path.join(build, "service", "fetchd")
+    ctx.python_site = os.path.join(build, "client", "python", "site")
     needed = [ctx.raw_bin, ctx.load_bin, ctx.fetchd_bin]
     if "unary" in args.extras:
         needed.append(ctx.unary_bin)
@@ -898,6 +935,11 @@ def main(argv):
             raise BenchError(f"{path} not found; build it (cmake --build "
                              f"{args.build} --target "
                              f"{os.path.basename(path)})")
+    if "python" in systems and not os.path.isfile(
+            os.path.join(ctx.python_site, "fetchd", "_proto", "fetch_pb2.py")):
+        raise BenchError(f"{ctx.python_site} has no fetchd package; build "
+                         f"it (cmake --build {args.build} --target "
+                         "fetchd_python)")
     ctx.tmp = tempfile.mkdtemp(prefix="peer_bench.")
     ctx.nginx = ctx.fetchd = None
     failed = True
@@ -913,7 +955,7 @@ def main(argv):
         fetchd_hwm = {}
         for workload in args.workload:
             # A fresh fetchd per workload, so that its VmHWM is this one's.
-            if "fetchd" in systems:
+            if any(system in VIA_FETCHD for system in systems):
                 ctx.fetchd, ctx.fetchd_port = start_fetchd(
                     ctx.tmp, ctx.fetchd_bin, args.workers, workload)
                 print(f"fetchd pid {ctx.fetchd.pid} on "

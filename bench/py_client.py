@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""py_client: the Python peers of the fetchd benchmark (aiohttp and httpx).
+"""py_client: the Python clients of the fetchd benchmark (aiohttp, httpx, and
+fetchd's own Python client).
 
 Sends N GETs of one URL with at most C in flight, the way an aiohttp or
 httpx user would write it, reads every body and prints the same JSON line as
@@ -12,8 +13,12 @@ bench/raw_curl_multi and bench/fetchd_load:
   httpx:   one AsyncClient, Limits(max_connections=C,
            max_keepalive_connections=C), the same C tasks; --http2 asks for
            HTTP/2 (needs python3-h2).
+  fetchd:  the fetchd package (client/python) against --server: one
+           Client, one fetch_many() over the N requests with concurrency C
+           (batches of the client's default size).
 
-Run with Debian's /usr/bin/python3 (python3-aiohttp, python3-httpx).
+Run with Debian's /usr/bin/python3 (python3-aiohttp, python3-httpx; for
+fetchd, PYTHONPATH reaching the staged package, build/client/python/site).
 --cacert trusts that CA for https URLs. Only loopback URLs are accepted.
 
 Exit status: 0 when every request was ok, 1 when some failed, 2 on a usage
@@ -107,16 +112,47 @@ async def run_httpx(args, ssl_ctx):
         return result, time.perf_counter() - start
 
 
+async def run_fetchd(args, ssl_ctx):
+    import itertools
+
+    import fetchd
+    options = {"timeout": args.timeout}
+    if args.cacert:
+        options["ssl"] = fetchd.TargetTLS(ca=args.cacert)
+    if args.http2:
+        options["http_version"] = "2"
+    ok = 0
+    total = 0
+    failures = {}
+    async with fetchd.Client(args.server) as client:
+        start = time.perf_counter()
+        async for resp in client.fetch_many(
+                itertools.repeat(args.url, args.requests),
+                concurrency=args.concurrency, **options):
+            status = resp.status
+            if status == 200 and resp.raw.error == 0:
+                ok += 1
+                total += len(resp.content)
+            else:
+                key = str(resp.error) if resp.error else f"status {status}"
+                failures[key] = failures.get(key, 0) + 1
+        return (ok, total, failures), time.perf_counter() - start
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--lib", choices=("aiohttp", "httpx"), required=True)
+    p.add_argument("--lib", choices=("aiohttp", "httpx", "fetchd"),
+                   required=True)
+    p.add_argument("--server", default="127.0.0.1:50051",
+                   help="fetchd's address (--lib fetchd)")
     p.add_argument("--url", required=True)
     p.add_argument("--requests", type=int, default=20000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--timeout", type=float, default=60.0,
                    help="total timeout per request, seconds")
     p.add_argument("--cacert", help="CA file to trust for https URLs")
-    p.add_argument("--http2", action="store_true", help="httpx: HTTP/2")
+    p.add_argument("--http2", action="store_true",
+                   help="httpx and fetchd: HTTP/2")
     args = p.parse_args(argv)
     url = urllib.parse.urlsplit(args.url)
     if url.scheme not in ("http", "https") or url.hostname not in LOOPBACK:
@@ -129,7 +165,8 @@ def main(argv):
         return 2
     ssl_ctx = ssl.create_default_context(cafile=args.cacert) \
         if args.cacert else None
-    run = run_aiohttp if args.lib == "aiohttp" else run_httpx
+    run = {"aiohttp": run_aiohttp, "httpx": run_httpx,
+           "fetchd": run_fetchd}[args.lib]
     (ok, total, failures), seconds = asyncio.run(run(args, ssl_ctx))
     for reason, count in failures.items():
         print(f"py_client: {count} x {reason}", file=sys.stderr)

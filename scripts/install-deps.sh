@@ -22,6 +22,9 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev nginx curl prometheus
   python3-grpcio python3-protobuf python3-aiohttp
+  # client/python: its tests, examples and offline pip install
+  python3-pytest python3-pytest-asyncio python3-bs4 python3-tqdm
+  python3-setuptools python3-wheel python3-venv
   # bench/: the Python peers, nginx's delay endpoints, the run's TLS certificate
   python3-httpx python3-h2 libnginx-mod-http-echo openssl
   dnsmasq-base  # the resolver of tests/api/resolver_policy_test
