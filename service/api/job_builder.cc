@@ -11,7 +11,7 @@
 #include "service/api/request_checks.h"
 #include "service/api/request_content.h"
 #include "service/common/proto_duration.h"
-#include "service/transport/http_url.h"
+#include "service/url/http_url.h"
 
 namespace fetchd::api {
 namespace {
@@ -32,7 +32,7 @@ absl::Status Invalid(const std::string& field, absl::string_view rule) {
 // (whose URL is `url`) into `job`.
 absl::Status ApplyConnectionOptions(const JobRules& rules,
                                     const FetchRequest& r,
-                                    const transport::HttpUrl& url,
+                                    const url::HttpUrl& url,
                                     core::FetchJob* job) {
   const fetch::v1::TlsOptions& tls = r.tls();
   for (const auto& [name, pem] :
@@ -62,7 +62,7 @@ absl::Status ApplyConnectionOptions(const JobRules& rules,
 
   const fetch::v1::ProxyOptions& proxy = r.proxy();
   if (!proxy.url().empty()) {
-    if (absl::Status s = transport::CheckProxyUrl(proxy.url(), "proxy.url");
+    if (absl::Status s = url::CheckProxyUrl(proxy.url(), "proxy.url");
         !s.ok()) {
       return s;
     }
@@ -172,7 +172,7 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> BuildJob(
                                          "parameters exceed the limit of ",
                                          rules.bounds.max_url_bytes()));
   }
-  absl::StatusOr<transport::HttpUrl> url = transport::ParseHttpUrl(*with_query);
+  absl::StatusOr<url::HttpUrl> url = url::ParseHttpUrl(*with_query);
   if (!url.ok()) {
     if (url.status().code() == absl::StatusCode::kPermissionDenied) {
       return PolicyDenied(url.status().message(), "scheme");

@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
-#include "service/transport/http_url.h"
+#include "service/url/http_url.h"
 
 namespace fetchd::ws {
 namespace {
@@ -89,7 +89,7 @@ absl::StatusOr<WsOpenParams> CheckOpen(const fetch::v1::WsOpen& open,
                 "scheme");
   }
   const bool tls = scheme == "wss";
-  absl::StatusOr<transport::HttpUrl> parsed = transport::ParseHttpUrl(
+  absl::StatusOr<url::HttpUrl> parsed = url::ParseHttpUrl(
       absl::StrCat(tls ? "https" : "http", url.substr(colon)));
   if (!parsed.ok()) {
     std::string message(parsed.status().message());
