@@ -9,11 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -143,10 +139,11 @@ int Run(const config::ValueMap& env) {
 }  // namespace fetchd
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "fetchd: gRPC HTTP fetch service.\n  fetchd [--config FILE] [--listen "
-      "HOST:PORT] [--workers N] ...");
-  absl::ParseCommandLine(argc, argv);
+  if (const fetchd::config::CommandLine command_line =
+          fetchd::config::ParseFetchdCommandLine(argc, argv);
+      command_line.exit_code >= 0) {
+    return command_line.exit_code;
+  }
   // Debian builds abseil without NDEBUG, which leaves Mutex deadlock
   // detection on: a global graph update on every lock, measurable on the
   // request path. The tests keep it (they don't run this main).

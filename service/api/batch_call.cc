@@ -19,12 +19,30 @@ BatchCall::BatchCall(const Options& options, const CallEnv& env, bool fail_fast,
       unwritten_(total) {}
 
 BatchCall::~BatchCall() {
+  if (deadline_cut_.has_value()) env_.deadlines->Cancel(*deadline_cut_);
   env_.stats->OnCallDone(window_high_water(), stream_buffered_high_water());
 }
 
 void BatchCall::Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
   absl::MutexLock lock(&mu_);
   reactor_ = reactor;
+}
+
+void BatchCall::CutBeforeDeadline(absl::Time rpc_deadline) {
+  if (env_.deadlines == nullptr ||
+      env_.deadline_margin <= absl::ZeroDuration() ||
+      rpc_deadline == absl::InfiniteFuture()) {
+    return;
+  }
+  deadline_cut_ = env_.deadlines->Schedule(
+      rpc_deadline - env_.deadline_margin,
+      [call = std::weak_ptr<BatchCall>(shared_from_this())] {
+        if (std::shared_ptr<BatchCall> self = call.lock()) {
+          if (self->Cancel(fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED)) {
+            self->env_.fetcher->CancelBatch(self);
+          }
+        }
+      });
 }
 
 void BatchCall::CancelForShutdown() {

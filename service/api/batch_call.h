@@ -20,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <variant>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +57,10 @@ class BatchCall final : public core::Batch,
 
   // CancellableCall
   void CancelForShutdown() override;
+  // Ends the call's unfinished requests with DEADLINE_EXCEEDED results
+  // `env.deadline_margin` before `rpc_deadline` (real time), so they still
+  // reach the caller. Call once, after the call is shared.
+  void CutBeforeDeadline(absl::Time rpc_deadline);
   // The call's admission (to register the call for CancelAll()).
   CallGate::Ticket& ticket() { return *ticket_; }
 
@@ -92,6 +97,8 @@ class BatchCall final : public core::Batch,
   const absl::Time started_;
   // The call's admission; released when the call ends.
   const std::unique_ptr<CallGate::Ticket> ticket_;
+  // The cut scheduled by CutBeforeDeadline(), dropped when the call ends.
+  std::optional<DeadlineTimer::Key> deadline_cut_;
 
   absl::Mutex mu_;
   grpc::ServerWriteReactor<fetch::v1::FetchEvent>* reactor_

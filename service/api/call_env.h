@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
+#include "service/api/deadline_timer.h"
 #include "service/common/clock.h"
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
@@ -44,6 +45,10 @@ class CallStats {
 
 struct CallEnv {
   core::Fetcher* fetcher = nullptr;
+  // Ends a call's unfinished requests `deadline_margin` before its RPC
+  // deadline (limits.deadline_margin; zero: never). Null: never.
+  DeadlineTimer* deadlines = nullptr;
+  absl::Duration deadline_margin = absl::ZeroDuration();
   // The fetcher's clock: calls are stamped with their start on it.
   const Clock* clock = nullptr;
   core::FetchObserver* observer = nullptr;  // may be null

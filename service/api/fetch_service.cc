@@ -62,15 +62,25 @@ FetchServiceImpl::FetchServiceImpl(const fetch::v1::ServerConfig& config,
       gate_(options.gate),
       env_(options.env) {}
 
-absl::Time FetchServiceImpl::DeadlineOf(
-    const grpc::CallbackServerContext& context) const {
+namespace {
+
+// The call's deadline in real time; InfiniteFuture for none.
+absl::Time RealDeadline(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
   if (deadline >= std::chrono::system_clock::time_point::max() -
                       std::chrono::hours(24 * 365)) {
     return absl::InfiniteFuture();
   }
-  return env_.clock->Now() +
-         absl::FromChrono(deadline - std::chrono::system_clock::now());
+  return absl::FromChrono(deadline);
+}
+
+}  // namespace
+
+absl::Time FetchServiceImpl::DeadlineOf(
+    const grpc::CallbackServerContext& context) const {
+  const absl::Time deadline = RealDeadline(context);
+  if (deadline == absl::InfiniteFuture()) return deadline;
+  return env_.clock->Now() + (deadline - absl::Now());
 }
 
 grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
@@ -110,6 +120,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
                                           n, started, *std::move(ticket));
   auto* reactor = MakeBatchReactor(context, call);
   call->ticket().Register(call);
+  call->CutBeforeDeadline(RealDeadline(*context));
 
   const FetchRequest defaults =
       validator_.EffectiveDefaults(request->defaults());
@@ -147,6 +158,7 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
                                           started, *std::move(ticket));
   call->Start(call);
   call->ticket().Register(call);
+  call->CutBeforeDeadline(RealDeadline(*context));
   const FetchRequest defaults = validator_.EffectiveDefaults(FetchRequest());
   // A single request still keeps the cookies its redirect hops set.
   absl::StatusOr<std::shared_ptr<transport::CookieJar>> jar =

@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/api/request_checks.h"
 #include "service/api/request_content.h"
@@ -65,6 +66,17 @@ absl::Status ApplyConnectionOptions(const JobRules& rules,
     if (absl::Status s = url::CheckProxyUrl(proxy.url(), "proxy.url");
         !s.ok()) {
       return s;
+    }
+    const auto& allowed = rules.bounds.allowed_proxies();
+    if (!allowed.empty() && std::none_of(allowed.begin(), allowed.end(),
+                                         [&proxy](const std::string& entry) {
+                                           return absl::EqualsIgnoreCase(
+                                               entry, proxy.url());
+                                         })) {
+      return PolicyDenied(
+          absl::StrCat("proxy.url: \"", proxy.url(),
+                       "\" is not in request_bounds.allowed_proxies"),
+          "proxy");
     }
   } else if (!proxy.username().empty() || !proxy.password().empty()) {
     return Invalid("proxy", "credentials without a url");

@@ -17,6 +17,7 @@ UnaryCall::UnaryCall(const Options& options, const CallEnv& env,
       ticket_(std::move(ticket)) {}
 
 UnaryCall::~UnaryCall() {
+  if (deadline_cut_.has_value()) env_.deadlines->Cancel(*deadline_cut_);
   env_.stats->OnCallDone(window_high_water(), stream_buffered_high_water());
 }
 
@@ -32,6 +33,23 @@ void UnaryCall::Deliver(fetch::v1::FetchResult result, bool holds_window) {
   if (finished_) return;
   *response_ = std::move(result);
   FinishLocked(grpc::Status::OK);
+}
+
+void UnaryCall::CutBeforeDeadline(absl::Time rpc_deadline) {
+  if (env_.deadlines == nullptr ||
+      env_.deadline_margin <= absl::ZeroDuration() ||
+      rpc_deadline == absl::InfiniteFuture()) {
+    return;
+  }
+  deadline_cut_ = env_.deadlines->Schedule(
+      rpc_deadline - env_.deadline_margin,
+      [call = std::weak_ptr<UnaryCall>(shared_from_this())] {
+        if (std::shared_ptr<UnaryCall> self = call.lock()) {
+          if (self->Cancel(fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED)) {
+            self->env_.fetcher->CancelBatch(self);
+          }
+        }
+      });
 }
 
 void UnaryCall::CancelForShutdown() {

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -40,6 +41,10 @@ class UnaryCall final : public core::Batch,
   void Deliver(fetch::v1::FetchResult result, bool holds_window) override;
   // CancellableCall
   void CancelForShutdown() override;
+  // Ends the call's unfinished requests with DEADLINE_EXCEEDED results
+  // `env.deadline_margin` before `rpc_deadline` (real time), so they still
+  // reach the caller. Call once, after the call is shared.
+  void CutBeforeDeadline(absl::Time rpc_deadline);
   // The call's admission (to register the call for CancelAll()).
   CallGate::Ticket& ticket() { return *ticket_; }
   // grpc::ServerUnaryReactor
@@ -57,6 +62,8 @@ class UnaryCall final : public core::Batch,
   const absl::Time started_;
   // The call's admission; released when the call ends.
   const std::unique_ptr<CallGate::Ticket> ticket_;
+  // The cut scheduled by CutBeforeDeadline(), dropped when the call ends.
+  std::optional<DeadlineTimer::Key> deadline_cut_;
   absl::Mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<UnaryCall> self_ ABSL_GUARDED_BY(mu_);

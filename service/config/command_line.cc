@@ -1,15 +1,22 @@
 #include "service/config/command_line.h"
 
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fetchd/version.h"
 #include "service/config/server_config.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -95,6 +102,142 @@ absl::StatusOr<fetch::v1::ServerConfig> ConfigFromCommandLine(
   absl::StatusOr<ValueMap> flags = GivenConfigFlags();
   if (!flags.ok()) return flags.status();
   return BuildServerConfig({env, *std::move(flags)});
+}
+
+namespace {
+
+constexpr absl::string_view kUsage =
+    "fetchd: the HTTP fetch service (gRPC). Callers send batches of HTTP "
+    "requests;\nfetchd runs them through one curl-multi worker pool and "
+    "streams each result back.\n\n"
+    "Usage: fetchd [--config FILE] [--listen HOST:PORT] [FLAGS...]\n\n"
+    "Config, lowest precedence first: built-in defaults, the --config JSON "
+    "file\n(FETCHD_CONFIG), FETCHD_* environment variables, flags. Loopback "
+    "and private\naddresses are denied by default: --policy_allow=CIDR (e.g. "
+    "127.0.0.0/8) lets\nfetchd reach them (docs/security.md).\n";
+
+std::string VersionText() {
+  return absl::StrCat("fetchd ", kFetchdVersion, " (", kFetchdBuild, ")\n");
+}
+
+// Whether `arg` is `name` as a flag: -name, --name or --name=...
+bool IsFlag(absl::string_view arg, absl::string_view name) {
+  if (absl::StartsWith(arg, "--")) {
+    arg.remove_prefix(2);
+  } else if (absl::StartsWith(arg, "-")) {
+    arg.remove_prefix(1);
+  } else {
+    return false;
+  }
+  return arg == name || absl::StartsWith(arg, absl::StrCat(name, "="));
+}
+
+}  // namespace
+
+std::string FetchdHelp() {
+  std::string out(kUsage);
+  out += "\nFlags (each --NAME of a config field also reads FETCHD_NAME):\n";
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::EndsWith(flag->Filename(), "command_line.cc")) {
+      flags.push_back(flag);
+    }
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  const auto is_override = [](absl::string_view name) {
+    if (name == kConfigFileFlag) return true;
+    for (const ConfigOverride& entry : ConfigOverrides()) {
+      if (entry.name == name) return true;
+    }
+    return false;
+  };
+  for (const absl::CommandLineFlag* flag : flags) {
+    absl::StrAppend(&out, "  --", flag->Name());
+    if (is_override(flag->Name())) {
+      absl::StrAppend(&out, " (", EnvVarName(flag->Name()), ")");
+    }
+    absl::StrAppend(&out, "\n      ", flag->Help(), "\n");
+    if (const std::string value = flag->DefaultValue();
+        !value.empty() && value != "-1" && value != "0") {
+      absl::StrAppend(&out, "      default: ", value, "\n");
+    }
+  }
+  absl::StrAppend(&out,
+                  "  --help, -h\n      this text\n  --version\n      the "
+                  "version and build\n\nExit codes: 0 after a drain (SIGTERM, "
+                  "SIGINT); 1 when fetchd can't start (an\naddress in use, a "
+                  "file it can't read); 2 for an invalid config or command "
+                  "line.\n");
+  return out;
+}
+
+CommandLine ParseFetchdCommandLine(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage;
+  usage.version_string = VersionText;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "command_line.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (IsFlag(arg, "help") || arg == "-h") {
+      std::cout << FetchdHelp();
+      return {0};
+    }
+    if (IsFlag(arg, "version")) {
+      std::cout << VersionText();
+      return {0};
+    }
+  }
+  // Unknown flags and bad values are usage errors (abseil would exit 1).
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+    const size_t eq = arg.find('=');
+    const absl::string_view name = arg.substr(0, eq);
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr && absl::StartsWith(name, "no")) {
+      absl::CommandLineFlag* negated =
+          absl::FindCommandLineFlag(name.substr(2));
+      if (negated != nullptr && negated->IsOfType<bool>() &&
+          eq == absl::string_view::npos) {
+        continue;
+      }
+    }
+    if (flag == nullptr) {
+      std::cerr << "fetchd: unknown flag --" << name
+                << " (see fetchd --help)\n";
+      return {2};
+    }
+    absl::string_view value;
+    if (eq != absl::string_view::npos) {
+      value = arg.substr(eq + 1);
+    } else if (flag->IsOfType<bool>()) {
+      continue;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      std::cerr << "fetchd: --" << name << " needs a value\n";
+      return {2};
+    }
+    if (std::string error; !flag->ParseFrom(value, &error)) {
+      std::cerr << "fetchd: --" << name << "=" << value << ": " << error
+                << "\n";
+      return {2};
+    }
+  }
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    std::cerr << "fetchd: unexpected argument \"" << positional[1]
+              << "\": fetchd takes only flags (see fetchd --help)\n";
+    return {2};
+  }
+  return {};
 }
 
 }  // namespace fetchd::config

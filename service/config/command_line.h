@@ -6,6 +6,7 @@
 #define FETCHD_SERVICE_CONFIG_COMMAND_LINE_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
@@ -19,6 +20,22 @@ ABSL_DECLARE_FLAG(bool, check_config);
 ABSL_DECLARE_FLAG(int, drain_seconds);
 
 namespace fetchd::config {
+
+// What fetchd should do after ParseFetchdCommandLine().
+struct CommandLine {
+  // Exit at once with this code (after --help, --version or a usage
+  // error, already printed); -1: run.
+  int exit_code = -1;
+};
+
+// Parses argv into the flags. `--help` (or -h) prints the usage, every flag
+// with its default and its FETCHD_* variable, and exits 0; `--version`
+// prints the version and build and exits 0; an unknown flag or a stray
+// argument ("fetchd extra") is a usage error (exit 2) naming it.
+CommandLine ParseFetchdCommandLine(int argc, char** argv);
+
+// The --help text (for tests and docs): usage, then each flag of fetchd.
+std::string FetchdHelp();
 
 // Defaults, the --config file, the FETCHD_* variables of `env`, the flags
 // that were given (after absl::ParseCommandLine()). Errors: InvalidArgument

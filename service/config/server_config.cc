@@ -177,6 +177,7 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   limits->set_stream_window(256);
   limits->set_max_active_calls(1000);
   limits->set_max_stream_buffer_bytes(8 << 20);
+  limits->mutable_deadline_margin()->set_nanos(250'000'000);
 
   // No host labels (every host is "other"), no access log.
   c.mutable_metrics()->set_listen("127.0.0.1:9464");
@@ -339,6 +340,12 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                       uint64_t{1} << 32),
        }) {
     if (!s.ok()) return s;
+  }
+  if (const google::protobuf::Duration& margin = l.deadline_margin();
+      !IsValidProtoDuration(margin) ||
+      FromProto(margin) < absl::ZeroDuration() ||
+      FromProto(margin) > absl::Seconds(60)) {
+    return Invalid("limits.deadline_margin", "must be between 0s and 60s");
   }
   if (absl::StatusOr<spdlog::level::level_enum> level =
           logging::ParseLogLevel(c.log_level());

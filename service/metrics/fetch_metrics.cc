@@ -249,7 +249,9 @@ void FetchMetrics::Register(const Options& options) {
   for (std::string_view c : policy::AddressPolicy::DenialCategories()) {
     categories.emplace_back(c);
   }
-  for (const char* c : {"scheme", "caller", "other"}) categories.push_back(c);
+  for (const char* c : {"scheme", "caller", "proxy", "other"}) {
+    categories.push_back(c);
+  }
   for (std::string& c : categories) {
     Counter* child = &denied.Add({{"rule", c}});
     denied_.emplace_back(std::move(c), child);

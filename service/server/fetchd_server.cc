@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "fetchd/version.h"
 #include "service/common/clock.h"
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
@@ -37,7 +38,7 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   config_ = config;
   metrics::FetchMetrics::Options metrics_options =
       metrics::FetchMetrics::OptionsFromConfig(config.metrics());
-  metrics_options.version = FETCHD_VERSION;
+  metrics_options.version = kFetchdVersion;
   metrics_options.grpc_version = grpc::Version();
   metrics_options.curl_version = curl_version_info(CURLVERSION_NOW)->version;
   absl::StatusOr<std::unique_ptr<metrics::FetchMetrics>> metrics =
@@ -62,18 +63,23 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   transport::WorkerPool::Options pool_options =
       transport::WorkerPool::OptionsFromConfig(config);
   pool_options.observer = observer;
-  // The policy inside the gate, sharing the gate's ownership.
-  pool_options.policy = std::shared_ptr<const policy::AddressPolicy>(
-      destinations_, destinations_->policy());
+  pool_options.destinations = destinations_;
   absl::StatusOr<std::unique_ptr<transport::WorkerPool>> pool =
       transport::WorkerPool::Create(pool_options, RealClock::Get());
   if (!pool.ok()) return pool.status();
   pool_ = *std::move(pool);
 
+  deadlines_ = std::make_unique<api::DeadlineTimer>();
   api::FetchServiceImpl::Options service_options;
   service_options.gate = gate_.get();
   service_options.destinations = destinations_.get();
-  service_options.env = {pool_.get(), RealClock::Get(), observer, &call_stats_};
+  service_options.env.fetcher = pool_.get();
+  service_options.env.deadlines = deadlines_.get();
+  service_options.env.deadline_margin =
+      FromProto(config.limits().deadline_margin());
+  service_options.env.clock = RealClock::Get();
+  service_options.env.observer = observer;
+  service_options.env.stats = &call_stats_;
   absl::StatusOr<std::unique_ptr<api::FetchServiceImpl>> fetch_service =
       api::FetchServiceImpl::Create(config, service_options);
   if (!fetch_service.ok()) return fetch_service.status();
@@ -222,6 +228,8 @@ void FetchdServer::StopAll(absl::Time deadline) {
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
+  // No deadline cut may reach the pool once it stops.
+  if (deadlines_ != nullptr) deadlines_->Stop();
   if (pool_ != nullptr) pool_->Stop();
   // Delivers the last closes to the WebSocket calls, which use the service.
   if (ws_transport_ != nullptr) ws_transport_->Stop();

@@ -105,6 +105,9 @@ class FetchdServer {
   std::unique_ptr<auth::CallerAuth> caller_auth_;
   std::unique_ptr<api::CallGate> gate_;
   api::CallStats call_stats_;
+  // Calls' deadline cuts; stopped after the pool (its callbacks cancel in
+  // the pool).
+  std::unique_ptr<api::DeadlineTimer> deadlines_;
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<api::FetchServiceImpl> fetch_service_;
   std::unique_ptr<ws::WsTransport> ws_transport_;

@@ -114,13 +114,10 @@ ClassifiedOutcome ClassifyAttempt(const AttemptFacts& facts) {
       break;
   }
   if (facts.code != CURLE_OK) {
-    if (facts.denied_address.has_value() &&
-        (facts.code == CURLE_COULDNT_CONNECT ||
-         facts.code == CURLE_ABORTED_BY_CALLBACK)) {
+    if (facts.denial.has_value() && (facts.code == CURLE_COULDNT_CONNECT ||
+                                     facts.code == CURLE_ABORTED_BY_CALLBACK)) {
       out.error = fetch::v1::ERROR_KIND_DENIED;
-      out.message = absl::StrCat(
-          "destination ", AbslView(*facts.denied_address),
-          " denied by policy (rule: ", AbslView(facts.denied_rule), ")");
+      out.message = std::string(*facts.denial);
       out.denied = true;
       return out;
     }

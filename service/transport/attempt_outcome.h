@@ -51,10 +51,9 @@ struct AttemptFacts {
   bool connected = false;
   uint32_t status = 0;
   bool fail_on_http_error = false;
-  // "ip:port" of the first address the destination policy refused in this
-  // attempt, and the rule that did.
-  std::optional<std::string_view> denied_address;
-  std::string_view denied_rule;
+  // The message of the first address the destination gate refused in this
+  // attempt (policy::Denial::message), if any.
+  std::optional<std::string_view> denial;
   // The attempt's total timeout (the request's, cut to the RPC deadline)
   // and the request's own limits.
   absl::Duration attempt_timeout;

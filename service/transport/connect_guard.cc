@@ -11,21 +11,13 @@
 
 namespace fetchd::transport {
 
-void ConnectGuard::Reset() {
-  denied_address_.reset();
-  denial_ = policy::Decision();
-}
+void ConnectGuard::Reset() { denial_.reset(); }
 
 bool ConnectGuard::Permit(const policy::IpAddress& addr, uint16_t port) {
-  if (policy_ == nullptr) return true;
-  policy::Decision decision = policy_->Check(addr, port);
-  if (decision.allowed) return true;
-  if (!denied_address_.has_value()) {
-    denied_address_ = addr.is_v4()
-                          ? absl::StrCat(addr.ToString(), ":", port)
-                          : absl::StrCat("[", addr.ToString(), "]:", port);
-    denial_ = std::move(decision);
-  }
+  if (gate_ == nullptr) return true;
+  std::optional<policy::Denial> denial = gate_->CheckAddress(addr, port);
+  if (!denial.has_value()) return true;
+  if (!denial_.has_value()) denial_ = std::move(denial);
   return false;
 }
 
@@ -57,7 +49,7 @@ curl_socket_t ConnectGuard::OpenSocket(const curl_sockaddr& address) {
 bool ConnectGuard::PermitRequest(const char* ip, int port) {
   // A reused connection was opened for an earlier transfer: its address is
   // checked again for this one (the policy checks every request).
-  if (policy_ == nullptr) return true;
+  if (gate_ == nullptr) return true;
   std::optional<policy::IpAddress> addr = policy::IpAddress::Parse(ip);
   return addr.has_value() && port > 0 && port <= 65535 &&
          Permit(*addr, static_cast<uint16_t>(port));

@@ -18,16 +18,15 @@
 #include <optional>
 #include <string>
 
-#include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 
 namespace fetchd::transport {
 
 class ConnectGuard {
  public:
-  // `policy` may be null (no destination checks: engine tests only); it
+  // `gate` may be null (no destination checks: engine tests only); it
   // must outlive the guard.
-  explicit ConnectGuard(const policy::AddressPolicy* policy)
-      : policy_(policy) {}
+  explicit ConnectGuard(const policy::DestinationGate* gate) : gate_(gate) {}
 
   // Forgets the refusal of the previous attempt.
   void Reset();
@@ -39,20 +38,16 @@ class ConnectGuard {
   // connection to `ip` (text form) and `port`.
   [[nodiscard]] bool PermitRequest(const char* ip, int port);
 
-  // The first address refused in this attempt ("ip:port", "[ip6]:port"),
-  // and the policy's decision about it.
-  const std::optional<std::string>& denied_address() const {
-    return denied_address_;
-  }
-  const policy::Decision& denial() const { return denial_; }
+  // The first refusal of this attempt (its message names the address and
+  // the rule), if any.
+  const std::optional<policy::Denial>& denial() const { return denial_; }
 
  private:
   // Checks the address about to be used; records a refusal.
   bool Permit(const policy::IpAddress& addr, uint16_t port);
 
-  const policy::AddressPolicy* const policy_;  // may be null
-  std::optional<std::string> denied_address_;
-  policy::Decision denial_;
+  const policy::DestinationGate* const gate_;  // may be null
+  std::optional<policy::Denial> denial_;
 };
 
 }  // namespace fetchd::transport

@@ -11,13 +11,14 @@
 namespace fetchd::transport {
 
 Transfer::Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-                   const Clock* clock, const policy::AddressPolicy* policy,
+                   const Clock* clock,
+                   const policy::DestinationGate* destinations,
                    const TransferSettings* settings)
     : job_(std::move(job)),
       easy_(std::move(easy)),
       clock_(clock),
       settings_(settings),
-      guard_(policy) {}
+      guard_(destinations) {}
 
 absl::Status Transfer::Start(absl::Time now) {
   static const TransferSettings kDefaults;
@@ -150,10 +151,7 @@ AttemptFacts Transfer::Facts(CURLcode code) const {
   facts.connected = connected_;
   facts.status = result_.status();
   facts.fail_on_http_error = job_->fail_on_http_error;
-  if (guard_.denied_address().has_value()) {
-    facts.denied_address = *guard_.denied_address();
-    facts.denied_rule = guard_.denial().rule;
-  }
+  if (guard_.denial().has_value()) facts.denial = guard_.denial()->message;
   facts.attempt_timeout = attempt_timeout_;
   facts.total_timeout = job_->total_timeout;
   facts.connect_timeout = job_->connect_timeout;
@@ -191,7 +189,9 @@ core::AttemptOutcome Transfer::Finish(CURLcode code) {
     // stay sent).
     result_.clear_body();
   }
-  if (classified.denied) denied_category_ = guard_.denial().category;
+  if (classified.denied && guard_.denial().has_value()) {
+    denied_category_ = guard_.denial()->category;
+  }
   FindRedirect();
 
   core::AttemptOutcome outcome;

@@ -27,7 +27,7 @@
 #include "service/common/clock.h"
 #include "service/core/fetch_job.h"
 #include "service/core/retry_policy.h"
-#include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 #include "service/transport/attempt_outcome.h"
 #include "service/transport/connect_guard.h"
 #include "service/transport/curl_handles.h"
@@ -46,7 +46,7 @@ class Transfer {
   // (null: no destination checks, for engine tests only); it must outlive
   // the transfer.
   Transfer(std::unique_ptr<core::FetchJob> job, CurlEasyPtr easy,
-           const Clock* clock, const policy::AddressPolicy* policy,
+           const Clock* clock, const policy::DestinationGate* destinations,
            const TransferSettings* settings = nullptr);
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;

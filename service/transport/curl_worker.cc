@@ -58,7 +58,7 @@ CurlWorker::CurlWorker(const Options& options, const Clock* clock,
     : index_(options.index),
       clock_(clock),
       observer_(options.observer),
-      policy_(options.policy),
+      destinations_(options.destinations),
       router_(options.router),
       settings_(options.settings),
       multi_(std::move(multi)),
@@ -301,7 +301,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
                             ? absl::InternalError("curl_easy_init failed")
                             : absl::OkStatus();
   auto transfer = std::make_unique<Transfer>(std::move(job), std::move(easy),
-                                             clock_, policy_, &settings_);
+                                             clock_, destinations_, &settings_);
   transfer->set_worker_lists(&paused_, &partial_, index_);
   if (status.ok()) status = transfer->Start(now);
   if (status.ok()) {
@@ -423,28 +423,17 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
          denied ? "scheme" : "");
     return;
   }
-  if (policy_ != nullptr) {
-    const policy::Decision decision =
-        policy_->CheckHostName(target->host, target->port);
-    if (!decision.allowed) {
+  if (destinations_ != nullptr) {
+    const std::string hop_name = absl::StrCat(
+        "redirect ", job.redirect_history.size() + 1, " (", hop.status(), ")");
+    if (std::optional<policy::Denial> denial = destinations_->CheckTarget(
+            hop_name, target->scheme, target->host, target->port,
+            job.caller_host_check.get())) {
       stop(fetch::v1::ERROR_KIND_DENIED,
-           absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
-                        hop.status(), ") to ", target->host, ":", target->port,
-                        " denied by policy (rule: ", decision.rule, ")"),
-           decision.category);
-      return;
-    }
-  }
-  if (job.caller_host_check != nullptr) {
-    std::string_view host = target->host;
-    if (host.size() > 2 && host.front() == '[') {
-      host = host.substr(1, host.size() - 2);
-    }
-    if (std::optional<std::string> why = (*job.caller_host_check)(host)) {
-      stop(fetch::v1::ERROR_KIND_DENIED,
-           absl::StrCat("redirect ", job.redirect_history.size() + 1, " (",
-                        hop.status(), "): ", *why),
-           "caller");
+           denial->category == "caller"
+               ? absl::StrCat(hop_name, ": ", denial->message)
+               : std::move(denial->message),
+           denial->category);
       return;
     }
   }
@@ -481,11 +470,17 @@ void CurlWorker::ReportAttempt(const core::FetchJob& job,
 
 void CurlWorker::CancelBatchNow(const core::Batch* batch) {
   const ErrorKind why = batch->cancel_error();
+  const bool deadline = why == fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED;
   for (auto& job : scheduler_.TakeBatch(batch)) {
     DeliverEarly(std::move(job), why,
-                 "batch cancelled before this request finished");
+                 deadline ? "the call's deadline came before this request "
+                            "started (limits.deadline_margin before it)"
+                          : "batch cancelled before this request finished");
   }
-  CancelRunning(batch, why, "batch cancelled while this request was running");
+  CancelRunning(batch, why,
+                deadline ? "the call's deadline came while this request was "
+                           "running (limits.deadline_margin before it)"
+                         : "batch cancelled while this request was running");
   PublishStats();
 }
 

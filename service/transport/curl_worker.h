@@ -30,7 +30,7 @@
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/core/host_scheduler.h"
-#include "service/policy/address_policy.h"
+#include "service/policy/destination_gate.h"
 #include "service/transport/curl_handles.h"
 #include "service/transport/curl_transfer.h"
 
@@ -54,9 +54,9 @@ class CurlWorker {
     core::HostScheduler::Limits limits;
     // Told about attempts and results; null for none.
     core::FetchObserver* observer = nullptr;
-    // The destination policy every connection must pass; null for none
+    // Where every redirect hop and connection may go; null for no checks
     // (engine tests only).
-    const policy::AddressPolicy* policy = nullptr;
+    const policy::DestinationGate* destinations = nullptr;
     // Null: redirect hops stay on this worker.
     const JobRouter* router = nullptr;
     // Connection settings of every transfer.
@@ -146,9 +146,9 @@ class CurlWorker {
 
   const int index_;
   const Clock* const clock_;
-  core::FetchObserver* const observer_;        // may be null
-  const policy::AddressPolicy* const policy_;  // may be null
-  const JobRouter* const router_;              // may be null
+  core::FetchObserver* const observer_;                // may be null
+  const policy::DestinationGate* const destinations_;  // may be null
+  const JobRouter* const router_;                      // may be null
   const TransferSettings settings_;
   CurlMultiPtr multi_;
   std::thread thread_;

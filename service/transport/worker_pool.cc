@@ -27,7 +27,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   worker_options.limits.max_in_flight =
       std::max(1, (options.max_in_flight + n - 1) / n);
   worker_options.observer = options.observer;
-  worker_options.policy = options.policy.get();
+  worker_options.destinations = options.destinations.get();
   worker_options.router = router.get();
   worker_options.settings = options.settings;
   worker_options.max_cached_connections = options.max_cached_connections;
@@ -40,14 +40,15 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     router->workers.push_back(worker->get());
     workers.push_back(*std::move(worker));
   }
-  return std::unique_ptr<WorkerPool>(
-      new WorkerPool(options.policy, std::move(router), std::move(workers)));
+  return std::unique_ptr<WorkerPool>(new WorkerPool(
+      options.destinations, std::move(router), std::move(workers)));
 }
 
-WorkerPool::WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
-                       std::unique_ptr<Router> router,
-                       std::vector<std::unique_ptr<CurlWorker>> workers)
-    : policy_(std::move(policy)),
+WorkerPool::WorkerPool(
+    std::shared_ptr<const policy::DestinationGate> destinations,
+    std::unique_ptr<Router> router,
+    std::vector<std::unique_ptr<CurlWorker>> workers)
+    : destinations_(std::move(destinations)),
       router_(std::move(router)),
       workers_(std::move(workers)) {}
 

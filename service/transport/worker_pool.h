@@ -31,7 +31,7 @@ class WorkerPool final : public core::Fetcher {
     core::FetchObserver* observer = nullptr;
     // The destination policy every connection must pass. Null only in
     // engine tests: no destination checks at all.
-    std::shared_ptr<const policy::AddressPolicy> policy;
+    std::shared_ptr<const policy::DestinationGate> destinations;
     // Connection settings of every transfer (config `transport`).
     TransferSettings settings;
     // Idle connections kept per worker; 0: one per in-flight transfer.
@@ -39,7 +39,7 @@ class WorkerPool final : public core::Fetcher {
   };
 
   // The options `config` asks for (workers, limits, transport); the
-  // observer and the policy are left to the caller.
+  // observer and the destination gate are left to the caller.
   static Options OptionsFromConfig(const fetch::v1::ServerConfig& config);
 
   // The settings `config.transport` asks for.
@@ -62,13 +62,13 @@ class WorkerPool final : public core::Fetcher {
  private:
   class Router;
 
-  WorkerPool(std::shared_ptr<const policy::AddressPolicy> policy,
+  WorkerPool(std::shared_ptr<const policy::DestinationGate> destinations,
              std::unique_ptr<Router> router,
              std::vector<std::unique_ptr<CurlWorker>> workers);
   size_t WorkerFor(const std::string& host_key) const;
 
   // Declared first: they outlive the workers that use them.
-  const std::shared_ptr<const policy::AddressPolicy> policy_;
+  const std::shared_ptr<const policy::DestinationGate> destinations_;
   const std::unique_ptr<Router> router_;
   std::vector<std::unique_ptr<CurlWorker>> workers_;
 };

@@ -50,6 +50,44 @@ TEST_F(FetchServiceTest, FetchesAndReportsTheResponse) {
   EXPECT_TRUE(has_length);
 }
 
+// One result per request even when the call's deadline comes first: the
+// unfinished ones end DEADLINE_EXCEEDED limits.deadline_margin before it and
+// reach the caller, and the call ends OK.
+TEST_F(FetchServiceTest,
+       UnfinishedRequestsGetDeadlineResultsBeforeTheDeadline) {
+  fetchd_.config().mutable_limits()->mutable_deadline_margin()->set_nanos(
+      300'000'000);
+  fetchd_.Start();
+  fetch::v1::BatchRequest batch;
+  AddUrl(&batch, http_.Url("/stall?ms=30000"));
+  AddUrl(&batch, http_.Url("/bytes?n=10"));
+  std::vector<fetch::v1::FetchResult> results;
+  const absl::Status status = fetchd_.client().FetchBatch(
+      batch,
+      [&](const fetch::v1::FetchEvent& event) {
+        for (const auto& r : event.results()) results.push_back(r);
+      },
+      absl::Now() + absl::Seconds(2));
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(results.size(), 2u);
+  std::vector<fetch::v1::FetchResult> by_index(2);
+  for (auto& r : results) by_index.at(r.index()) = r;
+  EXPECT_EQ(by_index[1].status(), 200);
+  EXPECT_EQ(by_index[0].error(), fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED)
+      << by_index[0].DebugString();
+  EXPECT_THAT(by_index[0].error_message(),
+              ::testing::HasSubstr("limits.deadline_margin"));
+  EXPECT_EQ(by_index[0].id(), "r0");
+
+  // The unary call too: the result, not an RPC error.
+  fetch::v1::FetchRequest one;
+  one.set_url(http_.Url("/stall?ms=30000"));
+  absl::StatusOr<fetch::v1::FetchResult> result =
+      fetchd_.client().Fetch(one, absl::Now() + absl::Seconds(2));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->error(), fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED);
+}
+
 TEST_F(FetchServiceTest, PerHostLimitHoldsForAThousandUrls) {
   fetchd_.config().mutable_limits()->set_max_per_host(4);
   fetchd_.Start();

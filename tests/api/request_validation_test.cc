@@ -842,6 +842,27 @@ TEST(RequestValidationPolicyTest, AllowedOnlyByExplicitConfig) {
       absl::StatusCode::kPermissionDenied);
 }
 
+// Through a proxy fetchd's connect-time check sees the proxy, so an
+// operator can list the proxies callers may name.
+TEST(RequestValidationPolicyTest, AllowedProxiesRestrictTheProxyUrl) {
+  ServerConfig config = config::DefaultServerConfig();
+  config.mutable_request_bounds()->add_allowed_proxies(
+      "http://proxy.test:3128");
+  const auto gate = GateOf(config);
+  const RequestValidator validator(config, gate.get());
+  const FetchRequest base = validator.EffectiveDefaults(FetchRequest());
+  FetchRequest request;
+  request.set_url("http://example.test/");
+  request.mutable_proxy()->set_url("HTTP://proxy.test:3128");
+  EXPECT_TRUE(validator.Build(base, request, 0).ok());
+  request.mutable_proxy()->set_url("http://other.test:3128");
+  const absl::Status denied = validator.Build(base, request, 0).status();
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(denied.message(),
+              HasSubstr("not in request_bounds.allowed_proxies"));
+  EXPECT_EQ(PolicyCategory(denied), "proxy");
+}
+
 TEST(RequestValidationPolicyTest, BadPolicyConfigFailsStartUp) {
   ServerConfig config = config::DefaultServerConfig();
   config.mutable_policy()->add_deny()->set_cidr("10.0.0.1/8");

@@ -297,6 +297,36 @@ TEST_F(OperationsE2eTest, UnreadableAuthFileSaysSo) {
   EXPECT_THAT(info.stderr_text, Not(HasSubstr("invalid config")));
 }
 
+TEST_F(OperationsE2eTest, HelpAndVersion) {
+  const ExitInfo help = RunFetchd({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << Describe(help);
+  EXPECT_THAT(help.stdout_text, HasSubstr("Usage: fetchd"));
+  EXPECT_THAT(help.stdout_text, HasSubstr("--listen (FETCHD_LISTEN)"));
+  EXPECT_THAT(help.stdout_text, Not(HasSubstr("fetchd: fetchd:")));
+  EXPECT_THAT(RunFetchd({"-h"}).stdout_text, HasSubstr("Usage: fetchd"));
+
+  const ExitInfo version = RunFetchd({"--version"});
+  EXPECT_EQ(version.exit_code, 0) << Describe(version);
+  EXPECT_THAT(version.stdout_text, HasSubstr("fetchd 0."));
+  EXPECT_THAT(version.stdout_text, HasSubstr(" build, "));
+  EXPECT_THAT(version.stdout_text, Not(HasSubstr("Debug build (NDEBUG")));
+}
+
+TEST_F(OperationsE2eTest, StrayArgumentsAndUnknownFlagsAreUsageErrors) {
+  const ExitInfo stray = RunFetchd({"extra", "--check_config"});
+  EXPECT_EQ(stray.exit_code, 2) << Describe(stray);
+  EXPECT_THAT(stray.stderr_text, HasSubstr("unexpected argument \"extra\""));
+  EXPECT_THAT(stray.stdout_text, Not(HasSubstr("config OK")));
+
+  const ExitInfo unknown = RunFetchd({"--no_such_flag=1"});
+  EXPECT_EQ(unknown.exit_code, 2) << Describe(unknown);
+  EXPECT_THAT(unknown.stderr_text, HasSubstr("unknown flag --no_such_flag"));
+
+  const ExitInfo bad_value = RunFetchd({"--workers=four", "--check_config"});
+  EXPECT_EQ(bad_value.exit_code, 2) << Describe(bad_value);
+  EXPECT_THAT(bad_value.stderr_text, HasSubstr("--workers=four"));
+}
+
 TEST_F(OperationsE2eTest, ReflectionListsTheServices) {
   ASSERT_NO_FATAL_FAILURE(StartFetchd({"--workers=1"}));
   namespace reflection = ::grpc::reflection::v1alpha;

@@ -108,8 +108,9 @@ TEST(AttemptOutcomeTest, Table) {
       "policy refused the socket",
       [](AttemptFacts& f) {
         f.code = CURLE_COULDNT_CONNECT;
-        f.denied_address = "169.254.169.254:80";
-        f.denied_rule = "link-local";
+        f.denial =
+            "destination 169.254.169.254:80 denied by policy (rule: "
+            "link-local)";
       },
       fetch::v1::ERROR_KIND_DENIED,
       "destination 169.254.169.254:80 denied by policy (rule: link-local)",
@@ -118,8 +119,7 @@ TEST(AttemptOutcomeTest, Table) {
       "policy refused a reused connection",
       [](AttemptFacts& f) {
         f.code = CURLE_ABORTED_BY_CALLBACK;
-        f.denied_address = "[::1]:8080";
-        f.denied_rule = "loopback";
+        f.denial = "destination [::1]:8080 denied by policy (rule: loopback)";
       },
       fetch::v1::ERROR_KIND_DENIED, "destination [::1]:8080 denied", false,
       true);
@@ -128,7 +128,7 @@ TEST(AttemptOutcomeTest, Table) {
       [](AttemptFacts& f) {
         f.code = CURLE_COULDNT_RESOLVE_HOST;
         f.curl_detail = "Could not resolve host: nx.test";
-        f.denied_address = "10.0.0.1:80";
+        f.denial = "destination 10.0.0.1:80 denied by policy (rule: private)";
       },
       fetch::v1::ERROR_KIND_DNS, "Could not resolve host: nx.test");
   add(

@@ -113,10 +113,9 @@ class TransportHarness {
   fetch::v1::DestinationPolicy& policy() { return policy_; }
 
   void Start() {
-    auto address_policy = policy::AddressPolicyFromConfig(policy_);
-    ASSERT_TRUE(address_policy.ok()) << address_policy.status();
-    options_.policy = std::make_shared<const policy::AddressPolicy>(
-        *std::move(address_policy));
+    auto gate = policy::DestinationGateFromConfig(policy_);
+    ASSERT_TRUE(gate.ok()) << gate.status();
+    options_.destinations = *std::move(gate);
     auto pool = transport::WorkerPool::Create(options_, RealClock::Get());
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
