@@ -14,6 +14,7 @@
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
+#include "service/common/status_macros.h"
 #include "service/policy/policy_config.h"
 #include "service/transport/http_url.h"
 
@@ -79,7 +80,7 @@ absl::Status CheckDurationRange(absl::string_view field,
 }
 
 absl::Status CheckTransport(const fetch::v1::Transport& t) {
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckDurationRange("transport.dns_cache_ttl", t.dns_cache_ttl(),
                               /*zero_allowed=*/true, absl::Hours(24)),
            CheckDurationRange("transport.happy_eyeballs_delay",
@@ -94,7 +95,7 @@ absl::Status CheckTransport(const fetch::v1::Transport& t) {
            CheckRange("transport.max_cached_connections",
                       t.max_cached_connections(), 0, 100000),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
   if (t.ip_version() != "any" && t.ip_version() != "ipv4" &&
       t.ip_version() != "ipv6") {
@@ -103,11 +104,8 @@ absl::Status CheckTransport(const fetch::v1::Transport& t) {
                                 t.ip_version(), "\""));
   }
   if (!t.proxy().url().empty()) {
-    if (absl::Status s =
-            transport::CheckProxyUrl(t.proxy().url(), "transport.proxy.url");
-        !s.ok()) {
-      return s;
-    }
+    FETCHD_RETURN_IF_ERROR(
+        transport::CheckProxyUrl(t.proxy().url(), "transport.proxy.url"));
   } else if (!t.proxy().username().empty() || !t.proxy().password().empty()) {
     return Invalid("transport.proxy", "credentials without a url");
   }
@@ -287,9 +285,9 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
     return Invalid("listen",
                    absl::StrCat("must be host:port, got \"", listen, "\""));
   }
-  if (absl::Status s = CheckMetrics(c.metrics()); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(CheckMetrics(c.metrics()));
   const auto& l = c.limits();
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckRange("workers", c.workers(), 0, 256),
            CheckRange("limits.max_in_flight", l.max_in_flight(), 1, 1000000),
            CheckRange("limits.max_per_host", l.max_per_host(), 1, 100000),
@@ -299,14 +297,14 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckRange("limits.max_active_calls", l.max_active_calls(), 1,
                       1000000),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
   if (l.max_batch_size() > l.max_pending()) {
     return Invalid("limits.max_batch_size",
                    "must not exceed limits.max_pending");
   }
   const auto& b = c.request_bounds();
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckPositive("request_bounds.max_total_timeout",
                          b.max_total_timeout()),
            CheckPositive("request_bounds.max_connect_timeout",
@@ -338,7 +336,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                       l.max_stream_buffer_bytes(), b.max_chunk_bytes(),
                       uint64_t{1} << 32),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
   if (absl::StatusOr<spdlog::level::level_enum> level =
           logging::ParseLogLevel(c.log_level());
@@ -346,7 +344,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
     return Invalid("log_level", level.status().message());
   }
   const auto& g = c.grpc();
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckGrpcMillis("grpc.keepalive_time", g.keepalive_time(),
                            /*zero_allowed=*/false),
            CheckGrpcMillis("grpc.keepalive_timeout", g.keepalive_timeout(),
@@ -356,16 +354,13 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckRange("grpc.max_message_bytes", g.max_message_bytes(), 4096,
                       INT32_MAX),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
-  if (absl::Status s = CheckTransport(c.transport()); !s.ok()) return s;
-  if (absl::Status s = CheckRange("request_bounds.max_pem_bytes",
-                                  b.max_pem_bytes(), 0, 16 << 20);
-      !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(CheckTransport(c.transport()));
+  FETCHD_RETURN_IF_ERROR(CheckRange("request_bounds.max_pem_bytes",
+                                    b.max_pem_bytes(), 0, 16 << 20));
   const auto& ws = c.websocket();
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckRange("websocket.max_open", ws.max_open(), 1, 1000000),
            CheckPositive("websocket.default_handshake_timeout",
                          ws.default_handshake_timeout()),
@@ -378,7 +373,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
            CheckRange("websocket.max_message_bytes", ws.max_message_bytes(), 1,
                       INT32_MAX),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
   if (FromProto(ws.default_handshake_timeout()) >
       FromProto(ws.max_handshake_timeout())) {
@@ -389,11 +384,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
     return Invalid("websocket.default_idle_timeout",
                    "must not exceed websocket.max_idle_timeout");
   }
-  if (absl::StatusOr<policy::AddressPolicy> p =
-          policy::AddressPolicyFromConfig(c.policy());
-      !p.ok()) {
-    return p.status();
-  }
+  FETCHD_RETURN_IF_ERROR(policy::AddressPolicyFromConfig(c.policy()));
   if (!c.request_defaults().id().empty() ||
       !c.request_defaults().url().empty()) {
     return Invalid("request_defaults", "id and url must be empty");
