@@ -81,7 +81,7 @@ class CallerAuth {
   // parse and hold at least one token; caller names must be valid and
   // unique. Errors: InvalidArgument "auth.field: rule" (file errors name
   // the file).
-  static absl::StatusOr<std::unique_ptr<CallerAuth>> Load(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<CallerAuth>> Load(
       const fetch::v1::Auth& config);
 
   // TLS (or mTLS) credentials when auth.tls_cert_file is set, else
@@ -96,7 +96,7 @@ class CallerAuth {
   // value of the call's `authorization` metadata, if it has one.
   // Errors: Unauthenticated, saying what is missing or wrong (never
   // quoting a token).
-  absl::StatusOr<Caller> Identify(
+  [[nodiscard]] absl::StatusOr<Caller> Identify(
       absl::Span<const std::string> peer_identities,
       std::optional<absl::string_view> authorization) const;
 
