@@ -144,7 +144,16 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                    "needs auth.client_ca_file, the CA client certificates "
                    "must chain to");
   }
-  if (has_cert) {
+  FETCHD_RETURN_IF_ERROR(auth->LoadCertificates(config));
+  auth->require_client_cert_ = config.require_client_cert();
+  FETCHD_RETURN_IF_ERROR(auth->LoadTokens(config));
+  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
+  FETCHD_RETURN_IF_ERROR(auth->LoadCallers(config));
+  return auth;
+}
+
+absl::Status CallerAuth::LoadCertificates(const fetch::v1::Auth& config) {
+  if (!config.tls_cert_file().empty()) {
     FETCHD_ASSIGN_OR_RETURN(
         std::string cert,
         ReadSmallFile("auth.tls_cert_file", config.tls_cert_file()));
@@ -170,8 +179,8 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                                   "certificate of \"",
                                   config.tls_cert_file(), "\""));
     }
-    auth->cert_pem_ = std::move(cert);
-    auth->key_pem_ = std::move(key);
+    cert_pem_ = std::move(cert);
+    key_pem_ = std::move(key);
   }
   if (!config.client_ca_file().empty()) {
     FETCHD_ASSIGN_OR_RETURN(
@@ -179,9 +188,12 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
         ReadSmallFile("auth.client_ca_file", config.client_ca_file()));
     FETCHD_RETURN_IF_ERROR(
         ParseCertificates("auth.client_ca_file", config.client_ca_file(), ca));
-    auth->client_ca_pem_ = std::move(ca);
+    client_ca_pem_ = std::move(ca);
   }
-  auth->require_client_cert_ = config.require_client_cert();
+  return absl::OkStatus();
+}
+
+absl::Status CallerAuth::LoadTokens(const fetch::v1::Auth& config) {
   if (!config.token_file().empty()) {
     FETCHD_ASSIGN_OR_RETURN(
         const std::string text,
@@ -197,11 +209,13 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                      absl::StrCat("\"", config.token_file(),
                                   "\" holds no \"NAME TOKEN\" line"));
     }
-    auth->tokens_ = *std::move(tokens);
-    auth->tokens_enabled_ = true;
+    tokens_ = *std::move(tokens);
+    tokens_enabled_ = true;
   }
-  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
+  return absl::OkStatus();
+}
 
+absl::Status CallerAuth::LoadCallers(const fetch::v1::Auth& config) {
   std::set<std::string> seen;
   for (int i = 0; i < config.callers_size(); ++i) {
     const fetch::v1::CallerPolicy& policy = config.callers(i);
@@ -219,15 +233,15 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
     }
     CallerRules rules;
     FETCHD_RETURN_IF_ERROR(CheckRules(policy, field, &rules));
-    auth->names_.push_back(policy.name());
-    auth->rules_.push_back(std::move(rules));
+    names_.push_back(policy.name());
+    rules_.push_back(std::move(rules));
   }
   if (!config.default_caller().name().empty()) {
     return Invalid("auth.default_caller.name", "must be empty");
   }
-  FETCHD_RETURN_IF_ERROR(CheckRules(
-      config.default_caller(), "auth.default_caller", &auth->default_rules_));
-  return auth;
+  FETCHD_RETURN_IF_ERROR(CheckRules(config.default_caller(),
+                                    "auth.default_caller", &default_rules_));
+  return absl::OkStatus();
 }
 
 std::shared_ptr<grpc::ServerCredentials> CallerAuth::ServerCredentials() const {

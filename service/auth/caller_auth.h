@@ -103,6 +103,12 @@ class CallerAuth {
  private:
   CallerAuth() = default;
   Caller Named(std::string name) const;
+  // The parts of Load(), in its order; the errors are Load()'s.
+  // The server certificate and key, and the client CA.
+  [[nodiscard]] absl::Status LoadCertificates(const fetch::v1::Auth& config);
+  [[nodiscard]] absl::Status LoadTokens(const fetch::v1::Auth& config);
+  // auth.callers and auth.default_caller.
+  [[nodiscard]] absl::Status LoadCallers(const fetch::v1::Auth& config);
 
   std::string cert_pem_;
   std::string key_pem_;

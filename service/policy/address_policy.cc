@@ -467,8 +467,7 @@ Decision AddressPolicy::CheckHostName(absl::string_view host,
       addr.has_value()) {
     Decision decision = Check(*addr, port);
     if (!decision.allowed) {
-      decision.rule =
-          absl::StrCat("ipv4 ", name, " -> ", std::move(decision.rule));
+      decision.rule = absl::StrCat("ipv4 ", name, " -> ", decision.rule);
     }
     return decision;
   }
