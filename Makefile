@@ -15,7 +15,8 @@ CMAKE_ARGS ?=
 ARGS       ?=
 BENCH_ARGS ?= --rounds 3
 
-.PHONY: all deps build run test test-asan test-tsan test-fuzz test-python fuzz fuzz-build unit bench microbench soak format clean
+.PHONY: all deps build run test test-asan test-tsan test-fuzz test-python fuzz fuzz-build unit bench microbench soak format clean \
+  lint lint-format lint-thread-safety lint-tidy
 
 all: build
 
@@ -32,10 +33,11 @@ build: deps
 run: build
 	$(BUILD)/service/fetchd $(ARGS)
 
-# Every test, then every test again under ASan+UBSan, the engine's under
-# TSan, then each fuzzer briefly.
+# Every test, the static checks (`make lint`), then every test again under
+# ASan+UBSan, the engine's under TSan, then each fuzzer briefly.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) lint
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) test-fuzz
@@ -118,6 +120,37 @@ soak: deps
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+# Static checks, each failing on any finding: every C++ file as
+# .clang-format lays it out; clang's -Wthread-safety over the lock
+# annotations (ABSL_GUARDED_BY, ...), which g++ ignores, as a syntax-only
+# clang pass with the build's own flags; clang-tidy with .clang-tidy.
+# The clang passes read $(BUILD)/compile_commands.json and the protobuf
+# headers generated there, hence `build`.
+# Thread-safety covers the tests' own servers and helpers too (~4 min of
+# CPU for tests/, ~2 for service/ and client/); clang-tidy the product's
+# sources (~4 min of CPU).
+LINT_TSA_DIRS ?= service client tests
+LINT_TIDY_DIRS ?= service client
+# Left out of the clang passes until fixed: clang rejects the runtime
+# StrFormat format string of byte_progress.cc:19 ("Format string is not
+# constexpr"); clang-tidy's use-after-move misreads the mutually exclusive
+# ifs of fetchctl_options.cc:598-600 (else-if would say it).
+LINT_CLANG_EXCLUDE ?= client/byte_progress.cc
+LINT_TIDY_EXCLUDE ?= $(LINT_CLANG_EXCLUDE) client/fetchctl_options.cc
+
+lint: lint-format lint-thread-safety lint-tidy
+
+lint-format: deps
+	git ls-files -z '*.cc' '*.h' | xargs -0 clang-format --dry-run --Werror
+
+lint-thread-safety: build
+	/usr/bin/python3 scripts/lint_cpp.py thread-safety --build $(BUILD) \
+	  --jobs $(JOBS) $(addprefix --exclude ,$(LINT_CLANG_EXCLUDE)) $(LINT_TSA_DIRS)
+
+lint-tidy: build
+	/usr/bin/python3 scripts/lint_cpp.py tidy --build $(BUILD) \
+	  --jobs $(JOBS) $(addprefix --exclude ,$(LINT_TIDY_EXCLUDE)) $(LINT_TIDY_DIRS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

@@ -10,13 +10,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "fuzz/fuzz_check.h"
 #include "fuzz/policy_env.h"
 #include "service/policy/address_policy.h"
@@ -26,7 +26,7 @@ namespace {
 
 using policy::Decision;
 
-bool InCidr(const IpAddress& addr, std::string_view text) {
+bool InCidr(const IpAddress& addr, absl::string_view text) {
   absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
   FUZZ_CHECK(cidr.ok(), cidr.status().ToString());
   return cidr->Contains(addr);
@@ -112,7 +112,7 @@ void CheckAddress(const PolicyEnv& env, const IpAddress& addr) {
   }
 }
 
-void CheckIpText(const PolicyEnv& env, std::string_view text) {
+void CheckIpText(const PolicyEnv& env, absl::string_view text) {
   const std::optional<IpAddress> addr = IpAddress::Parse(text);
   if (!addr.has_value()) return;
   // Only the inet_pton forms: digits, hex digits, dots and colons.
@@ -127,7 +127,7 @@ void CheckIpText(const PolicyEnv& env, std::string_view text) {
   if (addr->is_v4()) {
     FUZZ_CHECK(std::all_of(addr->bytes.begin() + 4, addr->bytes.end(),
                            [](uint8_t b) { return b == 0; }));
-    FUZZ_CHECK(text.find(':') == std::string_view::npos);
+    FUZZ_CHECK(text.find(':') == absl::string_view::npos);
   }
   const std::string canonical = addr->ToString();
   const std::optional<IpAddress> again = IpAddress::Parse(canonical);
@@ -141,7 +141,7 @@ void CheckIpText(const PolicyEnv& env, std::string_view text) {
   CheckAddress(env, *addr);
 }
 
-void CheckCidrText(const PolicyEnv& env, std::string_view text) {
+void CheckCidrText(const PolicyEnv& env, absl::string_view text) {
   const absl::StatusOr<Cidr> cidr = Cidr::Parse(text);
   const absl::StatusOr<AddressPolicy> deny = AddressPolicy::Create(
       {.deny = {{std::string(text), {}}}, .deny_by_default_ranges = false});
@@ -207,7 +207,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace fetchd::fuzz;  // NOLINT(build/namespaces)
   static const auto* env = new PolicyEnv();
   if (size > 256) return 0;  // no address or CIDR is longer
-  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const absl::string_view text(reinterpret_cast<const char*>(data), size);
   CheckIpText(*env, text);
   CheckCidrText(*env, text);
   if (size >= 4)

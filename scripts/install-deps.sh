@@ -9,6 +9,9 @@ packages=(
   build-essential cmake ninja-build pkg-config ca-certificates git
   # fuzz/: clang with libFuzzer and the sanitizer runtimes, and a symbolizer
   clang libclang-rt-14-dev llvm-14
+  # make lint: clang's -Wthread-safety pass (clang above), clang-tidy,
+  # clang-format (all LLVM 14)
+  clang-tidy clang-format
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev zlib1g-dev libabsl-dev libspdlog-dev libcpp-httplib-dev

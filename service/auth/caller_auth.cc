@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "grpcpp/security/server_credentials.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::auth {
 namespace {
@@ -114,15 +115,15 @@ absl::Status CheckRules(const fetch::v1::CallerPolicy& policy,
                    absl::StrCat("must be between 0 and ", kMaxActiveCalls,
                                 ", got ", policy.max_active_calls()));
   }
-  absl::StatusOr<HostAllowList> hosts = HostAllowList::Create(
-      std::vector<std::string>(policy.allowed_hosts().begin(),
-                               policy.allowed_hosts().end()),
-      absl::StrCat(field, ".allowed_hosts"));
-  if (!hosts.ok()) return hosts.status();
+  FETCHD_ASSIGN_OR_RETURN(
+      rules->allowed_hosts,
+      HostAllowList::Create(
+          std::vector<std::string>(policy.allowed_hosts().begin(),
+                                   policy.allowed_hosts().end()),
+          absl::StrCat(field, ".allowed_hosts")));
   rules->field = field;
   rules->max_pending = policy.max_pending();
   rules->max_active_calls = policy.max_active_calls();
-  rules->allowed_hosts = *std::move(hosts);
   return absl::OkStatus();
 }
 
@@ -146,17 +147,26 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                    "needs auth.client_ca_file, the CA client certificates "
                    "must chain to");
   }
-  if (has_cert) {
-    absl::StatusOr<std::string> cert =
-        ReadSmallFile("auth.tls_cert_file", config.tls_cert_file());
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::vector<X509Ptr>> chain =
-        ParseCertificates("auth.tls_cert_file", config.tls_cert_file(), *cert);
-    if (!chain.ok()) return chain.status();
-    absl::StatusOr<std::string> key =
-        ReadSmallFile("auth.tls_key_file", config.tls_key_file());
-    if (!key.ok()) return key.status();
-    BioPtr bio = MemoryBio(*key);
+  FETCHD_RETURN_IF_ERROR(auth->LoadCertificates(config));
+  auth->require_client_cert_ = config.require_client_cert();
+  FETCHD_RETURN_IF_ERROR(auth->LoadTokens(config));
+  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
+  FETCHD_RETURN_IF_ERROR(auth->LoadCallers(config));
+  return auth;
+}
+
+absl::Status CallerAuth::LoadCertificates(const fetch::v1::Auth& config) {
+  if (!config.tls_cert_file().empty()) {
+    FETCHD_ASSIGN_OR_RETURN(
+        std::string cert,
+        ReadSmallFile("auth.tls_cert_file", config.tls_cert_file()));
+    FETCHD_ASSIGN_OR_RETURN(
+        const std::vector<X509Ptr> chain,
+        ParseCertificates("auth.tls_cert_file", config.tls_cert_file(), cert));
+    FETCHD_ASSIGN_OR_RETURN(
+        std::string key,
+        ReadSmallFile("auth.tls_key_file", config.tls_key_file()));
+    BioPtr bio = MemoryBio(key);
     PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
     ERR_clear_error();
     if (pkey == nullptr) {
@@ -164,7 +174,7 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                      absl::StrCat("\"", config.tls_key_file(),
                                   "\" holds no unencrypted PEM private key"));
     }
-    if (X509_check_private_key(chain->front().get(), pkey.get()) != 1) {
+    if (X509_check_private_key(chain.front().get(), pkey.get()) != 1) {
       ERR_clear_error();
       return Invalid("auth.tls_key_file",
                      absl::StrCat("\"", config.tls_key_file(),
@@ -172,24 +182,26 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                                   "certificate of \"",
                                   config.tls_cert_file(), "\""));
     }
-    auth->cert_pem_ = *std::move(cert);
-    auth->key_pem_ = *std::move(key);
+    cert_pem_ = std::move(cert);
+    key_pem_ = std::move(key);
   }
   if (!config.client_ca_file().empty()) {
-    absl::StatusOr<std::string> ca =
-        ReadSmallFile("auth.client_ca_file", config.client_ca_file());
-    if (!ca.ok()) return ca.status();
-    absl::StatusOr<std::vector<X509Ptr>> certs =
-        ParseCertificates("auth.client_ca_file", config.client_ca_file(), *ca);
-    if (!certs.ok()) return certs.status();
-    auth->client_ca_pem_ = *std::move(ca);
+    FETCHD_ASSIGN_OR_RETURN(
+        std::string ca,
+        ReadSmallFile("auth.client_ca_file", config.client_ca_file()));
+    FETCHD_RETURN_IF_ERROR(
+        ParseCertificates("auth.client_ca_file", config.client_ca_file(), ca));
+    client_ca_pem_ = std::move(ca);
   }
-  auth->require_client_cert_ = config.require_client_cert();
+  return absl::OkStatus();
+}
+
+absl::Status CallerAuth::LoadTokens(const fetch::v1::Auth& config) {
   if (!config.token_file().empty()) {
-    absl::StatusOr<std::string> text =
-        ReadSmallFile("auth.token_file", config.token_file());
-    if (!text.ok()) return text.status();
-    absl::StatusOr<TokenTable> tokens = TokenTable::Parse(*text);
+    FETCHD_ASSIGN_OR_RETURN(
+        const std::string text,
+        ReadSmallFile("auth.token_file", config.token_file()));
+    absl::StatusOr<TokenTable> tokens = TokenTable::Parse(text);
     if (!tokens.ok()) {
       return Invalid("auth.token_file",
                      absl::StrCat("\"", config.token_file(),
@@ -200,11 +212,13 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                      absl::StrCat("\"", config.token_file(),
                                   "\" holds no \"NAME TOKEN\" line"));
     }
-    auth->tokens_ = *std::move(tokens);
-    auth->tokens_enabled_ = true;
+    tokens_ = *std::move(tokens);
+    tokens_enabled_ = true;
   }
-  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
+  return absl::OkStatus();
+}
 
+absl::Status CallerAuth::LoadCallers(const fetch::v1::Auth& config) {
   std::set<std::string> seen;
   for (int i = 0; i < config.callers_size(); ++i) {
     const fetch::v1::CallerPolicy& policy = config.callers(i);
@@ -221,19 +235,16 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                                   "\" is the name of an earlier caller"));
     }
     CallerRules rules;
-    if (absl::Status s = CheckRules(policy, field, &rules); !s.ok()) return s;
-    auth->names_.push_back(policy.name());
-    auth->rules_.push_back(std::move(rules));
+    FETCHD_RETURN_IF_ERROR(CheckRules(policy, field, &rules));
+    names_.push_back(policy.name());
+    rules_.push_back(std::move(rules));
   }
   if (!config.default_caller().name().empty()) {
     return Invalid("auth.default_caller.name", "must be empty");
   }
-  if (absl::Status s = CheckRules(config.default_caller(),
-                                  "auth.default_caller", &auth->default_rules_);
-      !s.ok()) {
-    return s;
-  }
-  return auth;
+  FETCHD_RETURN_IF_ERROR(CheckRules(config.default_caller(),
+                                    "auth.default_caller", &default_rules_));
+  return absl::OkStatus();
 }
 
 std::shared_ptr<grpc::ServerCredentials> CallerAuth::ServerCredentials() const {

@@ -81,7 +81,7 @@ class CallerAuth {
   // parse and hold at least one token; caller names must be valid and
   // unique. Errors: InvalidArgument "auth.field: rule" (file errors name
   // the file).
-  static absl::StatusOr<std::unique_ptr<CallerAuth>> Load(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<CallerAuth>> Load(
       const fetch::v1::Auth& config);
 
   // TLS (or mTLS) credentials when auth.tls_cert_file is set, else
@@ -96,13 +96,19 @@ class CallerAuth {
   // value of the call's `authorization` metadata, if it has one.
   // Errors: Unauthenticated, saying what is missing or wrong (never
   // quoting a token).
-  absl::StatusOr<Caller> Identify(
+  [[nodiscard]] absl::StatusOr<Caller> Identify(
       absl::Span<const std::string> peer_identities,
       std::optional<absl::string_view> authorization) const;
 
  private:
   CallerAuth() = default;
   Caller Named(std::string name) const;
+  // The parts of Load(), in its order; the errors are Load()'s.
+  // The server certificate and key, and the client CA.
+  [[nodiscard]] absl::Status LoadCertificates(const fetch::v1::Auth& config);
+  [[nodiscard]] absl::Status LoadTokens(const fetch::v1::Auth& config);
+  // auth.callers and auth.default_caller.
+  [[nodiscard]] absl::Status LoadCallers(const fetch::v1::Auth& config);
 
   std::string cert_pem_;
   std::string key_pem_;

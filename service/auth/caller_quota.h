@@ -16,6 +16,7 @@
 #define FETCHD_SERVICE_AUTH_CALLER_QUOTA_H_
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,8 +40,12 @@ class CallerQuotas {
     Lease& operator=(const Lease&) = delete;
 
     // `n` requests of the call have their final result.
+    // Reporting more requests than were admitted is a bug: the caller's
+    // pending count would go down for requests that are still running.
     void RequestsDone(int64_t n) {
-      pending_->fetch_sub(n, std::memory_order_relaxed);
+      [[maybe_unused]] const int64_t before =
+          pending_->fetch_sub(n, std::memory_order_relaxed);
+      assert(n >= 0 && before >= n);
     }
 
    private:
@@ -63,7 +68,8 @@ class CallerQuotas {
   // Admits a call of `n` requests by `caller`. The quotas must outlive the
   // lease. Errors: ResourceExhausted naming the caller, the limit (by its
   // config field) and the numbers.
-  absl::StatusOr<std::unique_ptr<Lease>> Admit(const Caller& caller, int64_t n);
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Lease>> Admit(
+      const Caller& caller, int64_t n);
 
   // For tests: callers with an active call, and one caller's pending
   // requests (0 when it has no active call).

@@ -30,11 +30,11 @@ class HostAllowList {
   // Errors: InvalidArgument "`field`[i]: rule" for an empty pattern, one
   // with characters a host can't have ('/', ':', '@', spaces...), or a '*'
   // anywhere but a leading "*." (or alone).
-  static absl::StatusOr<HostAllowList> Create(
+  [[nodiscard]] static absl::StatusOr<HostAllowList> Create(
       absl::Span<const std::string> patterns, absl::string_view field);
 
   // Whether `host` (lower or upper case) matches a pattern.
-  bool Allows(absl::string_view host) const;
+  [[nodiscard]] bool Allows(absl::string_view host) const;
   bool allows_all() const {
     return any_ || (exact_.empty() && suffixes_.empty());
   }

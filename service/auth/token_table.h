@@ -32,10 +32,11 @@ class TokenTable {
 
   // Parses the contents of a token file. Errors: InvalidArgument naming the
   // 1-based line and the rule (never quoting the token).
-  static absl::StatusOr<TokenTable> Parse(absl::string_view text);
+  [[nodiscard]] static absl::StatusOr<TokenTable> Parse(absl::string_view text);
 
   // The name of `token`, or nullopt if it is not in the table.
-  std::optional<std::string> Lookup(absl::string_view token) const;
+  [[nodiscard]] std::optional<std::string> Lookup(
+      absl::string_view token) const;
 
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }

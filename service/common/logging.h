@@ -33,7 +33,8 @@ namespace fetchd::logging {
 // Parses a level name: "trace", "debug", "info", "warn", "error",
 // "critical" or "off" (exactly, lower case). Errors: InvalidArgument naming
 // the accepted values.
-absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(absl::string_view name);
+[[nodiscard]] absl::StatusOr<spdlog::level::level_enum> ParseLogLevel(
+    absl::string_view name);
 
 // The name ParseLogLevel() accepts for `level` ("warn", not "warning").
 absl::string_view LogLevelName(spdlog::level::level_enum level);

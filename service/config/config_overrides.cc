@@ -17,6 +17,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/message.h"
 #include "service/common/proto_duration.h"
+#include "service/common/status_macros.h"
 #include "service/config/server_config.h"
 
 namespace fetchd::config {
@@ -234,17 +235,10 @@ absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
   std::optional<std::string> path = NonEmpty(sources.flags, kConfigFileFlag);
   if (!path.has_value()) path = NonEmpty(sources.env, kConfigFileEnvVar);
   if (path.has_value()) {
-    absl::StatusOr<fetch::v1::ServerConfig> loaded =
-        LoadConfigFile(config, *path);
-    if (!loaded.ok()) return loaded.status();
-    config = *std::move(loaded);
+    FETCHD_ASSIGN_OR_RETURN(config, LoadConfigFile(config, *path));
   }
-  if (absl::Status s = ApplyEnvOverrides(sources.env, &config); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ApplyFlagOverrides(sources.flags, &config); !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(ApplyEnvOverrides(sources.env, &config));
+  FETCHD_RETURN_IF_ERROR(ApplyFlagOverrides(sources.flags, &config));
   ResolveAutoValues(&config);
   if (absl::Status s = ValidateServerConfig(config); !s.ok()) {
     return absl::Status(
@@ -255,17 +249,18 @@ absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
 
 std::vector<std::string> UnknownFetchdVariables(const ValueMap& env) {
   std::vector<std::string> unknown;
-  for (const auto& [name, value] : env) {
+  for (const auto& entry : env) {
+    // Not a structured binding: clang 14 can't capture one in the lambda.
+    const std::string& name = entry.first;
     if (!absl::StartsWith(name, "FETCHD_") || name == kConfigFileEnvVar ||
         std::find(std::begin(kOtherFetchdVariables),
                   std::end(kOtherFetchdVariables),
                   name) != std::end(kOtherFetchdVariables)) {
       continue;
     }
-    const bool known = std::any_of(std::begin(kOverrides), std::end(kOverrides),
-                                   [&](const ConfigOverride& entry) {
-                                     return EnvVarName(entry.name) == name;
-                                   });
+    const bool known = std::any_of(
+        std::begin(kOverrides), std::end(kOverrides),
+        [&](const ConfigOverride& o) { return EnvVarName(o.name) == name; });
     if (!known) unknown.push_back(name);
   }
   return unknown;  // Sorted: ValueMap is ordered.

@@ -68,14 +68,14 @@ struct ConfigSources {
 // empty) in `env`. Errors: InvalidArgument naming the variable, its value
 // and what was expected, e.g.
 //   FETCHD_WORKERS: "four" is not an integer between 0 and 4294967295
-absl::Status ApplyEnvOverrides(const ValueMap& env,
-                               fetch::v1::ServerConfig* config);
+[[nodiscard]] absl::Status ApplyEnvOverrides(const ValueMap& env,
+                                             fetch::v1::ServerConfig* config);
 
 // Sets the field of every override named in `flags`. Errors as for
 // ApplyEnvOverrides(), naming the flag ("--workers: ..."); also for a name
 // that is not an override.
-absl::Status ApplyFlagOverrides(const ValueMap& flags,
-                                fetch::v1::ServerConfig* config);
+[[nodiscard]] absl::Status ApplyFlagOverrides(const ValueMap& flags,
+                                              fetch::v1::ServerConfig* config);
 
 // The effective config: defaults, file, environment, flags (see the file
 // comment), then ResolveAutoValues() and ValidateServerConfig(). A
@@ -85,7 +85,7 @@ absl::Status ApplyFlagOverrides(const ValueMap& flags,
 //   FETCHD_MAX_PER_HOST=0)
 // Errors: those of LoadConfigFile(), the Apply*() functions and
 // ValidateServerConfig().
-absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
+[[nodiscard]] absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
     const ConfigSources& sources);
 
 // The FETCHD_* variables of `env` that fetchd does not read, sorted, so that

@@ -14,6 +14,7 @@
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
+#include "service/common/status_macros.h"
 #include "service/policy/policy_config.h"
 #include "service/url/http_url.h"
 
@@ -79,7 +80,7 @@ absl::Status CheckDurationRange(absl::string_view field,
 }
 
 absl::Status CheckTransport(const fetch::v1::Transport& t) {
-  for (absl::Status s : {
+  for (const absl::Status& s : {
            CheckDurationRange("transport.dns_cache_ttl", t.dns_cache_ttl(),
                               /*zero_allowed=*/true, absl::Hours(24)),
            CheckDurationRange("transport.happy_eyeballs_delay",
@@ -94,7 +95,7 @@ absl::Status CheckTransport(const fetch::v1::Transport& t) {
            CheckRange("transport.max_cached_connections",
                       t.max_cached_connections(), 0, 100000),
        }) {
-    if (!s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(s);
   }
   if (t.ip_version() != "any" && t.ip_version() != "ipv4" &&
       t.ip_version() != "ipv6") {
@@ -103,11 +104,8 @@ absl::Status CheckTransport(const fetch::v1::Transport& t) {
                                 t.ip_version(), "\""));
   }
   if (!t.proxy().url().empty()) {
-    if (absl::Status s =
-            url::CheckProxyUrl(t.proxy().url(), "transport.proxy.url");
-        !s.ok()) {
-      return s;
-    }
+    FETCHD_RETURN_IF_ERROR(
+        url::CheckProxyUrl(t.proxy().url(), "transport.proxy.url"));
   } else if (!t.proxy().username().empty() || !t.proxy().password().empty()) {
     return Invalid("transport.proxy", "credentials without a url");
   }
@@ -151,6 +149,119 @@ absl::Status CheckMetrics(const fetch::v1::Metrics& m) {
                                   "got \"",
                                   name, "\""));
     }
+  }
+  return absl::OkStatus();
+}
+
+// workers and limits.
+absl::Status CheckLimits(const fetch::v1::ServerConfig& c) {
+  const auto& l = c.limits();
+  for (const absl::Status& s : {
+           CheckRange("workers", c.workers(), 0, 256),
+           CheckRange("limits.max_in_flight", l.max_in_flight(), 1, 1000000),
+           CheckRange("limits.max_per_host", l.max_per_host(), 1, 100000),
+           CheckRange("limits.max_batch_size", l.max_batch_size(), 1, 10000000),
+           CheckRange("limits.max_pending", l.max_pending(), 1, 100000000),
+           CheckRange("limits.stream_window", l.stream_window(), 1, 1000000),
+           CheckRange("limits.max_active_calls", l.max_active_calls(), 1,
+                      1000000),
+       }) {
+    FETCHD_RETURN_IF_ERROR(s);
+  }
+  if (l.max_batch_size() > l.max_pending()) {
+    return Invalid("limits.max_batch_size",
+                   "must not exceed limits.max_pending");
+  }
+  if (const google::protobuf::Duration& margin = l.deadline_margin();
+      !IsValidProtoDuration(margin) ||
+      FromProto(margin) < absl::ZeroDuration() ||
+      FromProto(margin) > absl::Seconds(60)) {
+    return Invalid("limits.deadline_margin", "must be between 0s and 60s");
+  }
+  return absl::OkStatus();
+}
+
+// request_bounds, and the stream buffer that must hold one chunk.
+absl::Status CheckRequestBounds(const fetch::v1::ServerConfig& c) {
+  const auto& l = c.limits();
+  const auto& b = c.request_bounds();
+  for (const absl::Status& s : {
+           CheckPositive("request_bounds.max_total_timeout",
+                         b.max_total_timeout()),
+           CheckPositive("request_bounds.max_connect_timeout",
+                         b.max_connect_timeout()),
+           CheckPositive("request_bounds.max_read_idle_timeout",
+                         b.max_read_idle_timeout()),
+           CheckPositive("request_bounds.max_queue_timeout",
+                         b.max_queue_timeout()),
+           CheckPositive("request_bounds.max_backoff", b.max_backoff()),
+           CheckPositive("request_bounds.max_retry_after", b.max_retry_after()),
+           CheckRange("request_bounds.max_attempts", b.max_attempts(), 1, 100),
+           CheckRange("request_bounds.max_redirects", b.max_redirects(), 0,
+                      100),
+           CheckRange("request_bounds.max_body_bytes", b.max_body_bytes(), 1,
+                      uint64_t{1} << 40),
+           CheckRange("request_bounds.max_url_bytes", b.max_url_bytes(), 16,
+                      1 << 20),
+           CheckRange("request_bounds.max_headers", b.max_headers(), 0, 10000),
+           CheckRange("request_bounds.max_header_bytes", b.max_header_bytes(),
+                      0, 16 << 20),
+           CheckRange("request_bounds.max_response_header_bytes",
+                      b.max_response_header_bytes(), 1024, 64 << 20),
+           // An event with one chunk must fit gRPC's 4 MiB default.
+           CheckRange("request_bounds.max_chunk_bytes", b.max_chunk_bytes(),
+                      1024, 3 << 20),
+           CheckRange("request_bounds.max_stream_body_bytes",
+                      b.max_stream_body_bytes(), 1, uint64_t{1} << 50),
+           CheckRange("limits.max_stream_buffer_bytes",
+                      l.max_stream_buffer_bytes(), b.max_chunk_bytes(),
+                      uint64_t{1} << 32),
+       }) {
+    FETCHD_RETURN_IF_ERROR(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckGrpc(const fetch::v1::Grpc& g) {
+  for (const absl::Status& s : {
+           CheckGrpcMillis("grpc.keepalive_time", g.keepalive_time(),
+                           /*zero_allowed=*/false),
+           CheckGrpcMillis("grpc.keepalive_timeout", g.keepalive_timeout(),
+                           /*zero_allowed=*/false),
+           CheckGrpcMillis("grpc.max_connection_age", g.max_connection_age(),
+                           /*zero_allowed=*/true),
+           CheckRange("grpc.max_message_bytes", g.max_message_bytes(), 4096,
+                      INT32_MAX),
+       }) {
+    FETCHD_RETURN_IF_ERROR(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckWebSocket(const fetch::v1::WebSocketLimits& ws) {
+  for (const absl::Status& s : {
+           CheckRange("websocket.max_open", ws.max_open(), 1, 1000000),
+           CheckPositive("websocket.default_handshake_timeout",
+                         ws.default_handshake_timeout()),
+           CheckPositive("websocket.max_handshake_timeout",
+                         ws.max_handshake_timeout()),
+           CheckPositive("websocket.default_idle_timeout",
+                         ws.default_idle_timeout()),
+           CheckPositive("websocket.max_idle_timeout", ws.max_idle_timeout()),
+           // Capped at run time by grpc.max_message_bytes (less framing).
+           CheckRange("websocket.max_message_bytes", ws.max_message_bytes(), 1,
+                      INT32_MAX),
+       }) {
+    FETCHD_RETURN_IF_ERROR(s);
+  }
+  if (FromProto(ws.default_handshake_timeout()) >
+      FromProto(ws.max_handshake_timeout())) {
+    return Invalid("websocket.default_handshake_timeout",
+                   "must not exceed websocket.max_handshake_timeout");
+  }
+  if (FromProto(ws.default_idle_timeout()) > FromProto(ws.max_idle_timeout())) {
+    return Invalid("websocket.default_idle_timeout",
+                   "must not exceed websocket.max_idle_timeout");
   }
   return absl::OkStatus();
 }
@@ -288,119 +399,21 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
     return Invalid("listen",
                    absl::StrCat("must be host:port, got \"", listen, "\""));
   }
-  if (absl::Status s = CheckMetrics(c.metrics()); !s.ok()) return s;
-  const auto& l = c.limits();
-  for (absl::Status s : {
-           CheckRange("workers", c.workers(), 0, 256),
-           CheckRange("limits.max_in_flight", l.max_in_flight(), 1, 1000000),
-           CheckRange("limits.max_per_host", l.max_per_host(), 1, 100000),
-           CheckRange("limits.max_batch_size", l.max_batch_size(), 1, 10000000),
-           CheckRange("limits.max_pending", l.max_pending(), 1, 100000000),
-           CheckRange("limits.stream_window", l.stream_window(), 1, 1000000),
-           CheckRange("limits.max_active_calls", l.max_active_calls(), 1,
-                      1000000),
-       }) {
-    if (!s.ok()) return s;
-  }
-  if (l.max_batch_size() > l.max_pending()) {
-    return Invalid("limits.max_batch_size",
-                   "must not exceed limits.max_pending");
-  }
-  const auto& b = c.request_bounds();
-  for (absl::Status s : {
-           CheckPositive("request_bounds.max_total_timeout",
-                         b.max_total_timeout()),
-           CheckPositive("request_bounds.max_connect_timeout",
-                         b.max_connect_timeout()),
-           CheckPositive("request_bounds.max_read_idle_timeout",
-                         b.max_read_idle_timeout()),
-           CheckPositive("request_bounds.max_queue_timeout",
-                         b.max_queue_timeout()),
-           CheckPositive("request_bounds.max_backoff", b.max_backoff()),
-           CheckPositive("request_bounds.max_retry_after", b.max_retry_after()),
-           CheckRange("request_bounds.max_attempts", b.max_attempts(), 1, 100),
-           CheckRange("request_bounds.max_redirects", b.max_redirects(), 0,
-                      100),
-           CheckRange("request_bounds.max_body_bytes", b.max_body_bytes(), 1,
-                      uint64_t{1} << 40),
-           CheckRange("request_bounds.max_url_bytes", b.max_url_bytes(), 16,
-                      1 << 20),
-           CheckRange("request_bounds.max_headers", b.max_headers(), 0, 10000),
-           CheckRange("request_bounds.max_header_bytes", b.max_header_bytes(),
-                      0, 16 << 20),
-           CheckRange("request_bounds.max_response_header_bytes",
-                      b.max_response_header_bytes(), 1024, 64 << 20),
-           // An event with one chunk must fit gRPC's 4 MiB default.
-           CheckRange("request_bounds.max_chunk_bytes", b.max_chunk_bytes(),
-                      1024, 3 << 20),
-           CheckRange("request_bounds.max_stream_body_bytes",
-                      b.max_stream_body_bytes(), 1, uint64_t{1} << 50),
-           CheckRange("limits.max_stream_buffer_bytes",
-                      l.max_stream_buffer_bytes(), b.max_chunk_bytes(),
-                      uint64_t{1} << 32),
-       }) {
-    if (!s.ok()) return s;
-  }
-  if (const google::protobuf::Duration& margin = l.deadline_margin();
-      !IsValidProtoDuration(margin) ||
-      FromProto(margin) < absl::ZeroDuration() ||
-      FromProto(margin) > absl::Seconds(60)) {
-    return Invalid("limits.deadline_margin", "must be between 0s and 60s");
-  }
+  FETCHD_RETURN_IF_ERROR(CheckMetrics(c.metrics()));
+  FETCHD_RETURN_IF_ERROR(CheckLimits(c));
+  FETCHD_RETURN_IF_ERROR(CheckRequestBounds(c));
   if (absl::StatusOr<spdlog::level::level_enum> level =
           logging::ParseLogLevel(c.log_level());
       !level.ok()) {
     return Invalid("log_level", level.status().message());
   }
-  const auto& g = c.grpc();
-  for (absl::Status s : {
-           CheckGrpcMillis("grpc.keepalive_time", g.keepalive_time(),
-                           /*zero_allowed=*/false),
-           CheckGrpcMillis("grpc.keepalive_timeout", g.keepalive_timeout(),
-                           /*zero_allowed=*/false),
-           CheckGrpcMillis("grpc.max_connection_age", g.max_connection_age(),
-                           /*zero_allowed=*/true),
-           CheckRange("grpc.max_message_bytes", g.max_message_bytes(), 4096,
-                      INT32_MAX),
-       }) {
-    if (!s.ok()) return s;
-  }
-  if (absl::Status s = CheckTransport(c.transport()); !s.ok()) return s;
-  if (absl::Status s = CheckRange("request_bounds.max_pem_bytes",
-                                  b.max_pem_bytes(), 0, 16 << 20);
-      !s.ok()) {
-    return s;
-  }
-  const auto& ws = c.websocket();
-  for (absl::Status s : {
-           CheckRange("websocket.max_open", ws.max_open(), 1, 1000000),
-           CheckPositive("websocket.default_handshake_timeout",
-                         ws.default_handshake_timeout()),
-           CheckPositive("websocket.max_handshake_timeout",
-                         ws.max_handshake_timeout()),
-           CheckPositive("websocket.default_idle_timeout",
-                         ws.default_idle_timeout()),
-           CheckPositive("websocket.max_idle_timeout", ws.max_idle_timeout()),
-           // Capped at run time by grpc.max_message_bytes (less framing).
-           CheckRange("websocket.max_message_bytes", ws.max_message_bytes(), 1,
-                      INT32_MAX),
-       }) {
-    if (!s.ok()) return s;
-  }
-  if (FromProto(ws.default_handshake_timeout()) >
-      FromProto(ws.max_handshake_timeout())) {
-    return Invalid("websocket.default_handshake_timeout",
-                   "must not exceed websocket.max_handshake_timeout");
-  }
-  if (FromProto(ws.default_idle_timeout()) > FromProto(ws.max_idle_timeout())) {
-    return Invalid("websocket.default_idle_timeout",
-                   "must not exceed websocket.max_idle_timeout");
-  }
-  if (absl::StatusOr<policy::AddressPolicy> p =
-          policy::AddressPolicyFromConfig(c.policy());
-      !p.ok()) {
-    return p.status();
-  }
+  FETCHD_RETURN_IF_ERROR(CheckGrpc(c.grpc()));
+  FETCHD_RETURN_IF_ERROR(CheckTransport(c.transport()));
+  FETCHD_RETURN_IF_ERROR(CheckRange("request_bounds.max_pem_bytes",
+                                    c.request_bounds().max_pem_bytes(), 0,
+                                    16 << 20));
+  FETCHD_RETURN_IF_ERROR(CheckWebSocket(c.websocket()));
+  FETCHD_RETURN_IF_ERROR(policy::AddressPolicyFromConfig(c.policy()));
   if (!c.request_defaults().id().empty() ||
       !c.request_defaults().url().empty()) {
     return Invalid("request_defaults", "id and url must be empty");

@@ -20,11 +20,11 @@ namespace fetchd::config {
 fetch::v1::ServerConfig DefaultServerConfig();
 
 // Parses `json` and lays it over `base`. Unknown fields are errors.
-absl::StatusOr<fetch::v1::ServerConfig> MergeJsonConfig(
+[[nodiscard]] absl::StatusOr<fetch::v1::ServerConfig> MergeJsonConfig(
     const fetch::v1::ServerConfig& base, const std::string& json);
 
 // Reads `path` and lays it over `base`; errors name the file.
-absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
+[[nodiscard]] absl::StatusOr<fetch::v1::ServerConfig> LoadConfigFile(
     const fetch::v1::ServerConfig& base, const std::string& path);
 
 // Replaces "automatic" values by concrete ones: workers 0 becomes the number
@@ -34,7 +34,8 @@ void ResolveAutoValues(fetch::v1::ServerConfig* config);
 // Checks limits and bounds, and `auth` (auth::CallerAuth::Load(), which
 // reads the files it names); InvalidArgument "field: rule" otherwise. The
 // request defaults are checked against the bounds by api::RequestValidator.
-absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& config);
+[[nodiscard]] absl::Status ValidateServerConfig(
+    const fetch::v1::ServerConfig& config);
 
 // The config as indented JSON (protobuf JSON mapping).
 std::string ConfigToJson(const fetch::v1::ServerConfig& config);

@@ -1,18 +1,23 @@
 #include "service/metrics/access_log.h"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/metrics/labels.h"
 
 namespace fetchd::metrics {
 namespace {
 
-absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
+// core::FinishedRequest's strings are std::string_view, which abseil
+// 20220623's absl::string_view does not convert from.
+absl::string_view FromCore(std::string_view s) { return {s.data(), s.size()}; }
 
-void AppendEscaped(std::string_view text, std::string* out) {
+void AppendEscaped(absl::string_view text, std::string* out) {
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte <= 0x20 || byte >= 0x7f || c == '"' || c == '\\') {
@@ -25,11 +30,11 @@ void AppendEscaped(std::string_view text, std::string* out) {
 
 }  // namespace
 
-std::string LoggableUrl(std::string_view url, std::string_view host_key) {
-  std::string_view scheme;  // "http://", when the URL has one
-  std::string_view rest = url;
+std::string LoggableUrl(absl::string_view url, absl::string_view host_key) {
+  absl::string_view scheme;  // "http://", when the URL has one
+  absl::string_view rest = url;
   const size_t scheme_end = url.find("://");
-  if (scheme_end != std::string_view::npos &&
+  if (scheme_end != absl::string_view::npos &&
       scheme_end < url.find_first_of("/?#")) {
     scheme = url.substr(0, scheme_end + 3);
     rest = url.substr(scheme_end + 3);
@@ -37,11 +42,11 @@ std::string LoggableUrl(std::string_view url, std::string_view host_key) {
   // The authority (without a scheme: the first segment) ends at the first
   // '/', '?' or '#'; userinfo is everything up to its last '@'.
   const size_t authority_end = std::min(rest.find_first_of("/?#"), rest.size());
-  std::string_view authority = rest.substr(0, authority_end);
-  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+  absl::string_view authority = rest.substr(0, authority_end);
+  if (const size_t at = authority.rfind('@'); at != absl::string_view::npos) {
     authority.remove_prefix(at + 1);
   }
-  std::string_view path = rest.substr(authority_end);
+  absl::string_view path = rest.substr(authority_end);
   path = path.substr(0, path.find_first_of("?#"));
 
   std::string out;
@@ -64,11 +69,11 @@ std::string AccessLogLine(const core::FinishedRequest& request,
   return absl::StrFormat(
       "access method=%s url=%s status=%d outcome=%s attempts=%d "
       "duration_ms=%.3f bytes_received=%d bytes_sent=%d",
-      ToAbsl(kMethodLabels[MethodLabel(request.method)]),
-      LoggableUrl(request.url, request.host_key), result.status(),
-      OutcomeName(OutcomeLabel(result.error())), result.attempts(),
-      absl::ToDoubleMilliseconds(request.duration), result.bytes_received(),
-      result.bytes_sent());
+      kMethodLabels[MethodLabel(FromCore(request.method))],
+      LoggableUrl(FromCore(request.url), FromCore(request.host_key)),
+      result.status(), OutcomeName(OutcomeLabel(result.error())),
+      result.attempts(), absl::ToDoubleMilliseconds(request.duration),
+      result.bytes_received(), result.bytes_sent());
 }
 
 }  // namespace fetchd::metrics

@@ -12,8 +12,8 @@
 
 #include <cstddef>
 #include <string>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "fetch/v1/fetch.pb.h"
 #include "service/core/fetch_observer.h"
 
@@ -27,7 +27,7 @@ inline constexpr size_t kMaxLoggedUrlBytes = 1024;
 // and authority. Works on invalid URLs too (best effort, same rules).
 // Spaces, quotes, backslashes and bytes outside printable ASCII are
 // percent-encoded, so the result is one logfmt value and one line.
-std::string LoggableUrl(std::string_view url, std::string_view host_key);
+std::string LoggableUrl(absl::string_view url, absl::string_view host_key);
 
 // The access log line of `request` (see the file comment).
 std::string AccessLogLine(const core::FinishedRequest& request,

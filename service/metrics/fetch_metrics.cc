@@ -2,14 +2,17 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -50,7 +53,11 @@ double Seconds(const google::protobuf::Duration& d) {
   return Seconds(FromProto(d));
 }
 
-std::string Str(std::string_view s) { return std::string(s); }
+std::string Str(absl::string_view s) { return std::string(s); }
+
+// core::FinishedRequest's strings are std::string_view, which abseil
+// 20220623's absl::string_view does not convert from.
+absl::string_view FromCore(std::string_view s) { return {s.data(), s.size()}; }
 
 // The child of `family` in `slot`, created with `labels()` on first use.
 // Racing creators get the same child (Family::Add returns an existing one).
@@ -99,7 +106,7 @@ MetricFamily GaugeByLabel(
 
 // fetch_websocket_closes_total's `code` values: the codes of RFC 6455 by
 // number, application codes by range, anything else "other".
-constexpr std::array<std::string_view, 17> kWsCloseCodes = {
+constexpr std::array<absl::string_view, 17> kWsCloseCodes = {
     "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009",
     "1010", "1011", "1012", "1013", "1014", "1015", "3xxx", "4xxx"};
 
@@ -114,7 +121,7 @@ size_t WsCloseCodeLabel(int code) {
 }
 
 // fetch_websocket_handshake_failures_total's `kind` values.
-constexpr std::array<std::pair<fetch::v1::ErrorKind, std::string_view>, 10>
+constexpr std::array<std::pair<fetch::v1::ErrorKind, absl::string_view>, 10>
     kWsFailureKinds = {{
         {fetch::v1::ERROR_KIND_DENIED, "denied"},
         {fetch::v1::ERROR_KIND_DNS, "dns"},
@@ -246,7 +253,7 @@ void FetchMetrics::Register(const Options& options) {
               "scheme, ...)")
           .Register(r);
   std::vector<std::string> categories;
-  for (std::string_view c : policy::AddressPolicy::DenialCategories()) {
+  for (absl::string_view c : policy::AddressPolicy::DenialCategories()) {
     categories.emplace_back(c);
   }
   for (const char* c : {"scheme", "caller", "proxy", "other"}) {
@@ -285,7 +292,7 @@ void FetchMetrics::Register(const Options& options) {
               "Open WebSockets that ended, by close code (1006: without a "
               "close frame)")
           .Register(r);
-  for (std::string_view code : kWsCloseCodes) {
+  for (absl::string_view code : kWsCloseCodes) {
     ws_closes_.push_back(&ws_closes.Add({{"code", Str(code)}}));
   }
   ws_closes_.push_back(&ws_closes.Add({{"code", "other"}}));
@@ -371,6 +378,9 @@ void FetchMetrics::SetServing(bool serving) { serving_->Set(serving ? 1 : 0); }
 
 Counter* FetchMetrics::RequestCounter(size_t method, size_t outcome,
                                       size_t status_class, size_t host) {
+  // Out of range, the index would name another label set's slot (or none).
+  assert(method < kMethodLabels.size() && outcome < kOutcomes &&
+         status_class < kStatusClassLabels.size() && host < hosts_.size());
   const size_t index =
       ((method * kOutcomes + outcome) * kStatusClassLabels.size() +
        status_class) *
@@ -386,6 +396,7 @@ Counter* FetchMetrics::RequestCounter(size_t method, size_t outcome,
 }
 
 Histogram* FetchMetrics::DurationHistogram(size_t method, size_t outcome) {
+  assert(method < kMethodLabels.size() && outcome < kOutcomes);
   return CachedChild(
       durations_[method * kOutcomes + outcome], *duration_family_,
       [&] {
@@ -447,11 +458,11 @@ void FetchMetrics::ObservePhases(const fetch::v1::FetchResult& attempt,
 void FetchMetrics::OnResult(const core::FinishedRequest& request,
                             const fetch::v1::FetchResult& result,
                             absl::BitGenRef rng) {
-  const size_t method = MethodLabel(request.method);
+  const size_t method = MethodLabel(FromCore(request.method));
   const size_t outcome = OutcomeLabel(result.error());
   if (Counter* c =
           RequestCounter(method, outcome, StatusClassLabel(result.status()),
-                         hosts_.Index(request.host_key))) {
+                         hosts_.Index(FromCore(request.host_key)))) {
     c->Increment();
   }
   if (Histogram* h = DurationHistogram(method, outcome)) {
@@ -468,6 +479,7 @@ void FetchMetrics::OnCallFinished(core::CallMethod method,
                                   absl::StatusCode code,
                                   absl::Duration handling, bool rejected) {
   const auto m = static_cast<size_t>(method);
+  assert(m < handled_.size());
   auto c = static_cast<size_t>(code);
   if (c >= kGrpcCodeLabels.size())
     c = static_cast<size_t>(absl::StatusCode::kUnknown);

@@ -78,7 +78,7 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   using LiveSource = absl::AnyInvocable<LiveStats() const>;
 
   // Registers every family. Errors: Internal if prometheus-cpp refuses one.
-  static absl::StatusOr<std::unique_ptr<FetchMetrics>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FetchMetrics>> Create(
       const Options& options);
   ~FetchMetrics() override;
   FetchMetrics(const FetchMetrics&) = delete;

@@ -4,19 +4,13 @@
 #include "absl/strings/match.h"
 
 namespace fetchd::metrics {
-namespace {
-
-absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
-
-size_t MethodLabel(std::string_view method) {
+size_t MethodLabel(absl::string_view method) {
   // Validated jobs carry upper-case methods: the exact match comes first.
   for (size_t i = 0; i + 1 < kMethodLabels.size(); ++i) {
     if (method == kMethodLabels[i]) return i;
   }
   for (size_t i = 0; i + 1 < kMethodLabels.size(); ++i) {
-    if (absl::EqualsIgnoreCase(ToAbsl(method), ToAbsl(kMethodLabels[i]))) {
+    if (absl::EqualsIgnoreCase(method, kMethodLabels[i])) {
       return i;
     }
   }
@@ -69,14 +63,14 @@ HostLabels::HostLabels(const std::vector<std::string>& allowed) {
   names_.push_back("other");
 }
 
-size_t HostLabels::Index(std::string_view host_key) const {
+size_t HostLabels::Index(absl::string_view host_key) const {
   if (index_.empty()) return other();
   // "scheme://host:port": the host lies between "://" and the last ':'.
   const size_t start = host_key.find("://");
   const size_t colon = host_key.rfind(':');
-  if (start == std::string_view::npos || colon <= start + 3) return other();
-  const std::string_view host = host_key.substr(start + 3, colon - start - 3);
-  const auto it = index_.find(ToAbsl(host));
+  if (start == absl::string_view::npos || colon <= start + 3) return other();
+  const absl::string_view host = host_key.substr(start + 3, colon - start - 3);
+  const auto it = index_.find(host);
   return it == index_.end() ? other() : it->second;
 }
 

@@ -8,26 +8,27 @@
 #define FETCHD_SERVICE_METRICS_LABELS_H_
 
 #include <array>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "fetch/v1/fetch.pb.h"
 
 namespace fetchd::metrics {
 
 // method: the validated methods, anything else "other".
-inline constexpr std::array<std::string_view, 8> kMethodLabels = {
+inline constexpr std::array<absl::string_view, 8> kMethodLabels = {
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"};
 // Index into kMethodLabels (case-insensitive).
-size_t MethodLabel(std::string_view method);
+size_t MethodLabel(absl::string_view method);
 
 // status_class: of the last response; "none" when there was none (status 0)
 // or it is outside 100..599.
-inline constexpr std::array<std::string_view, 6> kStatusClassLabels = {
+inline constexpr std::array<absl::string_view, 6> kStatusClassLabels = {
     "1xx", "2xx", "3xx", "4xx", "5xx", "none"};
 size_t StatusClassLabel(uint32_t status);
 
@@ -40,10 +41,10 @@ size_t OutcomeLabel(fetch::v1::ErrorKind kind);
 const std::string& OutcomeName(size_t index);
 
 // grpc_method.
-inline constexpr std::array<std::string_view, 2> kGrpcMethodLabels = {
+inline constexpr std::array<absl::string_view, 2> kGrpcMethodLabels = {
     "FetchBatch", "Fetch"};
 // grpc_code: the canonical code names, indexed by code.
-inline constexpr std::array<std::string_view, 17> kGrpcCodeLabels = {
+inline constexpr std::array<absl::string_view, 17> kGrpcCodeLabels = {
     "OK",
     "CANCELLED",
     "UNKNOWN",
@@ -63,16 +64,16 @@ inline constexpr std::array<std::string_view, 17> kGrpcCodeLabels = {
     "UNAUTHENTICATED"};
 
 // reason of fetch_retries_total, indexed by core::RetryReason.
-inline constexpr std::array<std::string_view, 3> kRetryReasonLabels = {
+inline constexpr std::array<absl::string_view, 3> kRetryReasonLabels = {
     "error", "status", "retry_after"};
 
 // reason of fetch_rejected_calls_total.
-inline constexpr std::array<std::string_view, 3> kRejectReasonLabels = {
+inline constexpr std::array<absl::string_view, 3> kRejectReasonLabels = {
     "invalid_argument", "resource_exhausted", "unavailable"};
 
 // phase of fetch_phase_duration_seconds.
 enum class Phase { kQueueWait, kDns, kConnect, kTls, kFirstByte, kTransfer };
-inline constexpr std::array<std::string_view, 6> kPhaseLabels = {
+inline constexpr std::array<absl::string_view, 6> kPhaseLabels = {
     "queue_wait", "dns", "connect", "tls", "first_byte", "transfer"};
 
 // host: the host names of an allow-list, every other host "other".
@@ -86,9 +87,13 @@ class HostLabels {
   size_t size() const { return names_.size(); }
   // The value of `host_key` ("scheme://host:port", lower case; may be
   // empty): its host's index if allowed, else other().
-  size_t Index(std::string_view host_key) const;
+  size_t Index(absl::string_view host_key) const;
   size_t other() const { return names_.size() - 1; }
-  const std::string& Name(size_t index) const { return names_[index]; }
+  // `index` < size().
+  const std::string& Name(size_t index) const {
+    assert(index < names_.size());
+    return names_[index];
+  }
 
  private:
   // Allowed names first, "other" last.

@@ -27,7 +27,7 @@ class MetricsServer {
   // on /metrics. The collectable is held weakly: once it is gone the page
   // is empty. Errors: InvalidArgument when `listen` is not host:port,
   // Unavailable when it can't be bound (in use, not a local address).
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
       const std::string& listen,
       const std::weak_ptr<prometheus::Collectable>& collectable);
   // Stops listening; waits for the scrapes in progress.

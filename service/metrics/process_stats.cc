@@ -15,8 +15,6 @@
 namespace fetchd::metrics {
 namespace {
 
-absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
-
 // The whole file, or nullopt. /proc files report size 0, so read by stream.
 std::optional<std::string> ReadFile(const char* path) {
   std::ifstream in(path);
@@ -28,12 +26,12 @@ std::optional<std::string> ReadFile(const char* path) {
 
 }  // namespace
 
-std::optional<ProcStat> ParseProcStat(std::string_view text) {
+std::optional<ProcStat> ParseProcStat(absl::string_view text) {
   // "pid (comm) state ppid ...": fields after the last ')' start at field 3.
   const size_t paren = text.rfind(')');
-  if (paren == std::string_view::npos) return std::nullopt;
-  const std::vector<absl::string_view> fields = absl::StrSplit(
-      ToAbsl(text.substr(paren + 1)), ' ', absl::SkipWhitespace());
+  if (paren == absl::string_view::npos) return std::nullopt;
+  const std::vector<absl::string_view> fields =
+      absl::StrSplit(text.substr(paren + 1), ' ', absl::SkipWhitespace());
   // Field n (1-based, as in proc(5)) is fields[n - 3].
   constexpr size_t kUtime = 14 - 3, kStime = 15 - 3, kStart = 22 - 3;
   ProcStat stat;
@@ -46,9 +44,9 @@ std::optional<ProcStat> ParseProcStat(std::string_view text) {
   return stat;
 }
 
-std::optional<uint64_t> ParseStatmResidentPages(std::string_view text) {
+std::optional<uint64_t> ParseStatmResidentPages(absl::string_view text) {
   const std::vector<absl::string_view> fields =
-      absl::StrSplit(ToAbsl(text), ' ', absl::SkipWhitespace());
+      absl::StrSplit(text, ' ', absl::SkipWhitespace());
   uint64_t pages = 0;
   if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &pages)) {
     return std::nullopt;
@@ -56,8 +54,8 @@ std::optional<uint64_t> ParseStatmResidentPages(std::string_view text) {
   return pages;
 }
 
-std::optional<uint64_t> ParseBootTime(std::string_view text) {
-  for (absl::string_view line : absl::StrSplit(ToAbsl(text), '\n')) {
+std::optional<uint64_t> ParseBootTime(absl::string_view text) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     if (absl::ConsumePrefix(&line, "btime ")) {
       uint64_t seconds = 0;
       if (absl::SimpleAtoi(line, &seconds)) return seconds;

@@ -8,7 +8,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace fetchd::metrics {
 
@@ -22,11 +23,11 @@ struct ProcStat {
 
 // Parses the one line of /proc/<pid>/stat; nullopt if it is malformed. The
 // command name (field 2) may contain spaces and parentheses.
-std::optional<ProcStat> ParseProcStat(std::string_view text);
+std::optional<ProcStat> ParseProcStat(absl::string_view text);
 // Resident pages: the second field of /proc/<pid>/statm.
-std::optional<uint64_t> ParseStatmResidentPages(std::string_view text);
+std::optional<uint64_t> ParseStatmResidentPages(absl::string_view text);
 // Boot time, Unix seconds: the "btime" line of /proc/stat.
-std::optional<uint64_t> ParseBootTime(std::string_view text);
+std::optional<uint64_t> ParseBootTime(absl::string_view text);
 
 // The values of this process right now; a value that cannot be read is
 // nullopt.

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,6 +16,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::policy {
 namespace {
@@ -112,7 +113,7 @@ std::string EmbeddedRule(const IpAddress& addr, const EmbeddedV4& embedded,
 }
 
 // A decimal prefix length: 1 to 3 digits, nothing else.
-std::optional<int> ParsePrefix(std::string_view text) {
+std::optional<int> ParsePrefix(absl::string_view text) {
   if (text.empty() || text.size() > 3) return std::nullopt;
   int value = 0;
   for (char c : text) {
@@ -122,19 +123,19 @@ std::optional<int> ParsePrefix(std::string_view text) {
   return value;
 }
 
-absl::Status CidrError(std::string_view text, std::string_view why) {
+absl::Status CidrError(absl::string_view text, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid CIDR \"", std::string(text), "\": ", std::string(why)));
 }
 
 // Lower case, trailing dots removed.
-std::string NormalizeHost(std::string_view host) {
+std::string NormalizeHost(absl::string_view host) {
   while (!host.empty() && host.back() == '.') host.remove_suffix(1);
   return absl::AsciiStrToLower(std::string(host));
 }
 
 // An IPv6 literal, possibly with a zone id ("fe80::1%eth0", "%25" encoded).
-std::optional<IpAddress> ParseV6Literal(std::string_view text) {
+std::optional<IpAddress> ParseV6Literal(absl::string_view text) {
   text = text.substr(0, text.find('%'));
   std::optional<IpAddress> addr = IpAddress::Parse(text);
   if (!addr.has_value() || addr->is_v4()) return std::nullopt;
@@ -161,11 +162,11 @@ Decision Invalid() { return Decision{false, "invalid host", "invalid-host"}; }
 
 }  // namespace
 
-std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
+std::optional<IpAddress> IpAddress::Parse(absl::string_view text) {
   // inet_pton needs a NUL-terminated string, so an embedded NUL would cut
   // the text short ("1::\0junk" read as "1::"); no address is longer than 45.
   if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
-      text.find('\0') != std::string_view::npos) {
+      text.find('\0') != absl::string_view::npos) {
     return std::nullopt;
   }
   const std::string str(text);
@@ -198,13 +199,13 @@ std::string IpAddress::ToString() const {
   return buf;
 }
 
-absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
+absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
   const size_t slash = text.find('/');
   std::optional<IpAddress> base = IpAddress::Parse(text.substr(0, slash));
   if (!base.has_value()) return CidrError(text, "not an IP address");
   const int max_prefix = base->size() * 8;
   int prefix = max_prefix;
-  if (slash != std::string_view::npos) {
+  if (slash != absl::string_view::npos) {
     std::optional<int> parsed = ParsePrefix(text.substr(slash + 1));
     if (!parsed.has_value() || *parsed > max_prefix) {
       return CidrError(
@@ -241,14 +242,14 @@ std::string Cidr::ToString() const {
   return absl::StrCat(base.ToString(), "/", prefix);
 }
 
-std::vector<std::string_view> AddressPolicy::DenialCategories() {
-  std::vector<std::string_view> out;
+std::vector<absl::string_view> AddressPolicy::DenialCategories() {
+  std::vector<absl::string_view> out;
   for (const BuiltinRange& range : kBuiltinRanges) {
     if (std::find(out.begin(), out.end(), range.kind) == out.end()) {
       out.push_back(range.kind);
     }
   }
-  for (std::string_view other : {"deny", "host", "port", "invalid-host"}) {
+  for (absl::string_view other : {"deny", "host", "port", "invalid-host"}) {
     out.push_back(other);
   }
   return out;
@@ -290,15 +291,14 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
     }
     return absl::OkStatus();
   };
-  absl::Status status =
-      parse_list(options.allow, "allow", "allow", policy.allow_);
-  if (!status.ok()) return status;
-  status = parse_list(options.deny, "deny", "deny", policy.deny_);
-  if (!status.ok()) return status;
+  FETCHD_RETURN_IF_ERROR(
+      parse_list(options.allow, "allow", "allow", policy.allow_));
+  FETCHD_RETURN_IF_ERROR(
+      parse_list(options.deny, "deny", "deny", policy.deny_));
 
   const auto parse_pattern =
-      [](std::string_view text,
-         std::string_view rule_prefix) -> std::optional<HostPattern> {
+      [](absl::string_view text,
+         absl::string_view rule_prefix) -> std::optional<HostPattern> {
     HostPattern pattern;
     pattern.name = NormalizeHost(text);
     if (pattern.name.rfind("*.", 0) == 0) {
@@ -323,7 +323,7 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
   };
   const auto parse_patterns =
       [&parse_pattern](const std::vector<std::string>& texts,
-                       const char* option, std::string_view rule_prefix,
+                       const char* option, absl::string_view rule_prefix,
                        std::vector<HostPattern>& out) -> absl::Status {
     for (size_t i = 0; i < texts.size(); ++i) {
       std::optional<HostPattern> pattern = parse_pattern(texts[i], rule_prefix);
@@ -337,12 +337,12 @@ absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
     }
     return absl::OkStatus();
   };
-  status = parse_patterns(options.deny_host_patterns, "deny_host_patterns",
-                          "deny host ", policy.host_patterns_);
-  if (!status.ok()) return status;
-  status = parse_patterns(options.allow_host_patterns, "allow_host_patterns",
-                          "allow host ", policy.allowed_hosts_);
-  if (!status.ok()) return status;
+  FETCHD_RETURN_IF_ERROR(parse_patterns(options.deny_host_patterns,
+                                        "deny_host_patterns", "deny host ",
+                                        policy.host_patterns_));
+  FETCHD_RETURN_IF_ERROR(parse_patterns(options.allow_host_patterns,
+                                        "allow_host_patterns", "allow host ",
+                                        policy.allowed_hosts_));
 
   if (options.deny_by_default_ranges) {
     for (const BuiltinRange& range : kBuiltinRanges) {
@@ -395,8 +395,8 @@ Decision AddressPolicy::CheckAddress(const IpAddress& addr, uint16_t port,
     }
   }
   // Only an IPv4-mapped address is the same destination as its IPv4 address.
-  const bool mapped =
-      embedded.has_value() && std::string_view(embedded->kind) == "ipv4-mapped";
+  const bool mapped = embedded.has_value() &&
+                      absl::string_view(embedded->kind) == "ipv4-mapped";
   for (const Rule& rule : allow_) {
     if (!rule.MatchesPort(port)) continue;
     if (rule.cidr.Contains(addr) ||
@@ -435,7 +435,7 @@ Decision AddressPolicy::Check(const IpAddress& addr, uint16_t port) const {
   return decision;
 }
 
-Decision AddressPolicy::CheckHostName(std::string_view host,
+Decision AddressPolicy::CheckHostName(absl::string_view host,
                                       uint16_t port) const {
   if (host.empty()) return Invalid();
   if (host.front() == '[') {
@@ -467,8 +467,7 @@ Decision AddressPolicy::CheckHostName(std::string_view host,
       addr.has_value()) {
     Decision decision = Check(*addr, port);
     if (!decision.allowed) {
-      decision.rule =
-          absl::StrCat("ipv4 ", name, " -> ", std::move(decision.rule));
+      decision.rule = absl::StrCat("ipv4 ", name, " -> ", decision.rule);
     }
     return decision;
   }

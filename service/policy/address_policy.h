@@ -39,10 +39,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace fetchd::policy {
 
@@ -58,7 +58,7 @@ struct IpAddress {
   // ("127.0.0.1") or IPv6 ("::1", "::ffff:10.0.0.1"). No brackets, no zone
   // ids, no shorthand IPv4 forms ("127.1", "0x7f000001"). Returns nullopt for
   // anything else.
-  static std::optional<IpAddress> Parse(std::string_view text);
+  [[nodiscard]] static std::optional<IpAddress> Parse(absl::string_view text);
 
   static IpAddress V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d);
 
@@ -82,7 +82,7 @@ struct Cidr {
   // Errors (InvalidArgument, naming the text): not an address, a prefix
   // length that is not a decimal number in 0..32 (IPv4) or 0..128 (IPv6),
   // or host bits set below the prefix ("10.0.0.1/8").
-  static absl::StatusOr<Cidr> Parse(std::string_view text);
+  [[nodiscard]] static absl::StatusOr<Cidr> Parse(absl::string_view text);
 
   // False for an address of the other family.
   bool Contains(const IpAddress& addr) const;
@@ -144,15 +144,16 @@ class AddressPolicy {
   // or "127.1", which could never match); the message names the option, the
   // index
   // and the text.
-  static absl::StatusOr<AddressPolicy> Create(const Options& options);
+  [[nodiscard]] static absl::StatusOr<AddressPolicy> Create(
+      const Options& options);
 
   // Every category a denial can have, each once: the built-in range kinds,
   // "deny", "host", "port", "invalid-host". For metric labels.
-  static std::vector<std::string_view> DenialCategories();
+  static std::vector<absl::string_view> DenialCategories();
 
   // Whether fetchd may connect to `addr` on `port` (the effective port: 80
   // or 443 when the URL has none). Port 0 is always denied.
-  Decision Check(const IpAddress& addr, uint16_t port) const;
+  [[nodiscard]] Decision Check(const IpAddress& addr, uint16_t port) const;
 
   // Whether fetchd may resolve `host` (the host of a URL, without port) to
   // connect to `port`. An IP literal ("10.0.0.1", "[::1]", "[fe80::1%eth0]",
@@ -162,7 +163,8 @@ class AddressPolicy {
   // host name with an empty label (".localhost", "a..b") or a '%'
   // (percent-encoded: pass the decoded host, as curl's CURLUPART_HOST gives
   // it) is denied as "invalid host".
-  Decision CheckHostName(std::string_view host, uint16_t port) const;
+  [[nodiscard]] Decision CheckHostName(absl::string_view host,
+                                       uint16_t port) const;
 
  private:
   struct Rule {

@@ -2,10 +2,12 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::policy {
 namespace {
@@ -29,10 +31,10 @@ absl::Status Rules(
     const google::protobuf::RepeatedPtrField<fetch::v1::AddressRule>& rules,
     const std::string& field, std::vector<AddressRule>* out) {
   for (int i = 0; i < rules.size(); ++i) {
-    absl::StatusOr<std::vector<uint16_t>> ports =
-        Ports(rules[i].ports(), absl::StrCat(field, "[", i, "].ports"));
-    if (!ports.ok()) return ports.status();
-    out->push_back(AddressRule{rules[i].cidr(), *std::move(ports)});
+    FETCHD_ASSIGN_OR_RETURN(
+        std::vector<uint16_t> ports,
+        Ports(rules[i].ports(), absl::StrCat(field, "[", i, "].ports")));
+    out->push_back(AddressRule{rules[i].cidr(), std::move(ports)});
   }
   return absl::OkStatus();
 }
@@ -44,22 +46,14 @@ absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
   AddressPolicy::Options options;
   options.deny_by_default_ranges =
       !config.has_deny_special_ranges() || config.deny_special_ranges();
-  if (absl::Status s = Rules(config.allow(), "policy.allow", &options.allow);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = Rules(config.deny(), "policy.deny", &options.deny);
-      !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(Rules(config.allow(), "policy.allow", &options.allow));
+  FETCHD_RETURN_IF_ERROR(Rules(config.deny(), "policy.deny", &options.deny));
   options.allow_host_patterns.assign(config.allow_hosts().begin(),
                                      config.allow_hosts().end());
   options.deny_host_patterns.assign(config.deny_hosts().begin(),
                                     config.deny_hosts().end());
-  absl::StatusOr<std::vector<uint16_t>> ports =
-      Ports(config.allowed_ports(), "policy.allowed_ports");
-  if (!ports.ok()) return ports.status();
-  options.allowed_ports = *std::move(ports);
+  FETCHD_ASSIGN_OR_RETURN(options.allowed_ports, Ports(config.allowed_ports(),
+                                                       "policy.allowed_ports"));
 
   absl::StatusOr<AddressPolicy> policy = AddressPolicy::Create(options);
   if (!policy.ok()) {

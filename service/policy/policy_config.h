@@ -15,7 +15,7 @@ namespace fetchd::policy {
 // Errors (InvalidArgument) name the config field, e.g.
 // `policy.allow[1]: invalid CIDR "10.0.0.1/8": host bits set below /8` or
 // `policy.allowed_ports[0]: 70000 is not a port (1..65535)`.
-absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
+[[nodiscard]] absl::StatusOr<AddressPolicy> AddressPolicyFromConfig(
     const fetch::v1::DestinationPolicy& config);
 
 // The DestinationGate of that policy; same errors.

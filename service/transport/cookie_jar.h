@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "fetch/v1/fetch.pb.h"
@@ -45,9 +46,12 @@ class CookieJar {
 
  private:
   CookieJar() = default;
+  // curl's share lock callbacks: Lock returns holding a mutex that Unlock,
+  // a later call, releases, which the thread-safety analysis can't follow.
   static void Lock(CURL* easy, curl_lock_data data, curl_lock_access access,
-                   void* self);
-  static void Unlock(CURL* easy, curl_lock_data data, void* self);
+                   void* self) ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  static void Unlock(CURL* easy, curl_lock_data data,
+                     void* self) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   CURLSH* share_ = nullptr;
   // "a=1; b=2": the cookies given without a domain.
