@@ -27,8 +27,7 @@ extern char** environ;
 namespace fetchd {
 namespace {
 
-// tcmalloc's free memory: how much the thread caches may keep, and how
-// often free pages go back to the kernel.
+// tcmalloc: what its thread caches may keep, how often pages are released.
 constexpr uint64_t kThreadCacheBytes = 8 << 20;
 constexpr time_t kHeapReleaseSeconds = 10;
 
@@ -69,7 +68,6 @@ int Run(const config::ValueMap& env) {
     std::cout << config::ConfigToJson(*config) << "\n";
     return 0;
   }
-  // Validated by BuildServerConfig(), so the level is known.
   spdlog::set_default_logger(logging::MakeJsonStdoutLogger(
       "fetchd", logging::ParseLogLevel(config->log_level())
                     .value_or(spdlog::level::info)));
@@ -95,12 +93,6 @@ int Run(const config::ValueMap& env) {
     std::cout << "config OK\n";
     return 0;
   }
-  if (config->auth().tls_cert_file().empty() &&
-      !config->auth().token_file().empty()) {
-    spdlog::warn(
-        "auth.token_file is set without TLS: bearer tokens cross the "
-        "network in plaintext");
-  }
   absl::StatusOr<std::unique_ptr<server::FetchdServer>> fetchd =
       server::FetchdServer::Start(*config, {});
   if (!fetchd.ok()) return StartupError(fetchd.status());
@@ -113,10 +105,10 @@ int Run(const config::ValueMap& env) {
                 {"port", server.port()},
                 {"transport_security", server.transport_security()},
                 {"workers", config->workers()}});
-  const std::string metrics_address = server.metrics_address();
-  logging::Log(spdlog::level::info,
-               absl::StrCat("metrics on http://", metrics_address, "/metrics"),
-               {{"metrics_address", metrics_address}});
+  logging::Log(
+      spdlog::level::info,
+      absl::StrCat("metrics on http://", server.metrics_address(), "/metrics"),
+      {{"metrics_address", server.metrics_address()}});
   WritePortFile(absl::GetFlag(FLAGS_port_file), server.port());
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), server.metrics_port());
 
@@ -144,14 +136,11 @@ int main(int argc, char** argv) {
       command_line.exit_code >= 0) {
     return command_line.exit_code;
   }
-  // Debian builds abseil without NDEBUG, which leaves Mutex deadlock
-  // detection on: a global graph update on every lock, measurable on the
-  // request path. The tests keep it (they don't run this main).
+  // Debian's abseil keeps Mutex deadlock detection on (no NDEBUG): a global
+  // graph update on every lock. The tests keep it (they don't run main).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // tcmalloc lets its thread caches hold 32 MiB of free memory in all,
-  // which a long-running fetchd fills over hours (RSS creeping without a
-  // leak); a smaller cap costs no measurable throughput (BENCHMARKS.md).
-  // TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES still overrides it.
+  // tcmalloc's thread caches may otherwise hold 32 MiB of free memory (RSS
+  // creeping over hours); TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES overrides.
   if (std::getenv("TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES") == nullptr) {
     fetchd::metrics::SetThreadCacheLimit(fetchd::kThreadCacheBytes);
   }

@@ -51,8 +51,7 @@ std::optional<Denial> DestinationGate::CheckTarget(
                                "\" is not allowed (http, https, ws, wss)")};
   }
   if (policy_ != nullptr) {
-    if (const Decision decision = policy_->CheckHostName(
-            std::string_view(host.data(), host.size()), port);
+    if (const Decision decision = policy_->CheckHostName(host, port);
         !decision.allowed) {
       return FromDecision(absl::StrCat(what, ": destination ", host, ":", port),
                           decision);

@@ -125,6 +125,11 @@ absl::Status FetchdServer::Listen(const fetch::v1::ServerConfig& config,
     metrics_server_ = *std::move(metrics_server);
   }
 
+  if (!caller_auth_->tls() && !config.auth().token_file().empty()) {
+    spdlog::warn(
+        "auth.token_file is set without TLS: bearer tokens cross the "
+        "network in plaintext");
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

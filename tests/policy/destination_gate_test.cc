@@ -47,7 +47,9 @@ TEST(DestinationGateTest, TargetsPassOrAreDeniedWithTheirCategory) {
     const std::optional<Denial> denial =
         gate.CheckTarget("url", c.scheme, c.host, c.port, nullptr);
     ASSERT_EQ(denial.has_value(), c.category.has_value());
-    if (denial.has_value()) EXPECT_EQ(denial->category, *c.category);
+    if (denial.has_value()) {
+      EXPECT_EQ(denial->category, *c.category);
+    }
   }
 }
 
