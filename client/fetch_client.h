@@ -172,12 +172,12 @@ class FetchClient {
       absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
       absl::Time deadline = absl::InfiniteFuture());
 
-  // FetchStreamed() of the one request of `batch`, with the batch's
+  // FetchStreamed() of the one request of `one_request`, with the batch's
   // defaults and options (cookies, cookie jar, ...) applied as fetchd
   // applies them to any batch. Errors as for FetchStreamed(), plus
-  // INVALID_ARGUMENT if `batch` holds no request or more than one.
+  // INVALID_ARGUMENT if `one_request` holds no request or more than one.
   absl::StatusOr<fetch::v1::FetchResult> FetchStreamed(
-      const fetch::v1::BatchRequest& batch,
+      const fetch::v1::BatchRequest& one_request,
       absl::FunctionRef<void(const fetch::v1::BodyHead&)> on_head,
       absl::FunctionRef<absl::Status(absl::string_view data)> on_data,
       absl::Time deadline = absl::InfiniteFuture());
