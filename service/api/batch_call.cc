@@ -29,26 +29,11 @@ void BatchCall::Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
 }
 
 void BatchCall::CutBeforeDeadline(absl::Time rpc_deadline) {
-  if (env_.deadlines == nullptr ||
-      env_.deadline_margin <= absl::ZeroDuration() ||
-      rpc_deadline == absl::InfiniteFuture()) {
-    return;
-  }
-  deadline_cut_ = env_.deadlines->Schedule(
-      rpc_deadline - env_.deadline_margin,
-      [call = std::weak_ptr<BatchCall>(shared_from_this())] {
-        if (std::shared_ptr<BatchCall> self = call.lock()) {
-          if (self->Cancel(fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED)) {
-            self->env_.fetcher->CancelBatch(self);
-          }
-        }
-      });
+  deadline_cut_ = ScheduleDeadlineCut(env_, rpc_deadline, shared_from_this());
 }
 
 void BatchCall::CancelForShutdown() {
-  if (Cancel(fetch::v1::ERROR_KIND_CANCELLED)) {
-    env_.fetcher->CancelBatch(shared_from_this());
-  }
+  CancelCall(env_, shared_from_this(), fetch::v1::ERROR_KIND_CANCELLED);
 }
 
 void BatchCall::Deliver(FetchResult result, bool holds_window) {

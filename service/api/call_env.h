@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <optional>
 
 #include "absl/time/time.h"
 #include "service/api/deadline_timer.h"
@@ -65,6 +67,34 @@ inline void ReportCall(const CallEnv& env, core::CallMethod method,
   env.observer->OnCallFinished(
       method, static_cast<absl::StatusCode>(status.error_code()),
       env.clock->Now() - started, rejected);
+}
+
+// Cancels `call` with `why` (CANCELLED or DEADLINE_EXCEEDED) and, the first
+// time, ends its queued and running jobs in the fetcher.
+inline void CancelCall(const CallEnv& env,
+                       const std::shared_ptr<core::Batch>& call,
+                       fetch::v1::ErrorKind why) {
+  if (call->Cancel(why)) env.fetcher->CancelBatch(call);
+}
+
+// Schedules the cut that ends `call`'s unfinished requests with
+// DEADLINE_EXCEEDED results env.deadline_margin before `rpc_deadline` (real
+// time), so they still reach the caller; nullopt when there is none to make
+// (no timer, no margin, no deadline). The call drops the returned key when
+// it ends.
+inline std::optional<DeadlineTimer::Key> ScheduleDeadlineCut(
+    const CallEnv& env, absl::Time rpc_deadline,
+    std::weak_ptr<core::Batch> call) {
+  if (env.deadlines == nullptr || env.deadline_margin <= absl::ZeroDuration() ||
+      rpc_deadline == absl::InfiniteFuture()) {
+    return std::nullopt;
+  }
+  return env.deadlines->Schedule(
+      rpc_deadline - env.deadline_margin, [env, call = std::move(call)] {
+        if (std::shared_ptr<core::Batch> live = call.lock()) {
+          CancelCall(env, live, fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED);
+        }
+      });
 }
 
 }  // namespace fetchd::api
