@@ -492,9 +492,13 @@ absl::Status ArgsParser::Apply(Flag flag, const std::string& value) {
       absl::StatusOr<std::string> pem = ReadPem(flag, value);
       if (!pem.ok()) return pem.status();
       fetch::v1::TlsOptions& tls = *defaults_.mutable_tls();
-      if (flag == Flag::kCacert) tls.set_ca_pem(*std::move(pem));
-      if (flag == Flag::kCert) tls.set_client_cert_pem(*std::move(pem));
-      if (flag == Flag::kKey) tls.set_client_key_pem(*std::move(pem));
+      if (flag == Flag::kCacert) {
+        tls.set_ca_pem(*std::move(pem));
+      } else if (flag == Flag::kCert) {
+        tls.set_client_cert_pem(*std::move(pem));
+      } else if (flag == Flag::kKey) {
+        tls.set_client_key_pem(*std::move(pem));
+      }
       return absl::OkStatus();
     }
     case Flag::kInsecure:
