@@ -99,12 +99,27 @@ TEST_F(InstallE2eTest, ReadmeClientExampleBuildsAgainstTheInstallAndRuns) {
   std::ofstream(source / "fetch_urls.cc") << *program;
 
   const std::string build = (dir_ / "consumer-build").string();
-  ASSERT_NO_FATAL_FAILURE(
-      Run({CMAKE_COMMAND, "-S", source.string(), "-B", build, "-G", "Ninja",
-           absl::StrCat("-DCMAKE_MAKE_PROGRAM=", CMAKE_MAKE_PROGRAM),
-           absl::StrCat("-DCMAKE_CXX_COMPILER=", CMAKE_CXX_COMPILER),
-           "-DCMAKE_BUILD_TYPE=Release",
-           absl::StrCat("-DCMAKE_PREFIX_PATH=", prefix)}));
+  std::vector<std::string> configure = {
+      CMAKE_COMMAND,
+      "-S",
+      source.string(),
+      "-B",
+      build,
+      "-G",
+      "Ninja",
+      absl::StrCat("-DCMAKE_MAKE_PROGRAM=", CMAKE_MAKE_PROGRAM),
+      absl::StrCat("-DCMAKE_CXX_COMPILER=", CMAKE_CXX_COMPILER),
+      "-DCMAKE_BUILD_TYPE=Release",
+      absl::StrCat("-DCMAKE_PREFIX_PATH=", prefix)};
+  // A sanitizer build installs instrumented libraries: the consumer must
+  // be built with the same sanitizers to link against them.
+  if (const std::string sanitize = FETCHD_SANITIZE; !sanitize.empty()) {
+    configure.push_back(
+        absl::StrCat("-DCMAKE_CXX_FLAGS=-fsanitize=", sanitize));
+    configure.push_back(
+        absl::StrCat("-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=", sanitize));
+  }
+  ASSERT_NO_FATAL_FAILURE(Run(configure));
   ASSERT_NO_FATAL_FAILURE(Run({CMAKE_COMMAND, "--build", build}));
 
   // The installed fetchd, and the example against it.
