@@ -40,8 +40,8 @@ void BatchCall::Deliver(FetchResult result, bool holds_window) {
   ticket_->RequestsDone(1);
   const bool failed = result.error() != fetch::v1::ERROR_KIND_NONE &&
                       result.error() != fetch::v1::ERROR_KIND_CANCELLED;
-  if (fail_fast_ && failed && Cancel(fetch::v1::ERROR_KIND_CANCELLED)) {
-    env_.fetcher->CancelBatch(shared_from_this());
+  if (fail_fast_ && failed) {
+    CancelCall(env_, shared_from_this(), fetch::v1::ERROR_KIND_CANCELLED);
   }
   absl::MutexLock lock(&mu_);
   if (reactor_ == nullptr || finished_) {
@@ -97,7 +97,7 @@ void BatchCall::OnWriteDone(bool ok) {
 void BatchCall::OnCancel(bool deadline_passed) {
   const auto why = deadline_passed ? fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED
                                    : fetch::v1::ERROR_KIND_CANCELLED;
-  if (Cancel(why)) env_.fetcher->CancelBatch(shared_from_this());
+  CancelCall(env_, shared_from_this(), why);
   absl::MutexLock lock(&mu_);
   FinishLocked(deadline_passed
                    ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,

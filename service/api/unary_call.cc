@@ -46,10 +46,9 @@ void UnaryCall::CancelForShutdown() {
 void UnaryCall::OnCancel() {
   const bool deadline_passed =
       context_->deadline() <= std::chrono::system_clock::now();
-  if (Cancel(deadline_passed ? fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED
-                             : fetch::v1::ERROR_KIND_CANCELLED)) {
-    env_.fetcher->CancelBatch(shared_from_this());
-  }
+  CancelCall(env_, shared_from_this(),
+             deadline_passed ? fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED
+                             : fetch::v1::ERROR_KIND_CANCELLED);
   absl::MutexLock lock(&mu_);
   if (finished_) return;
   FinishLocked(deadline_passed
