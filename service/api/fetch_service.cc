@@ -9,7 +9,6 @@
 #include "service/api/batch_call.h"
 #include "service/api/submit_requests.h"
 #include "service/api/unary_call.h"
-#include "service/transport/cookie_jar.h"
 
 namespace fetchd::api {
 namespace {
@@ -27,10 +26,10 @@ class RejectedBatch final : public grpc::ServerWriteReactor<FetchEvent> {
 };
 
 // The batch's cookie jar: one per batch unless turned off.
-absl::StatusOr<std::shared_ptr<transport::CookieJar>> BatchCookieJar(
-    const BatchRequest& request) {
+absl::StatusOr<std::shared_ptr<core::CookieStore>> BatchCookieJar(
+    core::Fetcher& fetcher, const BatchRequest& request) {
   if (!request.has_cookie_jar() || request.cookie_jar()) {
-    return transport::CookieJar::Create(request.cookies(), "cookies");
+    return fetcher.NewCookieStore(request.cookies(), "cookies");
   }
   if (request.cookies_size() > 0) {
     return absl::InvalidArgumentError(
@@ -97,8 +96,8 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   if (absl::Status s = validator_.ValidateBatch(*request); !s.ok()) {
     return reject(s);
   }
-  absl::StatusOr<std::shared_ptr<transport::CookieJar>> jar =
-      BatchCookieJar(*request);
+  absl::StatusOr<std::shared_ptr<core::CookieStore>> jar =
+      BatchCookieJar(*env_.fetcher, *request);
   if (!jar.ok()) return reject(jar.status());
   const int64_t n = request->requests_size();
   absl::StatusOr<std::unique_ptr<CallGate::Ticket>> ticket =
@@ -161,8 +160,8 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
   call->CutBeforeDeadline(RealDeadline(*context));
   const FetchRequest defaults = validator_.EffectiveDefaults(FetchRequest());
   // A single request still keeps the cookies its redirect hops set.
-  absl::StatusOr<std::shared_ptr<transport::CookieJar>> jar =
-      transport::CookieJar::Create({}, "cookies");
+  absl::StatusOr<std::shared_ptr<core::CookieStore>> jar =
+      env_.fetcher->NewCookieStore({}, "cookies");
   const FetchRequest* items[] = {request};
   CallRequests requests;
   requests.defaults = &defaults;

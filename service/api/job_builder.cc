@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
@@ -175,8 +176,13 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> BuildJob(
                                            "defaults)"));
   }
 
+  std::vector<url::QueryParam> params;
+  params.reserve(effective.query_size());
+  for (const fetch::v1::QueryParam& p : effective.query()) {
+    params.push_back({p.name(), p.value()});
+  }
   absl::StatusOr<std::string> with_query =
-      AppendQueryParams(effective.url(), effective.query());
+      url::AppendQueryParams(effective.url(), params);
   if (!with_query.ok()) return with_query.status();
   if (with_query->size() > rules.bounds.max_url_bytes()) {
     return Invalid("query", absl::StrCat(with_query->size(),

@@ -1,7 +1,5 @@
 #include "service/api/request_content.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <memory>
 #include <string_view>
@@ -13,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "service/transport/curl_handles.h"
+#include "service/url/http_url.h"
 
 namespace fetchd::api {
 namespace {
@@ -47,15 +45,6 @@ std::string BodyKindName(const FetchRequest& request) {
 bool HasBody(const FetchRequest& request) {
   return !request.body().empty() ||
          request.body_kind_case() != FetchRequest::BODY_KIND_NOT_SET;
-}
-
-// Percent-encoding of every byte but the unreserved ones (RFC 3986), by
-// curl: the encoding of query parameters and form fields.
-std::string Escape(const std::string& text) {
-  std::unique_ptr<char, decltype(&curl_free)> escaped(
-      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size())),
-      &curl_free);
-  return escaped != nullptr ? std::string(escaped.get()) : std::string();
 }
 
 // RFC 7235 token68, the syntax of a Bearer token (RFC 6750).
@@ -237,43 +226,6 @@ void ClearReplacedContent(const FetchRequest& src, FetchRequest* dst) {
   }
 }
 
-absl::StatusOr<std::string> AppendQueryParams(
-    const std::string& url,
-    const google::protobuf::RepeatedPtrField<fetch::v1::QueryParam>& params) {
-  if (params.empty()) return url;
-  transport::CurlUrlPtr handle(curl_url());
-  if (handle == nullptr) return absl::ResourceExhaustedError("curl_url failed");
-  if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL,
-                                        url.c_str(), CURLU_NON_SUPPORT_SCHEME);
-      rc != CURLUE_OK) {
-    return Invalid("url", absl::StrCat("cannot add the query parameters: ",
-                                       curl_url_strerror(rc)));
-  }
-  for (const fetch::v1::QueryParam& param : params) {
-    // Each name and value is encoded here rather than by CURLU_URLENCODE,
-    // which keeps the first '=' of "name=value" as the separator and so
-    // cannot carry a '=' in a name.
-    const std::string pair =
-        absl::StrCat(Escape(param.name()), "=", Escape(param.value()));
-    if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_QUERY,
-                                          pair.c_str(), CURLU_APPENDQUERY);
-        rc != CURLUE_OK) {
-      return Invalid("query", absl::StrCat("cannot add parameter \"",
-                                           absl::CHexEscape(param.name()),
-                                           "\": ", curl_url_strerror(rc)));
-    }
-  }
-  char* out = nullptr;
-  if (const CURLUcode rc = curl_url_get(handle.get(), CURLUPART_URL, &out, 0);
-      rc != CURLUE_OK) {
-    return Invalid("url", absl::StrCat("cannot add the query parameters: ",
-                                       curl_url_strerror(rc)));
-  }
-  std::string result(out);
-  curl_free(out);
-  return result;
-}
-
 absl::Status ApplyRequestContent(FetchRequest& effective,
                                  const fetch::v1::RequestBounds& bounds,
                                  core::FetchJob* job) {
@@ -293,8 +245,9 @@ absl::Status ApplyRequestContent(FetchRequest& effective,
     case FetchRequest::kForm: {
       std::string encoded;
       for (const fetch::v1::FormField& f : effective.form().fields()) {
-        absl::StrAppend(&encoded, encoded.empty() ? "" : "&", Escape(f.name()),
-                        "=", Escape(f.value()));
+        absl::StrAppend(&encoded, encoded.empty() ? "" : "&",
+                        url::PercentEncode(f.name()), "=",
+                        url::PercentEncode(f.value()));
       }
       if (absl::Status s = CheckSize(encoded.size(), bounds, "form (encoded)");
           !s.ok()) {

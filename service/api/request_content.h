@@ -42,13 +42,6 @@ absl::Status CheckRequestContent(const fetch::v1::FetchRequest& request,
 void ClearReplacedContent(const fetch::v1::FetchRequest& src,
                           fetch::v1::FetchRequest* dst);
 
-// `url` with `params` appended to its query (see FetchRequest.query), by
-// curl's URL API. Errors: INVALID_ARGUMENT naming "url" if curl cannot
-// parse `url` or add a parameter.
-absl::StatusOr<std::string> AppendQueryParams(
-    const std::string& url,
-    const google::protobuf::RepeatedPtrField<fetch::v1::QueryParam>& params);
-
 // Moves the body and credentials of `effective` (the request merged over
 // its defaults, each already checked by CheckRequestContent) into `job`:
 // job->body (raw, json or encoded form), job->multipart, and header lines

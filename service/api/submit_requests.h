@@ -19,8 +19,8 @@
 #include "service/api/request_validation.h"
 #include "service/auth/caller_auth.h"
 #include "service/core/batch.h"
+#include "service/core/cookie_store.h"
 #include "service/core/fetch_job.h"
-#include "service/transport/cookie_jar.h"
 
 namespace fetchd::api {
 
@@ -32,7 +32,7 @@ struct CallRequests {
   absl::Span<const fetch::v1::FetchRequest* const> requests;
   uint32_t first_index = 0;
   // The call's cookie jar; null: none.
-  std::shared_ptr<transport::CookieJar> cookie_jar;
+  std::shared_ptr<core::CookieStore> cookie_jar;
   // Whether a request may ask for its body streamed (not in a unary call).
   bool allow_stream_body = true;
 };

@@ -15,11 +15,8 @@
 
 #include "absl/time/time.h"
 #include "service/core/batch.h"
+#include "service/core/cookie_store.h"
 #include "service/core/retry_policy.h"
-
-namespace fetchd::transport {
-class CookieJar;  // transport/cookie_jar.h: opaque here
-}  // namespace fetchd::transport
 
 namespace fetchd::core {
 
@@ -93,8 +90,8 @@ struct FetchJob {
   int http_version = 0;
   // curl CONNECT_TO entries, "host:port:address:" (ResolveOverride).
   std::vector<std::string> connect_to;
-  // The batch's cookie jar; null: no cookies kept.
-  std::shared_ptr<transport::CookieJar> cookie_jar;
+  // The call's cookies (Fetcher::NewCookieStore); null: none kept.
+  std::shared_ptr<CookieStore> cookie_jar;
 
   // Bytes of one response's headers; more ends the request (PROTOCOL).
   uint32_t max_response_header_bytes = 256 << 10;

@@ -9,7 +9,12 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "fetch/v1/fetch.pb.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "service/core/batch.h"
+#include "service/core/cookie_store.h"
 #include "service/core/fetch_job.h"
 
 namespace fetchd::core {
@@ -29,6 +34,12 @@ class Fetcher : public DispatchWaker {
   // batch->cancel_error(). Call after batch->Cancel().
   virtual void CancelBatch(const std::shared_ptr<Batch>& batch) = 0;
   virtual FetcherStats stats() const = 0;
+  // A cookie store for the jobs of one call (FetchJob::cookie_jar), holding
+  // `initial` to start with. Errors (InvalidArgument) name `field`[i]: a
+  // cookie a Cookie header can't carry.
+  virtual absl::StatusOr<std::shared_ptr<CookieStore>> NewCookieStore(
+      const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
+      absl::string_view field) = 0;
 };
 
 }  // namespace fetchd::core

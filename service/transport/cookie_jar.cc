@@ -27,7 +27,7 @@ bool IsAttributeChar(char c) {
 }
 
 absl::Status CheckCookie(const fetch::v1::Cookie& cookie,
-                         const std::string& field) {
+                         absl::string_view field) {
   const auto invalid = [&](absl::string_view part, absl::string_view rule) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".", part, ": ", rule));
@@ -57,7 +57,7 @@ absl::Status CheckCookie(const fetch::v1::Cookie& cookie,
 
 absl::StatusOr<std::shared_ptr<CookieJar>> CookieJar::Create(
     const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
-    const std::string& field) {
+    absl::string_view field) {
   for (int i = 0; i < initial.size(); ++i) {
     if (absl::Status s =
             CheckCookie(initial[i], absl::StrCat(field, "[", i, "]"));
@@ -121,6 +121,16 @@ absl::Status CookieJar::Attach(CURL* easy) const {
     return absl::InternalError("cannot attach the batch's cookie jar");
   }
   return absl::OkStatus();
+}
+
+absl::Status CookieJar::AttachStore(const core::CookieStore* store,
+                                    CURL* easy) {
+  if (store == nullptr) return absl::OkStatus();
+  const auto* jar = dynamic_cast<const CookieJar*>(store);
+  if (jar == nullptr) {
+    return absl::InternalError("the job's cookie store is not a CookieJar");
+  }
+  return jar->Attach(easy);
 }
 
 void CookieJar::Detach(CURL* easy) {

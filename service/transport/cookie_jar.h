@@ -1,4 +1,5 @@
 // CookieJar: the cookies of one batch (aiohttp's ClientSession cookie jar),
+// the transport's core::CookieStore (WorkerPool::NewCookieStore makes them),
 // kept in a curl share handle that every transfer of the batch attaches to,
 // whichever worker runs it. Cookies a response sets are sent by the
 // batch's transfers that start later, by curl's cookie engine (domain, path,
@@ -20,13 +21,15 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "fetch/v1/fetch.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "service/core/cookie_store.h"
 
 namespace fetchd::transport {
 
-class CookieJar {
+class CookieJar final : public core::CookieStore {
  public:
   // Errors (InvalidArgument, naming `field`[i]): a cookie without a name,
   // or a name or value with characters a Cookie header can't carry
@@ -34,13 +37,14 @@ class CookieJar {
   // with such characters.
   static absl::StatusOr<std::shared_ptr<CookieJar>> Create(
       const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
-      const std::string& field);
-  ~CookieJar();
-  CookieJar(const CookieJar&) = delete;
-  CookieJar& operator=(const CookieJar&) = delete;
+      absl::string_view field);
+  ~CookieJar() override;
 
   // Makes `easy` use the jar for its next transfer.
   absl::Status Attach(CURL* easy) const;
+  // Attach() for the store of a job: `store` was made by
+  // WorkerPool::NewCookieStore, so it is a CookieJar; null attaches nothing.
+  static absl::Status AttachStore(const core::CookieStore* store, CURL* easy);
   // Before `easy` is reset or reused outside the jar's batch.
   static void Detach(CURL* easy);
 

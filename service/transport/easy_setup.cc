@@ -182,8 +182,7 @@ absl::Status ApplyConnectionOptions(CURL* easy, const core::FetchJob& job,
     opts.Set(CURLOPT_CONNECT_TO, connect_to_out.get());
   }
   if (absl::Status status = opts.status(); !status.ok()) return status;
-  if (job.cookie_jar != nullptr) return job.cookie_jar->Attach(easy);
-  return absl::OkStatus();
+  return CookieJar::AttachStore(job.cookie_jar.get(), easy);
 }
 
 }  // namespace

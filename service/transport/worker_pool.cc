@@ -4,6 +4,7 @@
 
 #include "absl/hash/hash.h"
 #include "service/common/proto_duration.h"
+#include "service/transport/cookie_jar.h"
 
 namespace fetchd::transport {
 
@@ -127,6 +128,15 @@ core::FetcherStats WorkerPool::stats() const {
     total.delayed += s.delayed;
   }
   return total;
+}
+
+absl::StatusOr<std::shared_ptr<core::CookieStore>> WorkerPool::NewCookieStore(
+    const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
+    absl::string_view field) {
+  absl::StatusOr<std::shared_ptr<CookieJar>> jar =
+      CookieJar::Create(initial, field);
+  if (!jar.ok()) return jar.status();
+  return std::shared_ptr<core::CookieStore>(*std::move(jar));
 }
 
 void WorkerPool::Stop() {

@@ -55,6 +55,10 @@ class WorkerPool final : public core::Fetcher {
   void CancelBatch(const std::shared_ptr<core::Batch>& batch) override;
   void Wake(uint64_t workers) override;
   core::FetcherStats stats() const override;
+  // A CookieJar.
+  absl::StatusOr<std::shared_ptr<core::CookieStore>> NewCookieStore(
+      const google::protobuf::RepeatedPtrField<fetch::v1::Cookie>& initial,
+      absl::string_view field) override;
 
   // Ends every unfinished job with CANCELLED and joins the workers.
   void Stop();

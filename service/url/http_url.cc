@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -137,6 +138,51 @@ absl::Status CheckProxyUrl(const std::string& url, absl::string_view field) {
   }
   if (has(CURLUPART_QUERY, nullptr)) return invalid("has a query");
   return absl::OkStatus();
+}
+
+std::string PercentEncode(absl::string_view text) {
+  std::unique_ptr<char, decltype(&curl_free)> escaped(
+      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size())),
+      &curl_free);
+  return escaped != nullptr ? std::string(escaped.get()) : std::string();
+}
+
+absl::StatusOr<std::string> AppendQueryParams(
+    const std::string& url, absl::Span<const QueryParam> params) {
+  if (params.empty()) return url;
+  transport::CurlUrlPtr handle(curl_url());
+  if (handle == nullptr) return absl::ResourceExhaustedError("curl_url failed");
+  if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL,
+                                        url.c_str(), CURLU_NON_SUPPORT_SCHEME);
+      rc != CURLUE_OK) {
+    return Invalid(absl::StrCat("cannot add the query parameters: ",
+                                curl_url_strerror(rc)));
+  }
+  for (const QueryParam& param : params) {
+    // Each name and value is encoded here rather than by CURLU_URLENCODE,
+    // which keeps the first '=' of "name=value" as the separator and so
+    // cannot carry a '=' in a name.
+    const std::string pair = absl::StrCat(PercentEncode(param.name), "=",
+                                          PercentEncode(param.value));
+    if (const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_QUERY,
+                                          pair.c_str(), CURLU_APPENDQUERY);
+        rc != CURLUE_OK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query: cannot add parameter \"",
+                       absl::CHexEscape(absl::string_view(param.name.data(),
+                                                          param.name.size())),
+                       "\": ", curl_url_strerror(rc)));
+    }
+  }
+  char* out = nullptr;
+  if (const CURLUcode rc = curl_url_get(handle.get(), CURLUPART_URL, &out, 0);
+      rc != CURLUE_OK) {
+    return Invalid(absl::StrCat("cannot add the query parameters: ",
+                                curl_url_strerror(rc)));
+  }
+  std::string result(out);
+  curl_free(out);
+  return result;
 }
 
 }  // namespace fetchd::url

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace fetchd::url {
 
@@ -38,6 +39,22 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(const std::string& url);
 // host, no path, no credentials (they have their own fields). Errors are
 // InvalidArgument "`field`: rule".
 absl::Status CheckProxyUrl(const std::string& url, absl::string_view field);
+
+// Percent-encoding of every byte but the unreserved ones (RFC 3986), by
+// curl: the encoding of query parameters and form fields.
+std::string PercentEncode(absl::string_view text);
+
+// A query parameter, unencoded.
+struct QueryParam {
+  absl::string_view name;
+  absl::string_view value;
+};
+
+// `url` with `params` appended to its query as name=value pairs, each
+// percent-encoded, by curl's URL API. Errors: InvalidArgument "url: ..." if
+// curl cannot parse `url`, "query: ..." naming a parameter it cannot add.
+absl::StatusOr<std::string> AppendQueryParams(
+    const std::string& url, absl::Span<const QueryParam> params);
 
 }  // namespace fetchd::url
 
