@@ -266,6 +266,49 @@ absl::Status CheckWebSocket(const fetch::v1::WebSocketLimits& ws) {
   return absl::OkStatus();
 }
 
+// The request defaults and bounds of DefaultServerConfig().
+void SetDefaultRequest(fetch::v1::FetchRequest* d) {
+  d->set_method("GET");
+  *d->mutable_timeouts()->mutable_total() = TimeUtil::SecondsToDuration(30);
+  *d->mutable_timeouts()->mutable_connect() = TimeUtil::SecondsToDuration(10);
+  *d->mutable_timeouts()->mutable_read_idle() = TimeUtil::SecondsToDuration(30);
+  *d->mutable_timeouts()->mutable_queue() = TimeUtil::SecondsToDuration(60);
+  d->mutable_retry()->set_max_attempts(3);
+  *d->mutable_retry()->mutable_base_backoff() =
+      TimeUtil::MillisecondsToDuration(100);
+  *d->mutable_retry()->mutable_max_backoff() = TimeUtil::SecondsToDuration(10);
+  d->mutable_retry()->set_honor_retry_after(true);
+  d->mutable_retry()->set_retry_non_idempotent(false);
+  d->set_follow_redirects(true);
+  d->set_max_redirects(10);
+  d->set_max_body_bytes(2 << 20);
+  d->set_fail_on_http_error(false);
+  d->set_decompress(true);
+  d->set_chunk_bytes(256 << 10);
+}
+
+void SetDefaultBounds(fetch::v1::RequestBounds* b) {
+  *b->mutable_max_total_timeout() = TimeUtil::SecondsToDuration(300);
+  *b->mutable_max_connect_timeout() = TimeUtil::SecondsToDuration(60);
+  *b->mutable_max_read_idle_timeout() = TimeUtil::SecondsToDuration(300);
+  *b->mutable_max_queue_timeout() = TimeUtil::SecondsToDuration(600);
+  b->set_max_attempts(10);
+  *b->mutable_max_backoff() = TimeUtil::SecondsToDuration(60);
+  *b->mutable_max_retry_after() = TimeUtil::SecondsToDuration(60);
+  b->set_max_redirects(20);
+  b->set_max_body_bytes(64 << 20);
+  b->set_max_url_bytes(8192);
+  b->set_max_headers(100);
+  b->set_max_request_body_bytes(16 << 20);
+  b->set_max_header_bytes(64 << 10);
+  b->set_max_response_header_bytes(256 << 10);
+  b->set_max_chunk_bytes(1 << 20);
+  b->set_max_stream_body_bytes(uint64_t{16} << 30);
+
+  b->set_allow_insecure_tls(false);
+  b->set_max_pem_bytes(64 << 10);
+}
+
 }  // namespace
 
 fetch::v1::ServerConfig DefaultServerConfig() {
@@ -293,45 +336,8 @@ fetch::v1::ServerConfig DefaultServerConfig() {
   // No host labels (every host is "other"), no access log.
   c.mutable_metrics()->set_listen("127.0.0.1:9464");
 
-  auto* d = c.mutable_request_defaults();
-  d->set_method("GET");
-  *d->mutable_timeouts()->mutable_total() = TimeUtil::SecondsToDuration(30);
-  *d->mutable_timeouts()->mutable_connect() = TimeUtil::SecondsToDuration(10);
-  *d->mutable_timeouts()->mutable_read_idle() = TimeUtil::SecondsToDuration(30);
-  *d->mutable_timeouts()->mutable_queue() = TimeUtil::SecondsToDuration(60);
-  d->mutable_retry()->set_max_attempts(3);
-  *d->mutable_retry()->mutable_base_backoff() =
-      TimeUtil::MillisecondsToDuration(100);
-  *d->mutable_retry()->mutable_max_backoff() = TimeUtil::SecondsToDuration(10);
-  d->mutable_retry()->set_honor_retry_after(true);
-  d->mutable_retry()->set_retry_non_idempotent(false);
-  d->set_follow_redirects(true);
-  d->set_max_redirects(10);
-  d->set_max_body_bytes(2 << 20);
-  d->set_fail_on_http_error(false);
-  d->set_decompress(true);
-  d->set_chunk_bytes(256 << 10);
-
-  auto* b = c.mutable_request_bounds();
-  *b->mutable_max_total_timeout() = TimeUtil::SecondsToDuration(300);
-  *b->mutable_max_connect_timeout() = TimeUtil::SecondsToDuration(60);
-  *b->mutable_max_read_idle_timeout() = TimeUtil::SecondsToDuration(300);
-  *b->mutable_max_queue_timeout() = TimeUtil::SecondsToDuration(600);
-  b->set_max_attempts(10);
-  *b->mutable_max_backoff() = TimeUtil::SecondsToDuration(60);
-  *b->mutable_max_retry_after() = TimeUtil::SecondsToDuration(60);
-  b->set_max_redirects(20);
-  b->set_max_body_bytes(64 << 20);
-  b->set_max_url_bytes(8192);
-  b->set_max_headers(100);
-  b->set_max_request_body_bytes(16 << 20);
-  b->set_max_header_bytes(64 << 10);
-  b->set_max_response_header_bytes(256 << 10);
-  b->set_max_chunk_bytes(1 << 20);
-  b->set_max_stream_body_bytes(uint64_t{16} << 30);
-
-  b->set_allow_insecure_tls(false);
-  b->set_max_pem_bytes(64 << 10);
+  SetDefaultRequest(c.mutable_request_defaults());
+  SetDefaultBounds(c.mutable_request_bounds());
 
   auto* t = c.mutable_transport();
   *t->mutable_dns_cache_ttl() = TimeUtil::SecondsToDuration(60);

@@ -55,6 +55,23 @@ double Seconds(const google::protobuf::Duration& d) {
 
 std::string Str(absl::string_view s) { return std::string(s); }
 
+// A family registered in `r`; prometheus-cpp throws if it can't.
+prometheus::Family<Counter>& CounterFamily(prometheus::Registry& r,
+                                           const std::string& name,
+                                           const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<Histogram>& HistogramFamily(prometheus::Registry& r,
+                                               const std::string& name,
+                                               const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+
 // core::FinishedRequest's strings are std::string_view, which abseil
 // 20220623's absl::string_view does not convert from.
 absl::string_view FromCore(std::string_view s) { return {s.data(), s.size()}; }
@@ -185,73 +202,75 @@ std::weak_ptr<prometheus::Collectable> FetchMetrics::collectable() const {
 void FetchMetrics::Register(const Options& options) {
   registry_ = std::make_shared<prometheus::Registry>(
       prometheus::Registry::InsertBehavior::Throw);
-  prometheus::Registry& r = *registry_;
+  RegisterRequestFamilies(*registry_);
+  RegisterDenials(*registry_);
+  RegisterWebSocketFamilies(*registry_);
+  RegisterGrpcFamilies(*registry_);
+  RegisterProcessFamilies(*registry_, options);
+}
 
-  requests_family_ =
-      &prometheus::BuildCounter()
-           .Name("fetch_requests_total")
-           .Help(
-               "Requests finished, by method, outcome (ok or the error "
-               "kind), class of the last HTTP status and target host")
-           .Register(r);
+void FetchMetrics::RegisterRequestFamilies(prometheus::Registry& r) {
+  requests_family_ = &CounterFamily(
+      r, "fetch_requests_total",
+      "Requests finished, by method, outcome (ok or the error kind), class of "
+      "the last HTTP status and target host");
   requests_ = std::make_unique<std::atomic<Counter*>[]>(
       kMethodLabels.size() * kOutcomes * kStatusClassLabels.size() *
       hosts_.size());
-  duration_family_ =
-      &prometheus::BuildHistogram()
-           .Name("fetch_request_duration_seconds")
-           .Help(
-               "Time from admission to the final result of a request, "
-               "queue waits and retries included")
-           .Register(r);
+  duration_family_ = &HistogramFamily(
+      r, "fetch_request_duration_seconds",
+      "Time from admission to the final result of a request, queue waits and "
+      "retries included");
   durations_ = std::make_unique<std::atomic<Histogram*>[]>(
       kMethodLabels.size() * kOutcomes);
 
-  const auto counter = [&](const char* name, const char* help) {
-    return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(
-        {});
-  };
-  request_body_bytes_ = counter("fetch_request_body_bytes_total",
-                                "Bytes sent as request bodies, all attempts");
+  request_body_bytes_ =
+      &CounterFamily(r, "fetch_request_body_bytes_total",
+                     "Bytes sent as request bodies, all attempts")
+           .Add({});
   response_body_bytes_ =
-      counter("fetch_response_body_bytes_total",
-              "Decoded response body bytes received, all attempts");
-  attempts_ = counter("fetch_attempts_total", "Attempts started in curl");
-  redirects_ = counter("fetch_redirects_total", "Redirect hops followed");
+      &CounterFamily(r, "fetch_response_body_bytes_total",
+                     "Decoded response body bytes received, all attempts")
+           .Add({});
+  attempts_ =
+      &CounterFamily(r, "fetch_attempts_total", "Attempts started in curl")
+           .Add({});
+  redirects_ =
+      &CounterFamily(r, "fetch_redirects_total", "Redirect hops followed")
+           .Add({});
 
-  auto& retries = prometheus::BuildCounter()
-                      .Name("fetch_retries_total")
-                      .Help(
-                          "Attempts that will be retried, by reason: error "
-                          "kind, HTTP status, or status with Retry-After")
-                      .Register(r);
+  auto& retries = CounterFamily(r, "fetch_retries_total",
+                                "Attempts that will be retried, by reason: "
+                                "error kind, HTTP status, or status with "
+                                "Retry-After");
   for (size_t i = 0; i < retries_.size(); ++i) {
     retries_[i] = &retries.Add({{"reason", Str(kRetryReasonLabels[i])}});
   }
-  auto& connections =
-      prometheus::BuildCounter()
-          .Name("fetch_connections_total")
-          .Help(
-              "Finished attempts that had a connection, by whether it was "
-              "reused")
-          .Register(r);
+  auto& connections = CounterFamily(
+      r, "fetch_connections_total",
+      "Finished attempts that had a connection, by whether it was reused");
   connections_[0] = &connections.Add({{"reused", "false"}});
   connections_[1] = &connections.Add({{"reused", "true"}});
-  auto& rejected = prometheus::BuildCounter()
-                       .Name("fetch_rejected_calls_total")
-                       .Help("Calls refused before admission, by reason")
-                       .Register(r);
+
+  auto& phases = HistogramFamily(
+      r, "fetch_phase_duration_seconds",
+      "Time spent in each phase of an attempt: waiting for a slot, DNS, TCP "
+      "connect, TLS handshake, waiting for the first byte, transfer");
+  for (size_t i = 0; i < phases_.size(); ++i) {
+    phases_[i] = &phases.Add({{"phase", Str(kPhaseLabels[i])}}, Buckets());
+  }
+}
+
+void FetchMetrics::RegisterDenials(prometheus::Registry& r) {
+  auto& rejected = CounterFamily(r, "fetch_rejected_calls_total",
+                                 "Calls refused before admission, by reason");
   for (size_t i = 0; i < rejected_.size(); ++i) {
     rejected_[i] = &rejected.Add({{"reason", Str(kRejectReasonLabels[i])}});
   }
-  auto& denied =
-      prometheus::BuildCounter()
-          .Name("fetch_denied_total")
-          .Help(
-              "Requests refused by the destination policy, by the category "
-              "of the rule (loopback, private, link-local, deny, host, "
-              "scheme, ...)")
-          .Register(r);
+  auto& denied = CounterFamily(
+      r, "fetch_denied_total",
+      "Requests refused by the destination policy, by the category of the "
+      "rule (loopback, private, link-local, deny, host, scheme, ...)");
   std::vector<std::string> categories;
   for (absl::string_view c : policy::AddressPolicy::DenialCategories()) {
     categories.emplace_back(c);
@@ -263,58 +282,49 @@ void FetchMetrics::Register(const Options& options) {
     Counter* child = &denied.Add({{"rule", c}});
     denied_.emplace_back(std::move(c), child);
   }
+}
 
-  ws_open_ = &prometheus::BuildGauge()
-                  .Name("fetch_websockets_open")
-                  .Help("WebSockets whose handshake succeeded, not closed yet")
-                  .Register(r)
+void FetchMetrics::RegisterWebSocketFamilies(prometheus::Registry& r) {
+  ws_open_ = &GaugeFamily(r, "fetch_websockets_open",
+                          "WebSockets whose handshake succeeded, not closed "
+                          "yet")
                   .Add({});
-  auto& ws_frames =
-      prometheus::BuildCounter()
-          .Name("fetch_websocket_frames_total")
-          .Help(
-              "WebSocket data messages (fragments reassembled) by direction: "
-              "sent to targets or received from them")
-          .Register(r);
-  auto& ws_bytes = prometheus::BuildCounter()
-                       .Name("fetch_websocket_bytes_total")
-                       .Help("WebSocket message payload bytes by direction")
-                       .Register(r);
+  auto& ws_frames = CounterFamily(
+      r, "fetch_websocket_frames_total",
+      "WebSocket data messages (fragments reassembled) by direction: sent to "
+      "targets or received from them");
+  auto& ws_bytes = CounterFamily(r, "fetch_websocket_bytes_total",
+                                 "WebSocket message payload bytes by "
+                                 "direction");
   for (size_t i = 0; i < 2; ++i) {
     const std::string direction = i == 0 ? "sent" : "received";
     ws_frames_[i] = &ws_frames.Add({{"direction", direction}});
     ws_bytes_[i] = &ws_bytes.Add({{"direction", direction}});
   }
-  auto& ws_closes =
-      prometheus::BuildCounter()
-          .Name("fetch_websocket_closes_total")
-          .Help(
-              "Open WebSockets that ended, by close code (1006: without a "
-              "close frame)")
-          .Register(r);
+  auto& ws_closes = CounterFamily(
+      r, "fetch_websocket_closes_total",
+      "Open WebSockets that ended, by close code (1006: without a close "
+      "frame)");
   for (absl::string_view code : kWsCloseCodes) {
     ws_closes_.push_back(&ws_closes.Add({{"code", Str(code)}}));
   }
   ws_closes_.push_back(&ws_closes.Add({{"code", "other"}}));
-  auto& ws_failures = prometheus::BuildCounter()
-                          .Name("fetch_websocket_handshake_failures_total")
-                          .Help("WebSocket openings that failed, by kind")
-                          .Register(r);
+  auto& ws_failures =
+      CounterFamily(r, "fetch_websocket_handshake_failures_total",
+                    "WebSocket openings that failed, by kind");
   for (const auto& [kind, label] : kWsFailureKinds) {
     ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", Str(label)}}));
   }
   ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", "other"}}));
+}
 
-  auto& handled = prometheus::BuildCounter()
-                      .Name("fetch_grpc_server_handled_total")
-                      .Help("gRPC calls completed, by method and status code")
-                      .Register(r);
-  auto& handling = prometheus::BuildHistogram()
-                       .Name("fetch_grpc_server_handling_seconds")
-                       .Help(
-                           "Time from the start of a gRPC call to its "
-                           "status, by method")
-                       .Register(r);
+void FetchMetrics::RegisterGrpcFamilies(prometheus::Registry& r) {
+  auto& handled =
+      CounterFamily(r, "fetch_grpc_server_handled_total",
+                    "gRPC calls completed, by method and status code");
+  auto& handling = HistogramFamily(
+      r, "fetch_grpc_server_handling_seconds",
+      "Time from the start of a gRPC call to its status, by method");
   for (size_t m = 0; m < kGrpcMethodLabels.size(); ++m) {
     for (size_t c = 0; c < kGrpcCodeLabels.size(); ++c) {
       handled_[m][c] = &handled.Add({{"grpc_method", Str(kGrpcMethodLabels[m])},
@@ -323,37 +333,22 @@ void FetchMetrics::Register(const Options& options) {
     handling_[m] =
         &handling.Add({{"grpc_method", Str(kGrpcMethodLabels[m])}}, Buckets());
   }
+}
 
-  auto& phases = prometheus::BuildHistogram()
-                     .Name("fetch_phase_duration_seconds")
-                     .Help(
-                         "Time spent in each phase of an attempt: waiting "
-                         "for a slot, DNS, TCP connect, TLS handshake, "
-                         "waiting for the first byte, transfer")
-                     .Register(r);
-  for (size_t i = 0; i < phases_.size(); ++i) {
-    phases_[i] = &phases.Add({{"phase", Str(kPhaseLabels[i])}}, Buckets());
-  }
-
-  serving_ = &prometheus::BuildGauge()
-                  .Name("fetch_serving")
-                  .Help("1 while serving, 0 while starting or draining")
-                  .Register(r)
+void FetchMetrics::RegisterProcessFamilies(prometheus::Registry& r,
+                                           const Options& options) {
+  serving_ = &GaugeFamily(r, "fetch_serving",
+                          "1 while serving, 0 while starting or draining")
                   .Add({});
-  prometheus::BuildGauge()
-      .Name("fetch_build_info")
-      .Help(
-          "Always 1; the labels name the versions of fetchd, gRPC and "
-          "libcurl")
-      .Register(r)
+  GaugeFamily(r, "fetch_build_info",
+              "Always 1; the labels name the versions of fetchd, gRPC and "
+              "libcurl")
       .Add({{"version", options.version},
             {"grpc_version", options.grpc_version},
             {"curl_version", options.curl_version}})
       .Set(1);
-  prometheus::BuildGauge()
-      .Name("fetch_process_start_time_seconds")
-      .Help("Start time of the process, seconds since the Unix epoch")
-      .Register(r)
+  GaugeFamily(r, "fetch_process_start_time_seconds",
+              "Start time of the process, seconds since the Unix epoch")
       .Add({})
       .Set(ReadProcessStartTime().value_or(
           absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())));

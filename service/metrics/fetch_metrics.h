@@ -128,6 +128,12 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   // Registers the families and the fixed children; may throw (prometheus-cpp),
   // Create() catches.
   void Register(const Options& options);
+  // Its parts, by what the families describe.
+  void RegisterRequestFamilies(prometheus::Registry& r);
+  void RegisterDenials(prometheus::Registry& r);
+  void RegisterWebSocketFamilies(prometheus::Registry& r);
+  void RegisterGrpcFamilies(prometheus::Registry& r);
+  void RegisterProcessFamilies(prometheus::Registry& r, const Options& options);
   // The cached child for these label indices, created on first use; null
   // if prometheus-cpp failed to create it.
   Counter* RequestCounter(size_t method, size_t outcome, size_t status_class,

@@ -267,102 +267,105 @@ bool AddressPolicy::HostPattern::Matches(const std::string& host) const {
          host[host.size() - name.size() - 1] == '.';
 }
 
+absl::Status AddressPolicy::ParseRules(const std::vector<AddressRule>& rules,
+                                       const char* option, const char* verb,
+                                       std::vector<Rule>& out) {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    absl::StatusOr<Cidr> cidr = Cidr::Parse(rules[i].cidr);
+    if (!cidr.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(option, "[", i, "]: ", cidr.status().message()));
+    }
+    const std::vector<uint16_t>& ports = rules[i].ports;
+    if (std::find(ports.begin(), ports.end(), 0) != ports.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(option, "[", i, "]: port 0 is not a port"));
+    }
+    std::string name = absl::StrCat(verb, " ", cidr->ToString());
+    if (!ports.empty()) {
+      absl::StrAppend(&name, " port ", absl::StrJoin(ports, ","));
+    }
+    out.push_back(Rule{*cidr, ports, std::move(name), verb});
+  }
+  return absl::OkStatus();
+}
+
+std::optional<AddressPolicy::HostPattern> AddressPolicy::ParseHostPattern(
+    absl::string_view text, absl::string_view rule_prefix) {
+  HostPattern pattern;
+  pattern.name = NormalizeHost(text);
+  if (pattern.name.rfind("*.", 0) == 0) {
+    pattern.name.erase(0, 2);
+    pattern.subdomains = true;
+  }
+  if (pattern.name.empty() || pattern.name.find('*') != std::string::npos ||
+      pattern.name.front() == '.') {
+    return std::nullopt;
+  }
+  // CheckHostName reads such a host as an address or as invalid, so the
+  // pattern could never match (an address belongs in allow/deny).
+  if (pattern.name.find_first_of("[]:%") != std::string::npos ||
+      pattern.name.find("..") != std::string::npos ||
+      (!pattern.subdomains && (IpAddress::Parse(pattern.name).has_value() ||
+                               ParseShorthandV4(pattern.name).has_value()))) {
+    return std::nullopt;
+  }
+  pattern.rule = absl::StrCat(std::string(rule_prefix),
+                              pattern.subdomains ? "*." : "", pattern.name);
+  return pattern;
+}
+
+absl::Status AddressPolicy::ParseHostPatterns(
+    const std::vector<std::string>& texts, const char* option,
+    absl::string_view rule_prefix, std::vector<HostPattern>& out) {
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::optional<HostPattern> pattern =
+        ParseHostPattern(texts[i], rule_prefix);
+    if (!pattern.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(option, "[", i, "]: invalid host pattern \"", texts[i],
+                       "\": want an exact host name (not an IP address) "
+                       "or \"*.suffix\""));
+    }
+    out.push_back(*std::move(pattern));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AddressPolicy::AddBuiltins() {
+  for (const BuiltinRange& range : kBuiltinRanges) {
+    absl::StatusOr<Cidr> cidr = Cidr::Parse(range.cidr);
+    if (!cidr.ok()) return absl::InternalError(cidr.status().message());
+    builtin_.push_back(Rule{*cidr,
+                            {},
+                            absl::StrCat(range.kind, " ", cidr->ToString()),
+                            range.kind});
+  }
+  for (const char* text : kBuiltinHostPatterns) {
+    std::optional<HostPattern> pattern = ParseHostPattern(text, "host ");
+    if (!pattern.has_value()) {
+      return absl::InternalError(absl::StrCat("built-in host pattern ", text));
+    }
+    pattern->builtin = true;
+    host_patterns_.push_back(*std::move(pattern));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AddressPolicy> AddressPolicy::Create(const Options& options) {
   AddressPolicy policy;
-  const auto parse_list = [](const std::vector<AddressRule>& rules,
-                             const char* option, const char* verb,
-                             std::vector<Rule>& out) -> absl::Status {
-    for (size_t i = 0; i < rules.size(); ++i) {
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(rules[i].cidr);
-      if (!cidr.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(option, "[", i, "]: ", cidr.status().message()));
-      }
-      const std::vector<uint16_t>& ports = rules[i].ports;
-      if (std::find(ports.begin(), ports.end(), 0) != ports.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(option, "[", i, "]: port 0 is not a port"));
-      }
-      std::string name = absl::StrCat(verb, " ", cidr->ToString());
-      if (!ports.empty()) {
-        absl::StrAppend(&name, " port ", absl::StrJoin(ports, ","));
-      }
-      out.push_back(Rule{*cidr, ports, std::move(name), verb});
-    }
-    return absl::OkStatus();
-  };
   FETCHD_RETURN_IF_ERROR(
-      parse_list(options.allow, "allow", "allow", policy.allow_));
+      ParseRules(options.allow, "allow", "allow", policy.allow_));
   FETCHD_RETURN_IF_ERROR(
-      parse_list(options.deny, "deny", "deny", policy.deny_));
-
-  const auto parse_pattern =
-      [](absl::string_view text,
-         absl::string_view rule_prefix) -> std::optional<HostPattern> {
-    HostPattern pattern;
-    pattern.name = NormalizeHost(text);
-    if (pattern.name.rfind("*.", 0) == 0) {
-      pattern.name.erase(0, 2);
-      pattern.subdomains = true;
-    }
-    if (pattern.name.empty() || pattern.name.find('*') != std::string::npos ||
-        pattern.name.front() == '.') {
-      return std::nullopt;
-    }
-    // CheckHostName reads such a host as an address or as invalid, so the
-    // pattern could never match (an address belongs in allow/deny).
-    if (pattern.name.find_first_of("[]:%") != std::string::npos ||
-        pattern.name.find("..") != std::string::npos ||
-        (!pattern.subdomains && (IpAddress::Parse(pattern.name).has_value() ||
-                                 ParseShorthandV4(pattern.name).has_value()))) {
-      return std::nullopt;
-    }
-    pattern.rule = absl::StrCat(std::string(rule_prefix),
-                                pattern.subdomains ? "*." : "", pattern.name);
-    return pattern;
-  };
-  const auto parse_patterns =
-      [&parse_pattern](const std::vector<std::string>& texts,
-                       const char* option, absl::string_view rule_prefix,
-                       std::vector<HostPattern>& out) -> absl::Status {
-    for (size_t i = 0; i < texts.size(); ++i) {
-      std::optional<HostPattern> pattern = parse_pattern(texts[i], rule_prefix);
-      if (!pattern.has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(option, "[", i, "]: invalid host pattern \"", texts[i],
-                         "\": want an exact host name (not an IP address) "
-                         "or \"*.suffix\""));
-      }
-      out.push_back(*std::move(pattern));
-    }
-    return absl::OkStatus();
-  };
-  FETCHD_RETURN_IF_ERROR(parse_patterns(options.deny_host_patterns,
-                                        "deny_host_patterns", "deny host ",
-                                        policy.host_patterns_));
-  FETCHD_RETURN_IF_ERROR(parse_patterns(options.allow_host_patterns,
-                                        "allow_host_patterns", "allow host ",
-                                        policy.allowed_hosts_));
-
+      ParseRules(options.deny, "deny", "deny", policy.deny_));
+  FETCHD_RETURN_IF_ERROR(ParseHostPatterns(options.deny_host_patterns,
+                                           "deny_host_patterns", "deny host ",
+                                           policy.host_patterns_));
+  FETCHD_RETURN_IF_ERROR(ParseHostPatterns(options.allow_host_patterns,
+                                           "allow_host_patterns", "allow host ",
+                                           policy.allowed_hosts_));
   if (options.deny_by_default_ranges) {
-    for (const BuiltinRange& range : kBuiltinRanges) {
-      absl::StatusOr<Cidr> cidr = Cidr::Parse(range.cidr);
-      if (!cidr.ok()) return absl::InternalError(cidr.status().message());
-      policy.builtin_.push_back(
-          Rule{*cidr,
-               {},
-               absl::StrCat(range.kind, " ", cidr->ToString()),
-               range.kind});
-    }
-    for (const char* text : kBuiltinHostPatterns) {
-      std::optional<HostPattern> pattern = parse_pattern(text, "host ");
-      if (!pattern.has_value()) {
-        return absl::InternalError(
-            absl::StrCat("built-in host pattern ", text));
-      }
-      pattern->builtin = true;
-      policy.host_patterns_.push_back(*std::move(pattern));
-    }
+    FETCHD_RETURN_IF_ERROR(policy.AddBuiltins());
   }
   policy.allowed_ports_ = options.allowed_ports;
   return policy;

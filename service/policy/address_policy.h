@@ -186,6 +186,20 @@ class AddressPolicy {
 
   AddressPolicy() = default;
 
+  // Create()'s steps. Errors name `option`[i] and the rule broken.
+  static absl::Status ParseRules(const std::vector<AddressRule>& rules,
+                                 const char* option, const char* verb,
+                                 std::vector<Rule>& out);
+  // Nullopt: not an exact host name nor "*.suffix".
+  static std::optional<HostPattern> ParseHostPattern(
+      absl::string_view text, absl::string_view rule_prefix);
+  static absl::Status ParseHostPatterns(const std::vector<std::string>& texts,
+                                        const char* option,
+                                        absl::string_view rule_prefix,
+                                        std::vector<HostPattern>& out);
+  // The built-in denied ranges and host names.
+  absl::Status AddBuiltins();
+
   // Check() before the allowed_ports rule; `explicit_ports` is set when an
   // allow rule with its own ports decided.
   Decision CheckAddress(const IpAddress& addr, uint16_t port,
