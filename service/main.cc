@@ -88,27 +88,18 @@ int Run(const config::ValueMap& env) {
   }
   if (absl::GetFlag(FLAGS_check_config)) {
     if (absl::Status s = server::FetchdServer::Check(*config); !s.ok()) {
-      return StartupError(s);
+      return StartupError(config::WithCommandLineSource(s, env));
     }
     std::cout << "config OK\n";
     return 0;
   }
   absl::StatusOr<std::unique_ptr<server::FetchdServer>> fetchd =
       server::FetchdServer::Start(*config, {});
-  if (!fetchd.ok()) return StartupError(fetchd.status());
+  if (!fetchd.ok()) {
+    return StartupError(config::WithCommandLineSource(fetchd.status(), env));
+  }
   server::FetchdServer& server = **fetchd;
-  // Announced once every listener is up.
-  logging::Log(spdlog::level::info,
-               absl::StrCat("fetchd listening on ", server.address(), ", ",
-                            config->workers(), " workers"),
-               {{"address", server.address()},
-                {"port", server.port()},
-                {"transport_security", server.transport_security()},
-                {"workers", config->workers()}});
-  logging::Log(
-      spdlog::level::info,
-      absl::StrCat("metrics on http://", server.metrics_address(), "/metrics"),
-      {{"metrics_address", server.metrics_address()}});
+  server.LogListening();
   WritePortFile(absl::GetFlag(FLAGS_port_file), server.port());
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), server.metrics_port());
 

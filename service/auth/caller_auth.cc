@@ -129,9 +129,25 @@ absl::Status CheckRules(const fetch::v1::CallerPolicy& policy,
 
 }  // namespace
 
+absl::Status CallerAuth::CheckConfig(const fetch::v1::Auth& config) {
+  FETCHD_RETURN_IF_ERROR(CheckCombination(config));
+  CallerAuth scratch;
+  return scratch.LoadCallers(config);
+}
+
 absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
     const fetch::v1::Auth& config) {
+  FETCHD_RETURN_IF_ERROR(CheckCombination(config));
   std::unique_ptr<CallerAuth> auth(new CallerAuth());
+  FETCHD_RETURN_IF_ERROR(auth->LoadCertificates(config));
+  auth->require_client_cert_ = config.require_client_cert();
+  FETCHD_RETURN_IF_ERROR(auth->LoadTokens(config));
+  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
+  FETCHD_RETURN_IF_ERROR(auth->LoadCallers(config));
+  return auth;
+}
+
+absl::Status CallerAuth::CheckCombination(const fetch::v1::Auth& config) {
   const bool has_cert = !config.tls_cert_file().empty();
   if (has_cert != !config.tls_key_file().empty()) {
     return Invalid(has_cert ? "auth.tls_key_file" : "auth.tls_cert_file",
@@ -147,12 +163,7 @@ absl::StatusOr<std::unique_ptr<CallerAuth>> CallerAuth::Load(
                    "needs auth.client_ca_file, the CA client certificates "
                    "must chain to");
   }
-  FETCHD_RETURN_IF_ERROR(auth->LoadCertificates(config));
-  auth->require_client_cert_ = config.require_client_cert();
-  FETCHD_RETURN_IF_ERROR(auth->LoadTokens(config));
-  auth->auth_required_ = auth->tokens_enabled_ || auth->require_client_cert_;
-  FETCHD_RETURN_IF_ERROR(auth->LoadCallers(config));
-  return auth;
+  return absl::OkStatus();
 }
 
 absl::Status CallerAuth::LoadCertificates(const fetch::v1::Auth& config) {

@@ -83,6 +83,9 @@ class CallerAuth {
   // the file).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<CallerAuth>> Load(
       const fetch::v1::Auth& config);
+  // Load()'s checks that need no file: which fields go together, the
+  // callers. Errors: Load()'s InvalidArgument ones.
+  [[nodiscard]] static absl::Status CheckConfig(const fetch::v1::Auth& config);
 
   // TLS (or mTLS) credentials when auth.tls_cert_file is set, else
   // insecure ones.
@@ -104,6 +107,9 @@ class CallerAuth {
   CallerAuth() = default;
   Caller Named(std::string name) const;
   // The parts of Load(), in its order; the errors are Load()'s.
+  // TLS fields that need each other.
+  [[nodiscard]] static absl::Status CheckCombination(
+      const fetch::v1::Auth& config);
   // The server certificate and key, and the client CA.
   [[nodiscard]] absl::Status LoadCertificates(const fetch::v1::Auth& config);
   [[nodiscard]] absl::Status LoadTokens(const fetch::v1::Auth& config);

@@ -104,6 +104,13 @@ absl::StatusOr<fetch::v1::ServerConfig> ConfigFromCommandLine(
   return BuildServerConfig({env, *std::move(flags)});
 }
 
+absl::Status WithCommandLineSource(const absl::Status& status,
+                                   const ValueMap& env) {
+  absl::StatusOr<ValueMap> flags = GivenConfigFlags();
+  if (!flags.ok()) return status;
+  return WithProvenance(status, {env, *std::move(flags)});
+}
+
 namespace {
 
 constexpr absl::string_view kUsage =

@@ -43,6 +43,12 @@ std::string FetchdHelp();
 absl::StatusOr<fetch::v1::ServerConfig> ConfigFromCommandLine(
     const ValueMap& env);
 
+// A start-up error about the config ConfigFromCommandLine() made (e.g. an
+// auth file that can't be read) with the flag or variable that set the
+// field, as ConfigFromCommandLine()'s own errors have.
+[[nodiscard]] absl::Status WithCommandLineSource(const absl::Status& status,
+                                                 const ValueMap& env);
+
 }  // namespace fetchd::config
 
 #endif  // FETCHD_SERVICE_CONFIG_COMMAND_LINE_H_

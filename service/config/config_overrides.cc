@@ -240,11 +240,16 @@ absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
   FETCHD_RETURN_IF_ERROR(ApplyEnvOverrides(sources.env, &config));
   FETCHD_RETURN_IF_ERROR(ApplyFlagOverrides(sources.flags, &config));
   ResolveAutoValues(&config);
-  if (absl::Status s = ValidateServerConfig(config); !s.ok()) {
-    return absl::Status(
-        s.code(), absl::StrCat(s.message(), Provenance(s.message(), sources)));
-  }
+  FETCHD_RETURN_IF_ERROR(WithProvenance(ValidateServerConfig(config), sources));
   return config;
+}
+
+absl::Status WithProvenance(const absl::Status& status,
+                            const ConfigSources& sources) {
+  if (status.ok()) return status;
+  return absl::Status(
+      status.code(),
+      absl::StrCat(status.message(), Provenance(status.message(), sources)));
 }
 
 std::vector<std::string> UnknownFetchdVariables(const ValueMap& env) {

@@ -88,6 +88,11 @@ struct ConfigSources {
 [[nodiscard]] absl::StatusOr<fetch::v1::ServerConfig> BuildServerConfig(
     const ConfigSources& sources);
 
+// `status` (an error naming a config field first, "field: rule"), saying
+// which variable or flag set that field, if one did; OK stays OK.
+[[nodiscard]] absl::Status WithProvenance(const absl::Status& status,
+                                          const ConfigSources& sources);
+
 // The FETCHD_* variables of `env` that fetchd does not read, sorted, so that
 // a misspelt name can be reported. FETCHD_SERVER (fetchctl's) is not listed.
 std::vector<std::string> UnknownFetchdVariables(const ValueMap& env);

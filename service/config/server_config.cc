@@ -429,8 +429,8 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
                    "must not be set: callers ask for a streamed body per "
                    "request or batch (the unary Fetch can't stream)");
   }
-  // Reads and parses the certificate, key and token files it names.
-  return auth::CallerAuth::Load(c.auth()).status();
+  // The files it names are read once, by the server that uses them.
+  return auth::CallerAuth::CheckConfig(c.auth());
 }
 
 std::string ConfigToJson(const fetch::v1::ServerConfig& config) {

@@ -31,9 +31,10 @@ fetch::v1::ServerConfig DefaultServerConfig();
 // of hardware threads (at most 256).
 void ResolveAutoValues(fetch::v1::ServerConfig* config);
 
-// Checks limits and bounds, and `auth` (auth::CallerAuth::Load(), which
-// reads the files it names); InvalidArgument "field: rule" otherwise. The
-// request defaults are checked against the bounds by api::RequestValidator.
+// Checks limits and bounds, and `auth` without reading the files it names
+// (auth::CallerAuth::CheckConfig(); the server reads them when it starts);
+// InvalidArgument "field: rule" otherwise. The request defaults are checked
+// against the bounds by api::RequestValidator.
 [[nodiscard]] absl::Status ValidateServerConfig(
     const fetch::v1::ServerConfig& config);
 

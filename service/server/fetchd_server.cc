@@ -199,6 +199,20 @@ const char* FetchdServer::transport_security() const {
   return config_.auth().require_client_cert() ? "mtls" : "tls";
 }
 
+void FetchdServer::LogListening() const {
+  logging::Log(spdlog::level::info,
+               absl::StrCat("fetchd listening on ", address(), ", ",
+                            config_.workers(), " workers"),
+               {{"address", address()},
+                {"port", port()},
+                {"transport_security", transport_security()},
+                {"workers", config_.workers()}});
+  logging::Log(
+      spdlog::level::info,
+      absl::StrCat("metrics on http://", metrics_address(), "/metrics"),
+      {{"metrics_address", metrics_address()}});
+}
+
 void FetchdServer::StartDraining() {
   if (stopped_ || gate_->draining()) return;
   metrics_->SetServing(false);

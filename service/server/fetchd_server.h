@@ -73,6 +73,9 @@ class FetchdServer {
   std::string metrics_address() const;
   // "plaintext", "tls" or "mtls".
   const char* transport_security() const;
+  // Logs the addresses served ("fetchd listening on ...", "metrics on
+  // ..."): the line that says fetchd is up.
+  void LogListening() const;
 
   // The first step of Drain(): NOT_SERVING, new calls refused. Idempotent.
   void StartDraining();

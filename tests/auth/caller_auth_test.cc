@@ -208,6 +208,13 @@ TEST_F(CallerAuthTest, BadConfigsNameTheFieldAndRule) {
       LoadError(missing, absl::StatusCode::kFailedPrecondition),
       HasSubstr("auth.tls_cert_file: cannot read \"" + dir_ + "/nope.pem\""));
 
+  // CheckConfig() finds the same config errors without reading a file.
+  EXPECT_TRUE(CallerAuth::CheckConfig(missing).ok());
+  EXPECT_THAT(CallerAuth::CheckConfig(require_without_ca).message(),
+              HasSubstr("auth.require_client_cert: needs auth.client_ca_file"));
+  EXPECT_THAT(CallerAuth::CheckConfig(ca_without_tls).message(),
+              HasSubstr("auth.client_ca_file: needs TLS"));
+
   fetch::v1::Auth not_pem = Tls();
   not_pem.set_tls_cert_file(Write("junk.pem", "hello\n"));
   EXPECT_THAT(LoadError(not_pem),
@@ -244,6 +251,10 @@ TEST_F(CallerAuthTest, BadConfigsNameTheFieldAndRule) {
   twice.add_callers()->set_name("alice");
   twice.add_callers()->set_name("alice");
   EXPECT_THAT(LoadError(twice),
+              HasSubstr("auth.callers[1].name: \"alice\" is the name of an "
+                        "earlier caller"));
+
+  EXPECT_THAT(CallerAuth::CheckConfig(twice).message(),
               HasSubstr("auth.callers[1].name: \"alice\" is the name of an "
                         "earlier caller"));
 

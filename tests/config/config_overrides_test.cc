@@ -61,7 +61,7 @@ TEST(ConfigOverridesTest, EnvVarNameIsPrefixedUpperCase) {
 
 // A value each override accepts, by its name; every override is listed.
 TEST(ConfigOverridesTest, EveryOverrideSetsItsField) {
-  // The auth overrides name files that validation reads.
+  // The auth overrides name real files, as the server would read them.
   const std::string pki_dir = ::testing::TempDir() + "overrides_pki";
   std::filesystem::create_directories(pki_dir);
   absl::StatusOr<testing::TestPki> pki = testing::TestPki::Create(pki_dir, {});
@@ -137,11 +137,25 @@ TEST(ConfigOverridesTest, BooleanOverrideRejectsOtherWords) {
 }
 
 TEST(ConfigOverridesTest, AuthErrorsNameTheirSource) {
-  const std::string message =
-      BuildError({}, {{"token_file", ::testing::TempDir() + "no_such_tokens"}},
-                 absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(message, AllOf(StartsWith("auth.token_file: cannot read"),
-                             HasSubstr("(from --token_file=")));
+  EXPECT_THAT(BuildError({{"FETCHD_REQUIRE_CLIENT_CERT", "true"}}, {}),
+              AllOf(StartsWith("auth.require_client_cert: needs "
+                               "auth.client_ca_file"),
+                    HasSubstr("(from FETCHD_REQUIRE_CLIENT_CERT=true)")));
+  // The files are read once, by the server; its error (auth::CallerAuth's)
+  // still names the flag that set the file.
+  const std::string missing = ::testing::TempDir() + "no_such_tokens";
+  const ConfigSources sources{{}, {{"token_file", missing}}};
+  absl::StatusOr<ServerConfig> config = BuildServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const absl::Status read_error = absl::FailedPreconditionError(
+      "auth.token_file: cannot read \"" + missing + "\"");
+  const absl::Status named = WithProvenance(read_error, sources);
+  EXPECT_EQ(named.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(named.message(), "auth.token_file: cannot read \"" + missing +
+                                 "\" (from --token_file=" + missing + ")");
+  EXPECT_EQ(WithProvenance(absl::OkStatus(), sources), absl::OkStatus());
+  EXPECT_EQ(WithProvenance(absl::InternalError("other"), sources).message(),
+            "other");
 }
 
 TEST(ConfigOverridesTest, FetchctlTokenVariableIsNotReportedUnknown) {

@@ -294,6 +294,9 @@ TEST_F(OperationsE2eTest, UnreadableAuthFileSaysSo) {
       info.stderr_text,
       HasSubstr("fetchd: cannot start: auth.token_file: cannot read \"" +
                 missing + "\""));
+  // Read once, by the server, and still named by the flag that set it.
+  EXPECT_THAT(info.stderr_text,
+              HasSubstr("(from --token_file=" + missing + ")"));
   EXPECT_THAT(info.stderr_text, Not(HasSubstr("invalid config")));
 }
 
