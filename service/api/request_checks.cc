@@ -1,11 +1,11 @@
 #include "service/api/request_checks.h"
 
 #include <algorithm>
-#include <string_view>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "service/api/request_content.h"
 #include "service/common/proto_duration.h"
 
@@ -14,8 +14,8 @@ namespace {
 
 using fetch::v1::FetchRequest;
 
-constexpr std::string_view kMethods[] = {"GET",   "HEAD",   "POST",   "PUT",
-                                         "PATCH", "DELETE", "OPTIONS"};
+constexpr absl::string_view kMethods[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                          "PATCH", "DELETE", "OPTIONS"};
 
 absl::Status Invalid(const std::string& field, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
@@ -24,7 +24,8 @@ absl::Status Invalid(const std::string& field, absl::string_view rule) {
 // RFC 9110 token characters.
 bool IsTokenChar(char c) {
   if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return absl::string_view("!#$%&'*+-.^_`|~").find(c) !=
+         absl::string_view::npos;
 }
 
 absl::Status CheckDuration(bool has, const google::protobuf::Duration& d,
@@ -45,7 +46,7 @@ absl::Status CheckDuration(bool has, const google::protobuf::Duration& d,
 // Request headers that frame the message or the connection: curl sets them
 // from the body and the connection it uses, and letting a caller set them
 // opens request smuggling. Host is allowed only when the bounds say so.
-constexpr std::string_view kFramingHeaders[] = {
+constexpr absl::string_view kFramingHeaders[] = {
     "content-length", "transfer-encoding", "connection", "upgrade", "te",
     "keep-alive",     "proxy-connection",  "trailer"};
 

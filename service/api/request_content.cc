@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <memory>
-#include <string_view>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "service/url/http_url.h"
@@ -48,12 +48,12 @@ bool HasBody(const FetchRequest& request) {
 }
 
 // RFC 7235 token68, the syntax of a Bearer token (RFC 6750).
-bool IsToken68(std::string_view token) {
+bool IsToken68(absl::string_view token) {
   size_t i = 0;
   while (
       i < token.size() &&
       (absl::ascii_isalnum(static_cast<unsigned char>(token[i])) ||
-       std::string_view("-._~+/").find(token[i]) != std::string_view::npos)) {
+       absl::string_view("-._~+/").find(token[i]) != absl::string_view::npos)) {
     ++i;
   }
   if (i == 0) return false;

@@ -38,7 +38,7 @@ std::shared_ptr<const policy::HostRule> CallerHostRule(
   return std::make_shared<const policy::HostRule>(
       [allowed = rules.allowed_hosts, name = caller.DisplayName(),
        field = std::string(rules.field)](
-          std::string_view hop_host) -> std::optional<std::string> {
+          absl::string_view hop_host) -> std::optional<std::string> {
         const absl::string_view host(hop_host.data(), hop_host.size());
         if (allowed.Allows(host)) return std::nullopt;
         return absl::StrCat("caller \"", name, "\" may not fetch host \"", host,
@@ -53,8 +53,7 @@ void ReportRefused(const CallEnv& env, const FetchRequest& request,
                    absl::string_view denied_category, absl::Time admitted) {
   if (env.observer == nullptr) return;
   if (!denied_category.empty()) {
-    env.observer->OnPolicyDenied(
-        std::string_view(denied_category.data(), denied_category.size()));
+    env.observer->OnPolicyDenied(denied_category);
   }
   // Sampling only (the access log): a thread's own generator, no lock.
   thread_local absl::InsecureBitGen rng;

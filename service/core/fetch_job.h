@@ -10,9 +10,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/core/batch.h"
 #include "service/core/cookie_store.h"
@@ -30,7 +30,7 @@ struct RedirectHop {
 // redirect hop as it is to the request's URL: why `host` (no brackets) is
 // refused, or nullopt.
 using HostCheck =
-    std::function<std::optional<std::string>(std::string_view host)>;
+    std::function<std::optional<std::string>(absl::string_view host)>;
 
 // One part of a multipart/form-data body (FetchRequest.multipart).
 struct MultipartPart {

@@ -15,10 +15,10 @@
 #define FETCHD_SERVICE_CORE_FETCH_OBSERVER_H_
 
 #include <optional>
-#include <string_view>
 
 #include "absl/random/bit_gen_ref.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
 #include "service/core/fetch_job.h"
@@ -34,12 +34,12 @@ inline constexpr int kCallMethods = 2;
 struct FinishedRequest {
   // Upper case once validated; whatever the caller sent (or the default)
   // for a request that failed validation.
-  std::string_view method;
+  absl::string_view method;
   // The request's URL (normalized once validated). It may carry userinfo
   // and a query string: an observer that logs it must strip them.
-  std::string_view url;
+  absl::string_view url;
   // "scheme://host:port" in lower case; empty when the URL was invalid.
-  std::string_view host_key;
+  absl::string_view host_key;
   // From admission (job creation) to the final result: queue waits,
   // attempts and retry backoffs included.
   absl::Duration duration;
@@ -76,7 +76,7 @@ class FetchObserver {
   // URL, a redirect target, or an address it resolved to), by a rule of
   // `category` (policy::Decision::category, or "scheme"). Reported before
   // the request's OnResult. Default: nothing.
-  virtual void OnPolicyDenied(std::string_view category) { (void)category; }
+  virtual void OnPolicyDenied(absl::string_view category) { (void)category; }
 
   // API thread: a call ended with `code` after `handling` (from the
   // handler's start to the call's Finish). `rejected`: it was refused

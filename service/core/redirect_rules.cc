@@ -8,13 +8,8 @@
 namespace fetchd::core {
 namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return absl::EqualsIgnoreCase(absl::string_view(a.data(), a.size()),
-                                absl::string_view(b.data(), b.size()));
-}
-
 // The name of a "Name: value" header line.
-std::string_view HeaderName(std::string_view line) {
+absl::string_view HeaderName(absl::string_view line) {
   return line.substr(0, line.find(':'));
 }
 
@@ -25,15 +20,15 @@ bool IsRedirectStatus(uint32_t status) {
          status == 308;
 }
 
-bool RedirectTurnsIntoGet(uint32_t status, std::string_view method) {
+bool RedirectTurnsIntoGet(uint32_t status, absl::string_view method) {
   return (status == 303 && method != "HEAD") ||
          ((status == 301 || status == 302) && method == "POST");
 }
 
-bool IsCredentialHeader(std::string_view name) {
-  return EqualsIgnoreCase(name, "authorization") ||
-         EqualsIgnoreCase(name, "cookie") ||
-         EqualsIgnoreCase(name, "proxy-authorization");
+bool IsCredentialHeader(absl::string_view name) {
+  return absl::EqualsIgnoreCase(name, "authorization") ||
+         absl::EqualsIgnoreCase(name, "cookie") ||
+         absl::EqualsIgnoreCase(name, "proxy-authorization");
 }
 
 void RedirectJob(FetchJob& job, uint32_t status, std::string url,
@@ -43,8 +38,8 @@ void RedirectJob(FetchJob& job, uint32_t status, std::string url,
   // Same scheme, host and port: the same host key.
   const bool cross_origin = job.host_key != host_key;
   std::erase_if(job.header_lines, [&](const std::string& line) {
-    const std::string_view name = HeaderName(line);
-    if (to_get && EqualsIgnoreCase(name, "content-type")) return true;
+    const absl::string_view name = HeaderName(line);
+    if (to_get && absl::EqualsIgnoreCase(name, "content-type")) return true;
     return cross_origin && IsCredentialHeader(name);
   });
   if (to_get) {

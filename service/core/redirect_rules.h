@@ -15,8 +15,8 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "service/core/fetch_job.h"
 
 namespace fetchd::core {
@@ -27,10 +27,10 @@ namespace fetchd::core {
 // Whether following a `status` redirect turns a `method` request into a GET
 // without a body.
 [[nodiscard]] bool RedirectTurnsIntoGet(uint32_t status,
-                                        std::string_view method);
+                                        absl::string_view method);
 
 // Authorization, Cookie or Proxy-Authorization, in any case.
-[[nodiscard]] bool IsCredentialHeader(std::string_view name);
+[[nodiscard]] bool IsCredentialHeader(absl::string_view name);
 
 // Moves `job` on to `url` (whose host key is `host_key`) after a `status`
 // redirect from its current URL: records the hop, rewrites the method and

@@ -20,7 +20,7 @@ const std::vector<uint32_t>& DefaultRetryOnStatus() {
   return *statuses;
 }
 
-bool IsIdempotent(std::string_view method) {
+bool IsIdempotent(absl::string_view method) {
   return method == "GET" || method == "HEAD" || method == "PUT" ||
          method == "DELETE" || method == "OPTIONS";
 }

@@ -10,10 +10,10 @@
 
 #include <cstdint>
 #include <optional>
-#include <string_view>
 #include <vector>
 
 #include "absl/random/bit_gen_ref.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
 
@@ -62,7 +62,7 @@ const std::vector<fetch::v1::ErrorKind>& DefaultRetryOn();
 const std::vector<uint32_t>& DefaultRetryOnStatus();
 
 // GET, HEAD, PUT, DELETE and OPTIONS are idempotent (RFC 9110 9.2.2).
-[[nodiscard]] bool IsIdempotent(std::string_view method);
+[[nodiscard]] bool IsIdempotent(absl::string_view method);
 
 // Whether the policy retries an attempt that ended with `error` and HTTP
 // `status`, and why: a status in retry_on_status (errors NONE and

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <string>
-#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -12,10 +11,6 @@
 
 namespace fetchd::metrics {
 namespace {
-
-// core::FinishedRequest's strings are std::string_view, which abseil
-// 20220623's absl::string_view does not convert from.
-absl::string_view FromCore(std::string_view s) { return {s.data(), s.size()}; }
 
 void AppendEscaped(absl::string_view text, std::string* out) {
   for (const char c : text) {
@@ -69,11 +64,11 @@ std::string AccessLogLine(const core::FinishedRequest& request,
   return absl::StrFormat(
       "access method=%s url=%s status=%d outcome=%s attempts=%d "
       "duration_ms=%.3f bytes_received=%d bytes_sent=%d",
-      kMethodLabels[MethodLabel(FromCore(request.method))],
-      LoggableUrl(FromCore(request.url), FromCore(request.host_key)),
-      result.status(), OutcomeName(OutcomeLabel(result.error())),
-      result.attempts(), absl::ToDoubleMilliseconds(request.duration),
-      result.bytes_received(), result.bytes_sent());
+      kMethodLabels[MethodLabel(request.method)],
+      LoggableUrl(request.url, request.host_key), result.status(),
+      OutcomeName(OutcomeLabel(result.error())), result.attempts(),
+      absl::ToDoubleMilliseconds(request.duration), result.bytes_received(),
+      result.bytes_sent());
 }
 
 }  // namespace fetchd::metrics

@@ -7,7 +7,6 @@
 #include <exception>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <utility>
 
 #include "absl/random/distributions.h"
@@ -71,10 +70,6 @@ prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r,
                                                    const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(r);
 }
-
-// core::FinishedRequest's strings are std::string_view, which abseil
-// 20220623's absl::string_view does not convert from.
-absl::string_view FromCore(std::string_view s) { return {s.data(), s.size()}; }
 
 // The child of `family` in `slot`, created with `labels()` on first use.
 // Racing creators get the same child (Family::Add returns an existing one).
@@ -354,7 +349,7 @@ void FetchMetrics::RegisterProcessFamilies(prometheus::Registry& r,
           absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())));
 }
 
-void FetchMetrics::OnPolicyDenied(std::string_view category) {
+void FetchMetrics::OnPolicyDenied(absl::string_view category) {
   for (const auto& [name, counter] : denied_) {
     if (name == category) {
       counter->Increment();
@@ -453,11 +448,11 @@ void FetchMetrics::ObservePhases(const fetch::v1::FetchResult& attempt,
 void FetchMetrics::OnResult(const core::FinishedRequest& request,
                             const fetch::v1::FetchResult& result,
                             absl::BitGenRef rng) {
-  const size_t method = MethodLabel(FromCore(request.method));
+  const size_t method = MethodLabel(request.method);
   const size_t outcome = OutcomeLabel(result.error());
   if (Counter* c =
           RequestCounter(method, outcome, StatusClassLabel(result.status()),
-                         hosts_.Index(FromCore(request.host_key)))) {
+                         hosts_.Index(request.host_key))) {
     c->Increment();
   }
   if (Histogram* h = DurationHistogram(method, outcome)) {

@@ -22,13 +22,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "fetch/v1/config.pb.h"
 #include "service/core/fetch_observer.h"
@@ -108,14 +108,14 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
                 absl::BitGenRef rng) override;
   void OnCallFinished(core::CallMethod method, absl::StatusCode code,
                       absl::Duration handling, bool rejected) override;
-  void OnPolicyDenied(std::string_view category) override;
+  void OnPolicyDenied(absl::string_view category) override;
 
   // ws::WsObserver (fetch_websocket*).
   void OnWsMessage(bool sent, uint64_t bytes) override;
   void OnWsOpened() override;
   void OnWsClosed(int code) override;
   void OnWsHandshakeFailed(fetch::v1::ErrorKind kind) override;
-  void OnWsDenied(std::string_view category) override {
+  void OnWsDenied(absl::string_view category) override {
     OnPolicyDenied(category);
   }
 

@@ -15,7 +15,7 @@ constexpr std::array<absl::string_view, 4> kSchemes = {"http", "https", "ws",
 
 // How an operator lifts a built-in denial, for the message; empty for the
 // operator's own rules.
-std::string WayOut(std::string_view category) {
+std::string WayOut(absl::string_view category) {
   if (category == "host") {
     return "; to allow this name, add it to policy.allow_hosts (see "
            "docs/security.md)";
@@ -58,7 +58,7 @@ std::optional<Denial> DestinationGate::CheckTarget(
     }
   }
   if (caller != nullptr && *caller) {
-    std::string_view bare(host.data(), host.size());
+    absl::string_view bare(host.data(), host.size());
     if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
       bare = bare.substr(1, bare.size() - 2);
     }

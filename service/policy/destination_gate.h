@@ -26,7 +26,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/strings/string_view.h"
 #include "service/policy/address_policy.h"
@@ -44,7 +43,7 @@ struct Denial {
 // A caller's own destination rule: nullopt if the caller may fetch `host`
 // (a name or an IP literal without brackets), else why not.
 using HostRule =
-    std::function<std::optional<std::string>(std::string_view host)>;
+    std::function<std::optional<std::string>(absl::string_view host)>;
 
 class DestinationGate {
  public:

@@ -10,14 +10,10 @@ namespace {
 
 using fetch::v1::ErrorKind;
 
-absl::string_view AbslView(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
 // OpenSSL's message for a TLS alert the peer sent, e.g. "...SSL routines::
 // tlsv13 alert certificate required" or "...tlsv1 alert unknown ca".
-bool IsTlsAlert(std::string_view detail) {
-  const absl::string_view text = AbslView(detail);
+bool IsTlsAlert(absl::string_view detail) {
+  const absl::string_view text = detail;
   return absl::StrContains(text, "SSL routines") &&
          absl::StrContains(text, " alert ");
 }
@@ -31,7 +27,7 @@ std::string BodyTooLargeMessage(uint64_t max_body_bytes) {
 
 ErrorKind ClassifyCurlError(CURLcode code, bool connected,
                             bool connect_timeout_binds,
-                            std::string_view detail) {
+                            absl::string_view detail) {
   switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -135,17 +131,17 @@ ClassifiedOutcome ClassifyAttempt(const AttemptFacts& facts) {
       out.error = fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED;
       out.message = absl::StrCat("the RPC deadline ended the transfer after ",
                                  absl::FormatDuration(facts.attempt_timeout),
-                                 ": ", AbslView(facts.curl_detail));
+                                 ": ", facts.curl_detail);
     } else if (out.error == fetch::v1::ERROR_KIND_TOTAL_TIMEOUT) {
       out.message = absl::StrCat("total timeout (",
                                  absl::FormatDuration(facts.attempt_timeout),
-                                 "): ", AbslView(facts.curl_detail));
+                                 "): ", facts.curl_detail);
     } else if (out.error == fetch::v1::ERROR_KIND_CONNECT_TIMEOUT) {
       out.message = absl::StrCat("connect timeout (",
                                  absl::FormatDuration(facts.connect_timeout),
-                                 "): ", AbslView(facts.curl_detail));
+                                 "): ", facts.curl_detail);
     } else {
-      out.message = std::string(AbslView(facts.curl_detail));
+      out.message = std::string(facts.curl_detail);
     }
     return out;
   }

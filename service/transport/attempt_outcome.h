@@ -23,8 +23,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
 
@@ -45,7 +45,7 @@ struct AttemptFacts {
   CURLcode code = CURLE_OK;
   Abort abort = Abort::kNone;
   // curl's error buffer, or curl_easy_strerror(code) when it is empty.
-  std::string_view curl_detail;
+  absl::string_view curl_detail;
   // The request was about to go out on a connection (CURLOPT_PREREQFUNCTION
   // ran): the server may have seen it.
   bool connected = false;
@@ -53,7 +53,7 @@ struct AttemptFacts {
   bool fail_on_http_error = false;
   // The message of the first address the destination gate refused in this
   // attempt (policy::Denial::message), if any.
-  std::optional<std::string_view> denial;
+  std::optional<absl::string_view> denial;
   // The attempt's total timeout (the request's, cut to the RPC deadline)
   // and the request's own limits.
   absl::Duration attempt_timeout;
@@ -81,7 +81,7 @@ struct ClassifiedOutcome {
 [[nodiscard]] fetch::v1::ErrorKind ClassifyCurlError(CURLcode code,
                                                      bool connected,
                                                      bool connect_timeout_binds,
-                                                     std::string_view detail);
+                                                     absl::string_view detail);
 
 // The error and message of an attempt (see the rules above).
 [[nodiscard]] ClassifiedOutcome ClassifyAttempt(const AttemptFacts& facts);

@@ -1,9 +1,9 @@
 #include "service/transport/cookie_jar.h"
 
 #include <algorithm>
-#include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "service/transport/curl_handles.h"
 
 namespace fetchd::transport {
@@ -18,8 +18,8 @@ bool IsCookieOctet(char c) {
 bool IsTokenChar(char c) {
   const auto u = static_cast<unsigned char>(c);
   if (u <= 0x20 || u >= 0x7f) return false;
-  return std::string_view("()<>@,;:\\\"/[]?={}").find(c) ==
-         std::string_view::npos;
+  return absl::string_view("()<>@,;:\\\"/[]?={}").find(c) ==
+         absl::string_view::npos;
 }
 bool IsAttributeChar(char c) {
   const auto u = static_cast<unsigned char>(c);

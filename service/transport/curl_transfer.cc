@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <string>
-#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "service/core/redirect_rules.h"
 
 namespace fetchd::transport {
@@ -102,7 +102,7 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
   auto* t = static_cast<Transfer*>(self);
   const size_t n = size * count;
   t->last_activity_ = t->clock_->Now();
-  if (!CollectHeaderLine(std::string_view(data, n), *t->job_, t->headers_,
+  if (!CollectHeaderLine(absl::string_view(data, n), *t->job_, t->headers_,
                          t->result_)) {
     t->abort_ = Abort::kHeadersTooLarge;
     return 0;  // Short count: curl aborts with CURLE_WRITE_ERROR.

@@ -394,7 +394,7 @@ void CurlWorker::FollowRedirect(std::unique_ptr<Transfer> transfer,
   core::FetchJob& job = transfer->job();
   fetch::v1::FetchResult& hop = transfer->result();
   const auto stop = [&](ErrorKind kind, std::string message,
-                        std::string_view denied_category) {
+                        absl::string_view denied_category) {
     if (observer_ != nullptr && !denied_category.empty()) {
       observer_->OnPolicyDenied(denied_category);
     }
@@ -484,7 +484,7 @@ void CurlWorker::CancelBatchNow(const core::Batch* batch) {
   PublishStats();
 }
 
-void CurlWorker::CancelAll(std::string_view why) {
+void CurlWorker::CancelAll(absl::string_view why) {
   CancelRunning(nullptr, fetch::v1::ERROR_KIND_CANCELLED, std::string(why));
   for (auto& job : scheduler_.TakeAll()) {
     DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_CANCELLED,

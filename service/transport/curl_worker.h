@@ -25,6 +25,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "service/common/clock.h"
 #include "service/core/fetch_observer.h"
@@ -128,7 +129,7 @@ class CurlWorker {
                      const core::AttemptOutcome& outcome,
                      std::optional<core::RetryReason> retry);
   void CancelBatchNow(const core::Batch* batch);
-  void CancelAll(std::string_view why);
+  void CancelAll(absl::string_view why);
   // Ends the running transfers of `batch` (all of them when null) with
   // `kind` and `message`.
   void CancelRunning(const core::Batch* batch, fetch::v1::ErrorKind kind,

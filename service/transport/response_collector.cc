@@ -17,7 +17,7 @@ void SetDuration(google::protobuf::Duration* out, curl_off_t micros) {
   *out = TimeUtil::MicrosecondsToDuration(std::max<curl_off_t>(0, micros));
 }
 
-std::string_view Trim(std::string_view s) {
+absl::string_view Trim(absl::string_view s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == '\n' ||
                         s.back() == ' ' || s.back() == '\t')) {
     s.remove_suffix(1);
@@ -30,7 +30,7 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
-bool CollectHeaderLine(std::string_view line, core::FetchJob& job,
+bool CollectHeaderLine(absl::string_view line, core::FetchJob& job,
                        ResponseHeaderState& state,
                        fetch::v1::FetchResult& result) {
   state.bytes += line.size();
@@ -43,7 +43,7 @@ bool CollectHeaderLine(std::string_view line, core::FetchJob& job,
     return true;
   }
   const size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) return true;
+  if (colon == absl::string_view::npos || colon == 0) return true;
   fetch::v1::Header* header = result.add_headers();
   header->set_name(std::string(Trim(line.substr(0, colon))));
   header->set_value(std::string(Trim(line.substr(colon + 1))));
@@ -81,7 +81,7 @@ void CollectTransferInfo(CURL* easy, bool connected, uint64_t body_bytes,
       ip != nullptr && ip[0] != '\0' &&
       curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &port) == CURLE_OK) {
     const absl::string_view addr(ip);
-    result.set_remote_address(addr.find(':') == std::string_view::npos
+    result.set_remote_address(addr.find(':') == absl::string_view::npos
                                   ? absl::StrCat(addr, ":", port)
                                   : absl::StrCat("[", addr, "]:", port));
   }

@@ -13,8 +13,8 @@
 #include <curl/curl.h>
 
 #include <cstdint>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "fetch/v1/fetch.pb.h"
 #include "service/core/fetch_job.h"
 
@@ -33,7 +33,8 @@ struct ResponseHeaderState {
 // a new response and clears them), records Set-Cookie values in the job.
 // Returns false when the response's header lines exceed
 // job.max_response_header_bytes (the transfer must then be aborted).
-[[nodiscard]] bool CollectHeaderLine(std::string_view line, core::FetchJob& job,
+[[nodiscard]] bool CollectHeaderLine(absl::string_view line,
+                                     core::FetchJob& job,
                                      ResponseHeaderState& state,
                                      fetch::v1::FetchResult& result);
 

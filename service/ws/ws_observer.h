@@ -4,8 +4,7 @@
 #ifndef FETCHD_SERVICE_WS_WS_OBSERVER_H_
 #define FETCHD_SERVICE_WS_WS_OBSERVER_H_
 
-#include <string_view>
-
+#include "absl/strings/string_view.h"
 #include "fetch/v1/fetch.pb.h"
 #include "service/ws/ws_transport.h"
 
@@ -22,7 +21,7 @@ class WsObserver : public WsTrafficObserver {
   virtual void OnWsHandshakeFailed(fetch::v1::ErrorKind kind) = 0;
   // The destination policy (or the caller's allowed hosts: "caller")
   // refused a WebSocket, by a rule of `category`.
-  virtual void OnWsDenied(std::string_view category) = 0;
+  virtual void OnWsDenied(absl::string_view category) = 0;
 };
 
 }  // namespace fetchd::ws

@@ -277,7 +277,7 @@ class WsCall final : public WsSink,
     }
     std::string category;
     const policy::HostRule caller_rule =
-        [this](std::string_view host) -> std::optional<std::string> {
+        [this](absl::string_view host) -> std::optional<std::string> {
       const absl::string_view h(host.data(), host.size());
       if (caller_.rules->allowed_hosts.Allows(h)) return std::nullopt;
       return absl::StrCat("caller \"", caller_.DisplayName(),

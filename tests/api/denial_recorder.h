@@ -6,8 +6,8 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <string_view>
 
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "service/core/fetch_observer.h"
 
@@ -22,7 +22,7 @@ class DenialRecorder final : public core::FetchObserver {
                 absl::BitGenRef) override {}
   void OnCallFinished(core::CallMethod, absl::StatusCode, absl::Duration,
                       bool) override {}
-  void OnPolicyDenied(std::string_view category) override {
+  void OnPolicyDenied(absl::string_view category) override {
     absl::MutexLock lock(&mu_);
     ++denials_[std::string(category)];
   }

@@ -5,11 +5,11 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/random/mock_distributions.h"
 #include "absl/random/mocking_bit_gen.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,7 +36,7 @@ TEST(RetryPolicyTest, DefaultsMatchTheApiDocumentation) {
 
 TEST(RetryPolicyTest, IsIdempotent) {
   const struct {
-    std::string_view method;
+    absl::string_view method;
     bool idempotent;
   } kCases[] = {
       {"GET", true},     {"HEAD", true},  {"PUT", true},    {"DELETE", true},

@@ -41,7 +41,7 @@ TEST(FetchMetricsTest, CountsResultsByMethodOutcomeStatusClassAndHost) {
   options.host_labels = {"api.example.com"};
   auto metrics = Make(options);
   std::mt19937 rng(1);
-  const auto report = [&](std::string_view method, std::string_view host_key,
+  const auto report = [&](absl::string_view method, absl::string_view host_key,
                           const fetch::v1::FetchResult& result,
                           absl::Duration duration) {
     metrics->OnResult(

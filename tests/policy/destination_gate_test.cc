@@ -96,7 +96,7 @@ TEST(DestinationGateTest, CallerRuleSeesTheHostWithoutBrackets) {
   const DestinationGate gate = DefaultGate();
   std::string seen;
   const HostRule caller =
-      [&seen](std::string_view host) -> std::optional<std::string> {
+      [&seen](absl::string_view host) -> std::optional<std::string> {
     seen = std::string(host);
     if (host == "allowed.test") return std::nullopt;
     return "caller \"alice\" may not fetch host \"" + std::string(host) + "\"";

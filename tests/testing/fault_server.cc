@@ -18,7 +18,7 @@ constexpr size_t kMaxHead = 64 * 1024;
 // How long a connection may take to send its request head.
 constexpr int kReadTimeoutMs = 5000;
 
-void WriteAll(int fd, std::string_view data) {
+void WriteAll(int fd, absl::string_view data) {
   while (!data.empty()) {
     const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n <= 0) return;
@@ -51,12 +51,12 @@ std::string PathOf(const std::string& head) {
 
 }  // namespace
 
-std::string FaultServer::Url(std::string_view path) const {
+std::string FaultServer::Url(absl::string_view path) const {
   return absl::StrCat("http://127.0.0.1:", port(),
                       absl::string_view(path.data(), path.size()));
 }
 
-int FaultServer::Requests(std::string_view path) const {
+int FaultServer::Requests(absl::string_view path) const {
   absl::MutexLock lock(&mu_);
   const auto it = requests_.find(path);
   return it == requests_.end() ? 0 : it->second;

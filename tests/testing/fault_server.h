@@ -26,10 +26,10 @@
 
 #include <map>
 #include <string>
-#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/testing/loopback_listener.h"
 
@@ -49,9 +49,9 @@ class FaultServer {
 
   int port() const { return listener_.port(); }
   // "http://127.0.0.1:PORT" + `path`.
-  std::string Url(std::string_view path) const;
+  std::string Url(absl::string_view path) const;
   // Requests received for `path` (no query).
-  int Requests(std::string_view path) const;
+  int Requests(absl::string_view path) const;
 
  private:
   void Serve(int fd);

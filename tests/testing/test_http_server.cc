@@ -100,7 +100,7 @@ void BadRequest(httplib::Response& res, absl::string_view what,
 
 // Whether `fd` is an internet socket whose local address (or peer address,
 // if `peer`) is `ip`:`port`, with `ip` written as httplib writes it.
-bool SocketEndpointIs(int fd, bool peer, std::string_view ip, int port) {
+bool SocketEndpointIs(int fd, bool peer, absl::string_view ip, int port) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   auto* generic = reinterpret_cast<sockaddr*>(&addr);
@@ -347,7 +347,7 @@ class TestHttpServer::Impl {
   int port() const { return port_.load(); }
   const std::string& host() const { return options_.host; }
   ConcurrencyTracker& tracker() { return tracker_; }
-  int RequestCount(std::string_view path, std::string_view method) const;
+  int RequestCount(absl::string_view path, absl::string_view method) const;
   int TotalRequests() const;
   int ActiveStreams() const;
   bool WaitForNoActiveStreams(absl::Duration timeout);
@@ -545,8 +545,8 @@ void TestHttpServer::Impl::Stop() {
   listener_.join();
 }
 
-int TestHttpServer::Impl::RequestCount(std::string_view path,
-                                       std::string_view method) const {
+int TestHttpServer::Impl::RequestCount(absl::string_view path,
+                                       absl::string_view method) const {
   absl::MutexLock lock(&mu_);
   const auto by_path = requests_.find(path);
   if (by_path == requests_.end()) {
@@ -1042,7 +1042,7 @@ int TestHttpServer::port() const { return impl_->port(); }
 
 std::string TestHttpServer::host() const { return impl_->host(); }
 
-std::string TestHttpServer::Url(std::string_view path_and_query) const {
+std::string TestHttpServer::Url(absl::string_view path_and_query) const {
   const std::string& host = impl_->host();
   // An IPv6 literal needs brackets in a URL.
   const bool ipv6 = host.find(':') != std::string::npos;
@@ -1053,8 +1053,8 @@ std::string TestHttpServer::Url(std::string_view path_and_query) const {
 
 ConcurrencyTracker& TestHttpServer::tracker() { return impl_->tracker(); }
 
-int TestHttpServer::RequestCount(std::string_view path,
-                                 std::string_view method) const {
+int TestHttpServer::RequestCount(absl::string_view path,
+                                 absl::string_view method) const {
   return impl_->RequestCount(path, method);
 }
 

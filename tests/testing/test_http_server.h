@@ -92,10 +92,10 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -176,7 +176,7 @@ class TestHttpServer {
   std::string host() const;
   // "http://HOST:PORT" followed by `path_and_query` (which should start with
   // '/').
-  std::string Url(std::string_view path_and_query) const;
+  std::string Url(absl::string_view path_and_query) const;
 
   // Counts this server's requests only.
   ConcurrencyTracker& tracker();
@@ -185,7 +185,7 @@ class TestHttpServer {
   // method if `method` is empty, else only that method ("HEAD" is distinct
   // from "GET"). Counted before the response is sent, so a client that has
   // its response is already counted. Unknown paths count too.
-  int RequestCount(std::string_view path, std::string_view method = "") const;
+  int RequestCount(absl::string_view path, absl::string_view method = "") const;
   int TotalRequests() const;
 
   // /stall and /drip responses not yet finished (sent, failed or abandoned).

@@ -6,12 +6,12 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -42,7 +42,7 @@ struct Reply {
   std::string headers;  // The raw header block.
 
   // The value of header `name` (case-insensitive), or "" if absent.
-  std::string Header(std::string_view name) const {
+  std::string Header(absl::string_view name) const {
     const absl::string_view wanted(name.data(), name.size());
     for (absl::string_view line : absl::StrSplit(headers, "\r\n")) {
       const size_t colon = line.find(':');
