@@ -9,6 +9,7 @@
 #include "service/api/batch_call.h"
 #include "service/api/submit_requests.h"
 #include "service/api/unary_call.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::api {
 namespace {
@@ -48,7 +49,7 @@ absl::StatusOr<std::unique_ptr<FetchServiceImpl>> FetchServiceImpl::Create(
         "required");
   }
   RequestValidator validator(config, options.destinations);
-  if (absl::Status s = validator.CheckServerDefaults(); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(validator.CheckServerDefaults());
   return std::unique_ptr<FetchServiceImpl>(
       new FetchServiceImpl(config, std::move(validator), options));
 }

@@ -13,6 +13,7 @@
 #include "service/api/request_checks.h"
 #include "service/api/request_content.h"
 #include "service/common/proto_duration.h"
+#include "service/common/status_macros.h"
 #include "service/url/http_url.h"
 
 namespace fetchd::api {
@@ -64,10 +65,7 @@ absl::Status ApplyConnectionOptions(const JobRules& rules,
 
   const fetch::v1::ProxyOptions& proxy = r.proxy();
   if (!proxy.url().empty()) {
-    if (absl::Status s = url::CheckProxyUrl(proxy.url(), "proxy.url");
-        !s.ok()) {
-      return s;
-    }
+    FETCHD_RETURN_IF_ERROR(url::CheckProxyUrl(proxy.url(), "proxy.url"));
     const auto& allowed = rules.bounds.allowed_proxies();
     if (!allowed.empty() && std::none_of(allowed.begin(), allowed.end(),
                                          [&proxy](const std::string& entry) {
@@ -154,9 +152,7 @@ JobRules JobRules::FromConfig(const fetch::v1::ServerConfig& config,
 absl::StatusOr<std::unique_ptr<core::FetchJob>> BuildJob(
     const JobRules& rules, FetchRequest effective, uint32_t index,
     const policy::HostRule* caller) {
-  if (absl::Status s = CheckBodyCap(effective, rules.bounds, ""); !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(CheckBodyCap(effective, rules.bounds, ""));
   if (static_cast<uint32_t>(effective.headers_size()) >
       rules.bounds.max_headers()) {
     return Invalid("headers", absl::StrCat(effective.headers_size(),
@@ -214,10 +210,8 @@ absl::StatusOr<std::unique_ptr<core::FetchJob>> BuildJob(
   for (const auto& h : effective.headers()) {
     job->header_lines.push_back(absl::StrCat(h.name(), ": ", h.value()));
   }
-  if (absl::Status s = ApplyRequestContent(effective, rules.bounds, job.get());
-      !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(
+      ApplyRequestContent(effective, rules.bounds, job.get()));
   // The Content-Type and Authorization lines fetchd adds count too.
   uint64_t header_bytes = 0;
   for (const std::string& line : job->header_lines) {

@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "service/api/request_content.h"
 #include "service/common/proto_duration.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::api {
 namespace {
@@ -98,10 +99,7 @@ absl::Status CheckHeaders(const FetchRequest& request,
       return Invalid(field, absl::StrCat("value of \"", h.name(),
                                          "\" contains CR, LF or NUL"));
     }
-    if (absl::Status s = CheckFraming(h, bounds.allow_host_header(), field);
-        !s.ok()) {
-      return s;
-    }
+    FETCHD_RETURN_IF_ERROR(CheckFraming(h, bounds.allow_host_header(), field));
   }
   return CheckHeaderBytes(request, bounds.max_header_bytes(), prefix);
 }
@@ -137,17 +135,13 @@ absl::Status CheckRequestFields(const FetchRequest& r,
                                   "OPTIONS)"));
     }
   }
-  if (absl::Status s = CheckHeaders(r, bounds, prefix); !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(CheckHeaders(r, bounds, prefix));
   if (r.body().size() > bounds.max_request_body_bytes()) {
     return Invalid(prefix + "body",
                    absl::StrCat(r.body().size(), " bytes exceed the limit of ",
                                 bounds.max_request_body_bytes()));
   }
-  if (absl::Status s = CheckRequestContent(r, bounds, prefix); !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(CheckRequestContent(r, bounds, prefix));
   const auto& t = r.timeouts();
   for (absl::Status s :
        {CheckDuration(t.has_total(), t.total(), bounds.max_total_timeout(),
@@ -203,7 +197,7 @@ absl::Status CheckRequestFields(const FetchRequest& r,
   // A request's own cap is checked in Build(), once it is known whether
   // the body is streamed (the batch defaults may say so).
   if (!prefix.empty()) {
-    if (absl::Status s = CheckBodyCap(r, bounds, prefix); !s.ok()) return s;
+    FETCHD_RETURN_IF_ERROR(CheckBodyCap(r, bounds, prefix));
   }
   if (r.has_chunk_bytes() && (r.chunk_bytes() < kMinChunkBytes ||
                               r.chunk_bytes() > bounds.max_chunk_bytes())) {

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "service/common/status_macros.h"
 #include "service/url/http_url.h"
 
 namespace fetchd::api {
@@ -94,9 +95,7 @@ absl::Status CheckJson(const std::string& json,
                        const fetch::v1::RequestBounds& bounds,
                        const std::string& field) {
   if (json.empty()) return Invalid(field, "is empty (not a JSON text)");
-  if (absl::Status s = CheckSize(json.size(), bounds, field); !s.ok()) {
-    return s;
-  }
+  FETCHD_RETURN_IF_ERROR(CheckSize(json.size(), bounds, field));
   // google.protobuf.Value holds any JSON value: parsing into it is a JSON
   // syntax check by a well-kept parser.
   google::protobuf::Value value;
@@ -163,10 +162,8 @@ absl::Status CheckRequestContent(const FetchRequest& request,
   }
   switch (request.body_kind_case()) {
     case FetchRequest::kJson:
-      if (absl::Status s = CheckJson(request.json(), bounds, prefix + "json");
-          !s.ok()) {
-        return s;
-      }
+      FETCHD_RETURN_IF_ERROR(
+          CheckJson(request.json(), bounds, prefix + "json"));
       break;
     case FetchRequest::kForm: {
       uint64_t bytes = 0;
@@ -179,9 +176,7 @@ absl::Status CheckRequestContent(const FetchRequest& request,
         bytes += f.name().size() + f.value().size() + 2;
       }
       // The raw size; the encoded size is checked once encoded.
-      if (absl::Status s = CheckSize(bytes, bounds, prefix + "form"); !s.ok()) {
-        return s;
-      }
+      FETCHD_RETURN_IF_ERROR(CheckSize(bytes, bounds, prefix + "form"));
       break;
     }
     case FetchRequest::kMultipart:
@@ -249,10 +244,8 @@ absl::Status ApplyRequestContent(FetchRequest& effective,
                         url::PercentEncode(f.name()), "=",
                         url::PercentEncode(f.value()));
       }
-      if (absl::Status s = CheckSize(encoded.size(), bounds, "form (encoded)");
-          !s.ok()) {
-        return s;
-      }
+      FETCHD_RETURN_IF_ERROR(
+          CheckSize(encoded.size(), bounds, "form (encoded)"));
       job->body = std::move(encoded);
       if (!has_content_type) {
         job->header_lines.push_back(
@@ -266,11 +259,8 @@ absl::Status ApplyRequestContent(FetchRequest& effective,
                        "fetchd sets the Content-Type of a multipart body "
                        "(with its boundary); remove the Content-Type header");
       }
-      if (absl::Status s = CheckSize(MultipartBytes(effective.multipart()),
-                                     bounds, "multipart");
-          !s.ok()) {
-        return s;
-      }
+      FETCHD_RETURN_IF_ERROR(CheckSize(MultipartBytes(effective.multipart()),
+                                       bounds, "multipart"));
       for (fetch::v1::MultipartPart& part :
            *effective.mutable_multipart()->mutable_parts()) {
         job->multipart.push_back(core::MultipartPart{

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "service/api/request_checks.h"
+#include "service/common/status_macros.h"
 
 namespace fetchd::api {
 
@@ -31,7 +32,7 @@ FetchRequest RequestValidator::EffectiveDefaults(
 absl::StatusOr<std::unique_ptr<core::FetchJob>> RequestValidator::Build(
     const FetchRequest& defaults, const FetchRequest& request, uint32_t index,
     const policy::HostRule* caller) const {
-  if (absl::Status s = CheckRequest(request, rules_.bounds); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(CheckRequest(request, rules_.bounds));
   return BuildJob(rules_, MergedRequest(defaults, request), index, caller);
 }
 

@@ -12,6 +12,7 @@
 #include "service/common/clock.h"
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
+#include "service/common/status_macros.h"
 #include "service/policy/policy_config.h"
 #include "service/ws/beast_transport.h"
 #include "spdlog/spdlog.h"
@@ -41,22 +42,15 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   metrics_options.version = kFetchdVersion;
   metrics_options.grpc_version = grpc::Version();
   metrics_options.curl_version = curl_version_info(CURLVERSION_NOW)->version;
-  absl::StatusOr<std::unique_ptr<metrics::FetchMetrics>> metrics =
-      metrics::FetchMetrics::Create(metrics_options);
-  if (!metrics.ok()) return metrics.status();
-  metrics_ = *std::move(metrics);
+  FETCHD_ASSIGN_OR_RETURN(metrics_,
+                          metrics::FetchMetrics::Create(metrics_options));
   core::FetchObserver* const observer =
       options.observer != nullptr ? options.observer : metrics_.get();
 
-  absl::StatusOr<std::shared_ptr<const policy::DestinationGate>> destinations =
-      policy::DestinationGateFromConfig(config.policy());
-  if (!destinations.ok()) return destinations.status();
-  destinations_ = *std::move(destinations);
+  FETCHD_ASSIGN_OR_RETURN(destinations_,
+                          policy::DestinationGateFromConfig(config.policy()));
 
-  absl::StatusOr<std::unique_ptr<auth::CallerAuth>> caller_auth =
-      auth::CallerAuth::Load(config.auth());
-  if (!caller_auth.ok()) return caller_auth.status();
-  caller_auth_ = *std::move(caller_auth);
+  FETCHD_ASSIGN_OR_RETURN(caller_auth_, auth::CallerAuth::Load(config.auth()));
   gate_ = std::make_unique<api::CallGate>(
       api::CallGate::OptionsFromConfig(config, caller_auth_.get()));
 
@@ -64,10 +58,8 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
       transport::WorkerPool::OptionsFromConfig(config);
   pool_options.observer = observer;
   pool_options.destinations = destinations_;
-  absl::StatusOr<std::unique_ptr<transport::WorkerPool>> pool =
-      transport::WorkerPool::Create(pool_options, RealClock::Get());
-  if (!pool.ok()) return pool.status();
-  pool_ = *std::move(pool);
+  FETCHD_ASSIGN_OR_RETURN(
+      pool_, transport::WorkerPool::Create(pool_options, RealClock::Get()));
 
   deadlines_ = std::make_unique<api::DeadlineTimer>();
   api::FetchServiceImpl::Options service_options;
@@ -80,10 +72,8 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   service_options.env.clock = RealClock::Get();
   service_options.env.observer = observer;
   service_options.env.stats = &call_stats_;
-  absl::StatusOr<std::unique_ptr<api::FetchServiceImpl>> fetch_service =
-      api::FetchServiceImpl::Create(config, service_options);
-  if (!fetch_service.ok()) return fetch_service.status();
-  fetch_service_ = *std::move(fetch_service);
+  FETCHD_ASSIGN_OR_RETURN(
+      fetch_service_, api::FetchServiceImpl::Create(config, service_options));
 
   ws::WsTransport::Options ws_options;
   ws_options.address_check = [gate = destinations_](const policy::IpAddress& ip,
@@ -92,16 +82,12 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   };
   ws_options.max_per_host = static_cast<int>(config.limits().max_per_host());
   ws_options.observer = metrics_.get();
-  absl::StatusOr<std::unique_ptr<ws::WsTransport>> ws_transport =
-      ws::NewBeastTransport(std::move(ws_options));
-  if (!ws_transport.ok()) return ws_transport.status();
-  ws_transport_ = *std::move(ws_transport);
-  absl::StatusOr<std::unique_ptr<ws::WebSocketServiceImpl>> ws_service =
-      ws::WebSocketServiceImpl::Create(
-          config, {gate_.get(), destinations_.get(), ws_transport_.get(),
-                   metrics_.get()});
-  if (!ws_service.ok()) return ws_service.status();
-  ws_service_ = *std::move(ws_service);
+  FETCHD_ASSIGN_OR_RETURN(ws_transport_,
+                          ws::NewBeastTransport(std::move(ws_options)));
+  FETCHD_ASSIGN_OR_RETURN(ws_service_,
+                          ws::WebSocketServiceImpl::Create(
+                              config, {gate_.get(), destinations_.get(),
+                                       ws_transport_.get(), metrics_.get()}));
 
   // Gauges read at scrape time; valid until the metrics server stops.
   metrics_->SetLiveSource([pool = pool_.get(), gate = gate_.get()] {
@@ -118,11 +104,9 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
 absl::Status FetchdServer::Listen(const fetch::v1::ServerConfig& config,
                                   const Options& options) {
   if (options.serve_metrics) {
-    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> metrics_server =
-        metrics::MetricsServer::Start(config.metrics().listen(),
-                                      metrics_->collectable());
-    if (!metrics_server.ok()) return metrics_server.status();
-    metrics_server_ = *std::move(metrics_server);
+    FETCHD_ASSIGN_OR_RETURN(metrics_server_, metrics::MetricsServer::Start(
+                                                 config.metrics().listen(),
+                                                 metrics_->collectable()));
   }
 
   if (!caller_auth_->tls() && !config.auth().token_file().empty()) {
@@ -169,8 +153,8 @@ absl::Status FetchdServer::Listen(const fetch::v1::ServerConfig& config,
 absl::StatusOr<std::unique_ptr<FetchdServer>> FetchdServer::Start(
     const fetch::v1::ServerConfig& config, const Options& options) {
   std::unique_ptr<FetchdServer> server(new FetchdServer());
-  if (absl::Status s = server->Build(config, options); !s.ok()) return s;
-  if (absl::Status s = server->Listen(config, options); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(server->Build(config, options));
+  FETCHD_RETURN_IF_ERROR(server->Listen(config, options));
   return server;
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "service/common/status_macros.h"
 #include "service/core/redirect_rules.h"
 
 namespace fetchd::transport {
@@ -36,7 +37,7 @@ absl::Status Transfer::Start(absl::Time now) {
   redirect_url_.reset();
   attempt_timeout_ =
       std::min(job_->total_timeout, job_->batch->deadline() - now);
-  if (absl::Status s = SetCallbacks(); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(SetCallbacks());
   return SetUpRequest(easy_.get(), *job_, attempt_timeout_,
                       settings_ != nullptr ? *settings_ : kDefaults, memory_);
 }

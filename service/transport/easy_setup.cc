@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "service/common/status_macros.h"
 #include "service/transport/cookie_jar.h"
 
 namespace fetchd::transport {
@@ -176,12 +177,10 @@ absl::Status ApplyConnectionOptions(CURL* easy, const core::FetchJob& job,
   ApplyProxy(opts, job, settings);
   ApplyHttpVersion(opts, job);
   if (!job.connect_to.empty()) {
-    absl::StatusOr<CurlSlistPtr> list = MakeSlist(job.connect_to);
-    if (!list.ok()) return list.status();
-    connect_to_out = *std::move(list);
+    FETCHD_ASSIGN_OR_RETURN(connect_to_out, MakeSlist(job.connect_to));
     opts.Set(CURLOPT_CONNECT_TO, connect_to_out.get());
   }
-  if (absl::Status status = opts.status(); !status.ok()) return status;
+  FETCHD_RETURN_IF_ERROR(opts.status());
   return CookieJar::AttachStore(job.cookie_jar.get(), easy);
 }
 
@@ -197,9 +196,7 @@ absl::Status SetUpRequest(CURL* easy, const core::FetchJob& job,
                           absl::Duration attempt_timeout,
                           const TransferSettings& settings,
                           RequestMemory& memory) {
-  absl::StatusOr<CurlSlistPtr> headers = MakeSlist(job.header_lines);
-  if (!headers.ok()) return headers.status();
-  memory.headers = *std::move(headers);
+  FETCHD_ASSIGN_OR_RETURN(memory.headers, MakeSlist(job.header_lines));
   // No "Expect: 100-continue" round trip for bodies unless asked for.
   if (!job.body.empty() || !job.multipart.empty()) {
     curl_slist* list = curl_slist_append(memory.headers.get(), "Expect:");
@@ -224,8 +221,8 @@ absl::Status SetUpRequest(CURL* easy, const core::FetchJob& job,
       .Set(CURLOPT_HTTPHEADER, memory.headers.get())
       .Set(CURLOPT_MAXFILESIZE_LARGE,
            static_cast<curl_off_t>(job.max_body_bytes));
-  if (absl::Status s = opts.status(); !s.ok()) return s;
-  if (absl::Status s = ApplyBody(easy, job, memory.mime); !s.ok()) return s;
+  FETCHD_RETURN_IF_ERROR(opts.status());
+  FETCHD_RETURN_IF_ERROR(ApplyBody(easy, job, memory.mime));
   return ApplyConnectionOptions(easy, job, settings, memory.connect_to);
 }
 
