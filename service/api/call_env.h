@@ -48,7 +48,8 @@ class CallStats {
 struct CallEnv {
   core::Fetcher* fetcher = nullptr;
   // Ends a call's unfinished requests `deadline_margin` before its RPC
-  // deadline (limits.deadline_margin; zero: never). Null: never.
+  // deadline (limits.deadline_margin; zero: never). Null: never. Runs on
+  // `clock`.
   DeadlineTimer* deadlines = nullptr;
   absl::Duration deadline_margin = absl::ZeroDuration();
   // The fetcher's clock: calls are stamped with their start on it.
@@ -78,10 +79,10 @@ inline void CancelCall(const CallEnv& env,
 }
 
 // Schedules the cut that ends `call`'s unfinished requests with
-// DEADLINE_EXCEEDED results env.deadline_margin before `rpc_deadline` (real
-// time), so they still reach the caller; nullopt when there is none to make
-// (no timer, no margin, no deadline). The call drops the returned key when
-// it ends.
+// DEADLINE_EXCEEDED results env.deadline_margin before `rpc_deadline`
+// (env.clock), so they still reach the caller; nullopt when there is none to
+// make (no timer, no margin, no deadline). The call drops the returned key
+// when it ends.
 inline std::optional<DeadlineTimer::Key> ScheduleDeadlineCut(
     const CallEnv& env, absl::Time rpc_deadline,
     std::weak_ptr<core::Batch> call) {

@@ -1,10 +1,9 @@
 #include "service/api/deadline_timer.h"
 
-#include "absl/time/clock.h"
-
 namespace fetchd::api {
 
-DeadlineTimer::DeadlineTimer() : thread_([this] { Run(); }) {}
+DeadlineTimer::DeadlineTimer(const Clock* clock)
+    : clock_(clock), thread_([this] { Run(); }) {}
 
 DeadlineTimer::~DeadlineTimer() { Stop(); }
 
@@ -36,6 +35,11 @@ void DeadlineTimer::Cancel(const Key& key) {
   // `dropped` (and what it holds) goes after the lock: declared first.
 }
 
+void DeadlineTimer::ClockAdvanced() {
+  absl::MutexLock lock(&mu_);
+  ++clock_advances_;
+}
+
 size_t DeadlineTimer::pending() const {
   absl::MutexLock lock(&mu_);
   return scheduled_.size();
@@ -44,20 +48,24 @@ size_t DeadlineTimer::pending() const {
 void DeadlineTimer::Run() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    // Wakes on Stop, on a new earliest entry, or when the earliest is due.
+    // Wakes on Stop, on a new earliest entry, when the clock was advanced,
+    // or when the earliest is due.
     const absl::Time next = scheduled_.empty()
                                 ? absl::InfiniteFuture()
                                 : scheduled_.begin()->first.first;
-    const auto changed = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ ||
+    const uint64_t advances = clock_advances_;
+    const auto changed = [this, next,
+                          advances]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || clock_advances_ != advances ||
              (!scheduled_.empty() && scheduled_.begin()->first.first < next);
     };
-    if (next > absl::Now() &&
-        mu_.AwaitWithDeadline(absl::Condition(&changed), next)) {
+    const absl::Time now = clock_->Now();
+    if (next > now &&
+        mu_.AwaitWithTimeout(absl::Condition(&changed), next - now)) {
       continue;
     }
     if (stopping_ || scheduled_.empty() ||
-        scheduled_.begin()->first.first > absl::Now()) {
+        scheduled_.begin()->first.first > clock_->Now()) {
       continue;
     }
     absl::AnyInvocable<void()&&> callback =

@@ -120,7 +120,7 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
                                           n, started, *std::move(ticket));
   auto* reactor = MakeBatchReactor(context, call);
   call->ticket().Register(call);
-  call->CutBeforeDeadline(RealDeadline(*context));
+  call->CutBeforeDeadline(options.deadline);
 
   const FetchRequest defaults =
       validator_.EffectiveDefaults(request->defaults());
@@ -158,7 +158,7 @@ grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(
                                           started, *std::move(ticket));
   call->Start(call);
   call->ticket().Register(call);
-  call->CutBeforeDeadline(RealDeadline(*context));
+  call->CutBeforeDeadline(options.deadline);
   const FetchRequest defaults = validator_.EffectiveDefaults(FetchRequest());
   // A single request still keeps the cookies its redirect hops set.
   absl::StatusOr<std::shared_ptr<core::CookieStore>> jar =

@@ -42,7 +42,7 @@ class UnaryCall final : public core::Batch,
   // CancellableCall
   void CancelForShutdown() override;
   // Ends the call's unfinished requests with DEADLINE_EXCEEDED results
-  // `env.deadline_margin` before `rpc_deadline` (real time), so they still
+  // `env.deadline_margin` before `rpc_deadline` (env.clock), so they still
   // reach the caller. Call once, after the call is shared.
   void CutBeforeDeadline(absl::Time rpc_deadline);
   // The call's admission (to register the call for CancelAll()).

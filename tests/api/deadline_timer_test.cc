@@ -1,64 +1,121 @@
-// DeadlineTimer: callbacks run in time order once due, a cancelled one never
-// runs, Stop() drops the rest. Due times are in the past or far in the
-// future, so no test waits on the clock.
+// DeadlineTimer on a fake clock: callbacks run in time order once the clock
+// reaches them and not before, a cancelled one never runs, Stop() drops the
+// rest. No test waits on real time: the clock moves only when the test
+// advances it, and a probe callback scheduled at the new "now" shows what
+// the timer has run by then (callbacks run one at a time, in time order).
 #include "service/api/deadline_timer.h"
 
+#include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace fetchd::api {
 namespace {
 
-constexpr absl::Duration kWait = absl::Seconds(10);
+using ::testing::ElementsAre;
 
-TEST(DeadlineTimerTest, DueCallbacksRunInTimeOrder) {
-  DeadlineTimer timer;
-  absl::Mutex mu;
-  std::vector<int> ran;
-  absl::Notification done;
-  const absl::Time past = absl::Now() - absl::Seconds(1);
-  // Scheduled out of order; the earlier time runs first.
-  (void)timer.Schedule(past, [&] {
-    absl::MutexLock lock(&mu);
-    ran.push_back(2);
-    done.Notify();
-  });
-  (void)timer.Schedule(past - absl::Seconds(1), [&] {
-    absl::MutexLock lock(&mu);
-    ran.push_back(1);
-  });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+class DeadlineTimerTest : public ::testing::Test {
+ protected:
+  // Schedules a callback that records `name` and the fake time it ran at.
+  void Record(absl::Time when, std::string name) {
+    (void)timer_.Schedule(when, [this, name] {
+      absl::MutexLock lock(&mu_);
+      ran_.push_back(name);
+      ran_at_.push_back(clock_.Now());
+    });
+  }
+  // Moves the clock by `d`; returns once everything due by then has run,
+  // and how many callbacks were still pending at that point.
+  size_t AdvanceAndSettle(absl::Duration d) {
+    clock_.Advance(d);
+    absl::Notification probed;
+    size_t pending = 0;
+    (void)timer_.Schedule(clock_.Now(), [&] {
+      pending = timer_.pending();
+      probed.Notify();
+    });
+    timer_.ClockAdvanced();
+    EXPECT_TRUE(probed.WaitForNotificationWithTimeout(kWait));
+    return pending;
+  }
+  std::vector<std::string> ran() {
+    absl::MutexLock lock(&mu_);
+    return ran_;
+  }
+
+  testing::FakeClock clock_;
+  DeadlineTimer timer_{&clock_};
+  absl::Mutex mu_;
+  std::vector<std::string> ran_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> ran_at_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(DeadlineTimerTest, CallbacksRunInTimeOrderOnceTheClockReachesThem) {
+  const absl::Time t0 = clock_.Now();
+  // Scheduled out of order; equal times run in the order scheduled.
+  Record(t0 + absl::Seconds(30), "c");
+  Record(t0 + absl::Seconds(10), "a");
+  Record(t0 + absl::Seconds(20), "b");
+  Record(t0 + absl::Seconds(20), "b2");
+  EXPECT_EQ(timer_.pending(), 4u);
+
+  EXPECT_EQ(AdvanceAndSettle(absl::Seconds(5)), 4u);  // nothing due yet
+  EXPECT_TRUE(ran().empty());
+  EXPECT_EQ(AdvanceAndSettle(absl::Seconds(15)), 1u);  // "c" still waits
+  EXPECT_THAT(ran(), ElementsAre("a", "b", "b2"));
+  EXPECT_EQ(AdvanceAndSettle(absl::Seconds(10)), 0u);
+  EXPECT_THAT(ran(), ElementsAre("a", "b", "b2", "c"));
+  absl::MutexLock lock(&mu_);
+  // Each ran once the clock had reached its time, never before.
+  EXPECT_EQ(ran_at_[0], t0 + absl::Seconds(20));
+  EXPECT_EQ(ran_at_[3], t0 + absl::Seconds(30));
 }
 
-TEST(DeadlineTimerTest, CancelledCallbackNeverRuns) {
-  DeadlineTimer timer;
-  bool ran = false;
-  const DeadlineTimer::Key key =
-      timer.Schedule(absl::Now() + absl::Hours(1), [&] { ran = true; });
-  EXPECT_EQ(timer.pending(), 1u);
-  timer.Cancel(key);
-  EXPECT_EQ(timer.pending(), 0u);
-  // A later, due callback runs: the cancelled one is not just late.
-  absl::Notification done;
-  (void)timer.Schedule(absl::InfinitePast(), [&] { done.Notify(); });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
-  EXPECT_FALSE(ran);
+TEST_F(DeadlineTimerTest, PastTimesRunAtOnceInTimeOrder) {
+  const absl::Time t0 = clock_.Now();
+  Record(t0 - absl::Seconds(1), "later");
+  Record(t0 - absl::Seconds(2), "earlier");
+  EXPECT_EQ(AdvanceAndSettle(absl::ZeroDuration()), 0u);
+  EXPECT_THAT(ran(), ElementsAre("earlier", "later"));
 }
 
-TEST(DeadlineTimerTest, StopDropsWhatIsPendingAndLaterSchedules) {
+TEST_F(DeadlineTimerTest, CancelledCallbackNeverRuns) {
+  bool cancelled_ran = false;
+  const DeadlineTimer::Key key = timer_.Schedule(clock_.Now() + absl::Hours(1),
+                                                 [&] { cancelled_ran = true; });
+  EXPECT_EQ(timer_.pending(), 1u);
+  timer_.Cancel(key);
+  EXPECT_EQ(timer_.pending(), 0u);
+  // Past its time, a later one runs: the cancelled one is not just late.
+  Record(clock_.Now() + absl::Hours(2), "after");
+  EXPECT_EQ(AdvanceAndSettle(absl::Hours(3)), 0u);
+  EXPECT_THAT(ran(), ElementsAre("after"));
+  EXPECT_FALSE(cancelled_ran);
+}
+
+TEST_F(DeadlineTimerTest, StopDropsWhatIsPendingAndLaterSchedules) {
+  (void)timer_.Schedule(clock_.Now() + absl::Hours(1), [] {});
+  timer_.Stop();
+  EXPECT_EQ(timer_.pending(), 0u);
+  (void)timer_.Schedule(absl::InfinitePast(), [] {});
+  EXPECT_EQ(timer_.pending(), 0u);
+  timer_.Stop();  // Idempotent.
+}
+
+// On the real clock, a due callback runs without any ClockAdvanced().
+TEST(DeadlineTimerRealClockTest, DueCallbackRunsByItself) {
   DeadlineTimer timer;
-  (void)timer.Schedule(absl::Now() + absl::Hours(1), [] {});
-  timer.Stop();
-  EXPECT_EQ(timer.pending(), 0u);
-  (void)timer.Schedule(absl::InfinitePast(), [] {});
-  EXPECT_EQ(timer.pending(), 0u);
-  timer.Stop();  // Idempotent.
+  absl::Notification done;
+  (void)timer.Schedule(RealClock::Get()->Now() - absl::Seconds(1),
+                       [&] { done.Notify(); });
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(kWait));
 }
 
 }  // namespace

@@ -309,46 +309,8 @@ TEST_F(FetchServiceTest, RpcDeadlineStopsTransfers) {
   EXPECT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
 }
 
-TEST_F(FetchServiceTest, SlowReaderHoldsItsBatchAtTheWindow) {
-  constexpr int kWindow = 32;
-  fetchd_.config().mutable_limits()->set_stream_window(kWindow);
-  fetchd_.config().mutable_limits()->set_max_per_host(64);
-  fetchd_.Start();
-  BatchRequest batch;
-  // 20 kB results, so that what gRPC and the kernel buffer between fetchd
-  // and the reader is a few hundred results, not the whole batch.
-  for (int i = 0; i < 5000; ++i) AddUrl(&batch, http_.Url("/bytes?n=20000"));
-  grpc::ClientContext context;
-  auto reader = fetchd_.stub().FetchBatch(&context, batch);
-  FetchEvent event;
-  int64_t most_done_ahead = 0;
-  int64_t read = 0;
-  while (read < 100) {
-    ASSERT_TRUE(reader->Read(&event));
-    for (int i = 0; i < event.results_size(); ++i) {
-      ++read;
-      absl::SleepFor(absl::Milliseconds(10));  // the slow reader itself
-      const int64_t done = 5000 - fetchd_.gate().pending();
-      most_done_ahead = std::max(most_done_ahead, done - read);
-    }
-  }
-  // fetchd's own counters: never more than the window in flight or
-  // unwritten; what it finished ahead of the reader is what sits in gRPC's
-  // flow-control buffers plus the window, not thousands.
-  EXPECT_LT(most_done_ahead, 1500)
-      << "requests served: " << http_.TotalRequests();
-  std::cerr << "slow reader: fetchd finished at most " << most_done_ahead
-            << " results ahead of the reader; server saw "
-            << http_.TotalRequests() << " requests\n";
-  context.TryCancel();
-  while (reader->Read(&event)) {
-  }
-  reader->Finish();
-  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().pending() == 0; }));
-  ASSERT_TRUE(Eventually([&] { return fetchd_.gate().active_calls() == 0; }));
-  EXPECT_LE(fetchd_.call_stats().window_high_water(), kWindow);
-  EXPECT_GT(fetchd_.call_stats().window_high_water(), 0);
-}
+// A slow reader held at the window: tests/api/batch_stream_test.cc
+// (SlowReaderHoldsItsBatchAtTheWindow), exactly, with a scripted fetcher.
 
 TEST_F(FetchServiceTest, SmallBatchIsInterleavedWithABigOneAtTheSameHost) {
   fetchd_.config().mutable_limits()->set_max_per_host(2);

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "client/fetch_client.h"
 #include "fetch/v1/config.pb.h"
@@ -25,6 +24,7 @@
 #include "service/config/server_config.h"
 #include "service/server/fetchd_server.h"
 #include "service/transport/worker_pool.h"
+#include "tests/testing/fetch_helpers.h"
 
 namespace fetchd::testing {
 
@@ -133,15 +133,6 @@ inline fetch::v1::FetchRequest* AddUrl(fetch::v1::BatchRequest* batch,
   return r;
 }
 
-// The value of the first response header called `name` (any case), or "".
-inline std::string HeaderValue(const fetch::v1::FetchResult& result,
-                               const std::string& name) {
-  for (const auto& h : result.headers()) {
-    if (absl::EqualsIgnoreCase(h.name(), name)) return h.value();
-  }
-  return "";
-}
-
 inline void AddHeader(fetch::v1::FetchRequest* request, const std::string& name,
                       const std::string& value) {
   fetch::v1::Header* h = request->add_headers();
@@ -159,15 +150,6 @@ bool Eventually(Cond condition, absl::Duration timeout = absl::Seconds(5)) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   return condition();
-}
-
-// `text` percent-encoded for a query parameter value.
-inline std::string UrlEncode(const std::string& text) {
-  char* encoded =
-      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
-  std::string out = encoded != nullptr ? encoded : "";
-  curl_free(encoded);
-  return out;
 }
 
 inline google::protobuf::Duration Millis(int64_t ms) {

@@ -96,12 +96,12 @@ void Socks5Server::Serve(int client) {
     }
     const bool ok = std::string(user, ver_len[1]) == username_ &&
                     std::string(pass, plen) == password_;
+    // Counted before the client hears of it, so that a test that has its
+    // result sees the count.
+    if (!ok) ++auth_failures_;
     const uint8_t status[2] = {1, static_cast<uint8_t>(ok ? 0 : 1)};
     WriteAll(client, status, 2);
-    if (!ok) {
-      ++auth_failures_;
-      return done();
-    }
+    if (!ok) return done();
   }
   // Request: VER CMD RSV ATYP DST.ADDR DST.PORT
   uint8_t req[4];

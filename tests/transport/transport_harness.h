@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fetch/v1/config.pb.h"
@@ -32,6 +31,7 @@
 #include "service/policy/policy_config.h"
 #include "service/transport/worker_pool.h"
 #include "service/url/http_url.h"
+#include "tests/testing/fetch_helpers.h"
 
 namespace fetchd::testing {
 
@@ -188,24 +188,6 @@ template <typename... Ptrs>
 std::vector<std::unique_ptr<core::FetchJob>> Jobs(Ptrs... jobs) {
   std::vector<std::unique_ptr<core::FetchJob>> out;
   (out.push_back(std::move(jobs)), ...);
-  return out;
-}
-
-// The value of the first response header called `name` (any case), or "".
-inline std::string HeaderValue(const fetch::v1::FetchResult& result,
-                               const std::string& name) {
-  for (const auto& h : result.headers()) {
-    if (absl::EqualsIgnoreCase(h.name(), name)) return h.value();
-  }
-  return "";
-}
-
-// `text` percent-encoded for a query parameter value.
-inline std::string UrlEncode(const std::string& text) {
-  char* encoded =
-      curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
-  std::string out = encoded != nullptr ? encoded : "";
-  curl_free(encoded);
   return out;
 }
 
