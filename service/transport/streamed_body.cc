@@ -7,10 +7,27 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/string_view.h"
 #include "service/core/redirect_rules.h"
 #include "service/core/retry_policy.h"
 
 namespace fetchd::transport {
+namespace {
+
+// Sends the first job.chunk_bytes of `data` (or all of it, if shorter) as
+// the job's next BodyChunk; returns how many bytes it sent.
+size_t SendChunk(core::FetchJob& job, absl::string_view data) {
+  const size_t take = std::min<size_t>(job.chunk_bytes, data.size());
+  fetch::v1::BodyChunk out;
+  out.set_index(job.index);
+  out.set_offset(job.streamed_bytes);
+  out.set_data(data.data(), take);
+  job.streamed_bytes += take;
+  job.batch->SendChunk(std::move(out));
+  return take;
+}
+
+}  // namespace
 
 StreamedBody::Mode StreamedBody::Decide(const core::FetchJob& job,
                                         uint32_t status, bool has_location) {
@@ -92,14 +109,7 @@ void StreamedBody::Send(core::FetchJob& job, bool last, HeadSource head) {
   const size_t chunk = job.chunk_bytes;
   size_t sent = 0;
   while (pending_.size() - sent >= chunk || (last && sent < pending_.size())) {
-    const size_t take = std::min(chunk, pending_.size() - sent);
-    fetch::v1::BodyChunk out;
-    out.set_index(job.index);
-    out.set_offset(job.streamed_bytes);
-    out.set_data(pending_.data() + sent, take);
-    job.streamed_bytes += take;
-    sent += take;
-    job.batch->SendChunk(std::move(out));
+    sent += SendChunk(job, absl::string_view(pending_).substr(sent));
   }
   pending_.erase(0, sent);
 }
@@ -147,14 +157,7 @@ void SendHeldBody(core::FetchJob& job, fetch::v1::FetchResult& result) {
   }
   const std::string& body = result.body();
   for (size_t sent = 0; sent < body.size();) {
-    const size_t take = std::min<size_t>(job.chunk_bytes, body.size() - sent);
-    fetch::v1::BodyChunk out;
-    out.set_index(job.index);
-    out.set_offset(job.streamed_bytes);
-    out.set_data(body.data() + sent, take);
-    job.streamed_bytes += take;
-    sent += take;
-    job.batch->SendChunk(std::move(out));
+    sent += SendChunk(job, absl::string_view(body).substr(sent));
   }
   result.clear_body();
 }
