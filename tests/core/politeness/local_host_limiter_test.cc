@@ -79,14 +79,14 @@ AttemptResult ConnectFailed() {
   return AttemptResult{AttemptResult::Kind::kConnectFailed, 0, std::nullopt};
 }
 
-const RuleStats& StatsOf(const std::vector<RuleStats>& stats,
-                         const std::string& rule) {
+// A copy: callers pass the temporary that Stats() returns.
+RuleStats StatsOf(const std::vector<RuleStats>& stats,
+                  const std::string& rule) {
   for (const RuleStats& s : stats) {
     if (s.rule == rule) return s;
   }
   ADD_FAILURE() << "no stats for rule " << rule;
-  static const RuleStats kNone;
-  return kNone;
+  return RuleStats();
 }
 
 class LocalHostLimiterTest : public ::testing::Test {
@@ -200,7 +200,7 @@ TEST_F(LocalHostLimiterTest, BreakerOpensRejectsAndRecoversThroughAProbe) {
   Permit normal = Go(kFlaky, At(5050));
   EXPECT_FALSE(normal.probe);
 
-  const RuleStats& s = StatsOf(limiter_.Stats(At(5050)), "flaky");
+  const RuleStats s = StatsOf(limiter_.Stats(At(5050)), "flaky");
   EXPECT_EQ(s.breakers_open, 0);
   EXPECT_EQ(s.breaker_opened, 1u);
   EXPECT_EQ(s.breaker_half_opened, 1u);
