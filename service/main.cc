@@ -100,8 +100,9 @@ int Run(const config::ValueMap& env) {
   }
   server::FetchdServer& server = **fetchd;
   server.LogListening();
-  WritePortFile(absl::GetFlag(FLAGS_port_file), server.port());
+  // The gRPC port file last: once it exists, so does the metrics one.
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), server.metrics_port());
+  WritePortFile(absl::GetFlag(FLAGS_port_file), server.port());
 
   const int signal_number = AwaitSignal(signals);
   server.StartDraining();
