@@ -16,6 +16,7 @@
 #include "tests/testing/nginx_server.h"
 #include "tests/testing/test_http_server.h"
 #include "tests/testing/test_pki.h"
+#include "tests/testing/tls_nginx.h"
 
 namespace fetchd::testing {
 namespace {
@@ -31,42 +32,19 @@ class ConnectionOptionsTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(http_.Start().ok()); }
 
-  // A CA and a server certificate for 127.0.0.1, made for this test.
-  void MakePki() {
-    std::string dir =
-        (std::filesystem::temp_directory_path() / "fetchd_conn_pki.XXXXXX")
-            .string();
-    ASSERT_NE(mkdtemp(dir.data()), nullptr);
-    pki_dir_ = dir;
-    absl::StatusOr<TestPki> pki = TestPki::Create(dir, {"client"});
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = *std::move(pki);
-  }
-  // An nginx serving TLS (and HTTP/2) with a certificate of a fresh test
-  // CA; with `require_client_cert`, only to clients with one from that CA.
+  // A TLS nginx with a fresh test CA; with `require_client_cert`, only for
+  // clients with a certificate from that CA.
   void StartTlsNginx(bool require_client_cert) {
-    ASSERT_NO_FATAL_FAILURE(MakePki());
-    NginxOptions options;
-    options.cert_file = pki_.server_cert;
-    options.key_file = pki_.server_key;
-    if (require_client_cert) options.client_ca_file = pki_.ca_cert;
-    nginx_ = std::make_unique<NginxServer>(options);
-    ASSERT_TRUE(nginx_->Start().ok());
-  }
-
-  void TearDown() override {
-    nginx_.reset();  // before its certificates go
-    if (!pki_dir_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(pki_dir_, ignored);
-    }
+    ASSERT_TRUE(tls_.Start(require_client_cert).ok());
+    pki_ = tls_.pki();
+    nginx_ = &tls_.nginx();
   }
 
   TestHttpServer http_;
   ServiceHarness fetchd_;
+  TlsNginx tls_;
   TestPki pki_;
-  std::string pki_dir_;
-  std::unique_ptr<NginxServer> nginx_;
+  NginxServer* nginx_ = nullptr;
 };
 
 // ---- Cookies: one jar per batch, like an aiohttp ClientSession.
