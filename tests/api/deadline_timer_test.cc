@@ -80,8 +80,15 @@ TEST_F(DeadlineTimerTest, CallbacksRunInTimeOrderOnceTheClockReachesThem) {
 
 TEST_F(DeadlineTimerTest, PastTimesRunAtOnceInTimeOrder) {
   const absl::Time t0 = clock_.Now();
+  // A past callback runs at once, so the timer's thread is held in a first
+  // one while the two are scheduled: otherwise "later" could run before
+  // "earlier" exists, and the order would be the scheduling race's.
+  absl::Notification release;
+  (void)timer_.Schedule(t0 - absl::Seconds(3),
+                        [&] { release.WaitForNotificationWithTimeout(kWait); });
   Record(t0 - absl::Seconds(1), "later");
   Record(t0 - absl::Seconds(2), "earlier");
+  release.Notify();
   EXPECT_EQ(AdvanceAndSettle(absl::ZeroDuration()), 0u);
   EXPECT_THAT(ran(), ElementsAre("earlier", "later"));
 }
