@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "service/core/batch.h"
 #include "service/core/cookie_store.h"
+#include "service/core/politeness/host_limiter.h"
 #include "service/core/retry_policy.h"
 
 namespace fetchd::core {
@@ -129,6 +130,21 @@ struct FetchJob {
   // never retried), and the body bytes sent in chunks so far.
   bool head_sent = false;
   uint64_t streamed_bytes = 0;
+
+  // Politeness, kept by the worker's HostScheduler.
+  // The limiter's admission of the attempt in flight (Next to Release).
+  politeness::Permit permit;
+  // The job holds a place in its host's retry budget (HostScheduler::
+  // TryRetry), from the retry decision to the end of the retry's attempt.
+  bool retry_outstanding = false;
+  // The politeness waits the job met in the queue, for its result to say.
+  struct PolitenessWaits {
+    // The host's rate or least delay between starts.
+    bool rate = false;
+    // The host-wide pause after a 429/503.
+    bool paused = false;
+  };
+  PolitenessWaits politeness_waits;
 };
 
 }  // namespace fetchd::core

@@ -5,9 +5,27 @@
 #include <utility>
 
 namespace fetchd::core {
+namespace {
+
+using politeness::Admission;
+using politeness::WaitReason;
+
+// A concurrency wait with nothing in flight here can't end on a Release of
+// this scheduler (a shared limiter may count attempts of other replicas):
+// the host is looked at again after this long instead.
+constexpr absl::Duration kForeignRecheck = absl::Milliseconds(100);
+
+}  // namespace
 
 void HostScheduler::Enqueue(std::unique_ptr<FetchJob> job, absl::Time now) {
   job->queued_at = now;
+  const auto it = hosts_.find(job->host_key);
+  const size_t waiting = it == hosts_.end() ? 0 : it->second.queued;
+  if (std::optional<politeness::Rejection> rejection =
+          limiter_.CheckQueue(job->host_key, waiting, now)) {
+    rejected_.push_back(Rejected{std::move(job), *std::move(rejection)});
+    return;
+  }
   next_expiry_ = std::min(next_expiry_, now + job->queue_timeout);
   AddToLane(std::move(job), /*front=*/false);
 }
@@ -21,6 +39,7 @@ void HostScheduler::AddToLane(std::unique_ptr<FetchJob> job, bool front) {
   const std::string& key = job->host_key;
   auto [it, inserted] = hosts_.try_emplace(key);
   Host& host = it->second;
+  if (host.paused) MarkPaused(*job);
   const std::string& caller = job->batch->caller();
   auto group =
       std::find_if(host.callers.begin(), host.callers.end(),
@@ -49,7 +68,11 @@ void HostScheduler::AddToLane(std::unique_ptr<FetchJob> job, bool front) {
     lane->jobs.push_back(std::move(job));
   }
   ++queued_;
-  if (host.active < limits_.max_per_host) PushReady(it->first, host);
+  ++host.queued;
+  // A held host is looked at when its wait ends, not before.
+  if (host.wait_until == absl::InfinitePast() && !host.waits_release) {
+    PushReady(it->first, host);
+  }
 }
 
 void HostScheduler::PushReady(const std::string& key, Host& host) {
@@ -69,8 +92,27 @@ void HostScheduler::PromoteDue(absl::Time now) {
   }
 }
 
+void HostScheduler::PromoteWaiting(absl::Time now) {
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    const absl::Time until = waiting_.begin()->first;
+    const std::string key = std::move(waiting_.begin()->second);
+    waiting_.erase(waiting_.begin());
+    auto it = hosts_.find(key);
+    if (it == hosts_.end() || it->second.wait_until != until) continue;
+    Host& host = it->second;
+    host.wait_until = absl::InfinitePast();
+    host.paused = false;
+    if (host.callers.empty()) {
+      EraseIfIdle(key);
+    } else {
+      PushReady(it->first, host);
+    }
+  }
+}
+
 std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
   PromoteDue(now);
+  PromoteWaiting(now);
   if (in_flight_ >= limits_.max_in_flight) return nullptr;
   for (size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
     std::string key = std::move(ready_.front());
@@ -83,68 +125,187 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
       EraseIfIdle(key);
       continue;
     }
-    if (host.active >= limits_.max_per_host) continue;  // Release() re-adds.
-    std::unique_ptr<FetchJob> job = TakeFromHost(host);
-    if (job == nullptr) {
+    // Held hosts come back through PromoteWaiting() or Release().
+    if (host.waits_release || host.wait_until != absl::InfinitePast()) {
+      continue;
+    }
+    const std::optional<Pick> pick = FindStartable(host);
+    if (!pick.has_value()) {
       // Every batch here is blocked; its batch wakes the worker later.
       PushReady(it->first, host);
       continue;
     }
+    const Admission admission = limiter_.Reserve(it->first, now);
+    if (admission.kind != Admission::Kind::kGo) {
+      // The job keeps its turn; its batch slots go back.
+      FetchJob& held = Picked(host, *pick);
+      held.batch->ReleaseConcurrency();
+      held.batch->ReleaseWindow();
+      if (admission.kind == Admission::Kind::kReject) {
+        RejectQueued(it->first, host, admission.rejection, now);
+      } else {
+        if (admission.wait_reason == WaitReason::kRate) MarkRate(held);
+        Wait(it->first, host, admission.until,
+             admission.wait_reason == WaitReason::kPaused, now);
+      }
+      continue;
+    }
+    std::unique_ptr<FetchJob> job = TakePicked(host, *pick);
+    job->permit = admission.permit;
     ++host.active;
     ++in_flight_;
     --queued_;
-    if (!host.callers.empty() && host.active < limits_.max_per_host) {
-      PushReady(it->first, host);
-    }
+    --host.queued;
+    if (!host.callers.empty()) PushReady(it->first, host);
     job->queue_wait += now - job->queued_at;
     return job;
   }
   return nullptr;
 }
 
-std::unique_ptr<FetchJob> HostScheduler::TakeFromHost(Host& host) {
-  for (size_t n = host.callers.size(); n > 0; --n) {
-    CallerLanes group = std::move(host.callers.front());
-    host.callers.pop_front();
-    std::unique_ptr<FetchJob> job = TakeFromLanes(group.lanes);
-    // Served or not, the caller goes to the back: the others come first.
-    if (!group.lanes.empty()) host.callers.push_back(std::move(group));
-    if (job != nullptr) return job;
-  }
-  return nullptr;
-}
-
-std::unique_ptr<FetchJob> HostScheduler::TakeFromLanes(
-    std::deque<Lane>& lanes) {
-  for (size_t n = lanes.size(); n > 0; --n) {
-    Lane lane = std::move(lanes.front());
-    lanes.pop_front();
-    FetchJob& head = *lane.jobs.front();
-    if (head.batch->TryAcquire(head.index, worker_)) {
-      std::unique_ptr<FetchJob> job = std::move(lane.jobs.front());
-      lane.jobs.pop_front();
-      if (!lane.jobs.empty()) lanes.push_back(std::move(lane));
-      return job;
+std::optional<HostScheduler::Pick> HostScheduler::FindStartable(Host& host) {
+  for (size_t c = 0; c < host.callers.size(); ++c) {
+    std::deque<Lane>& lanes = host.callers[c].lanes;
+    for (size_t l = 0; l < lanes.size(); ++l) {
+      const FetchJob& head = *lanes[l].jobs.front();
+      if (head.batch->TryAcquire(head.index, worker_)) return Pick{c, l};
     }
-    lanes.push_back(std::move(lane));
   }
-  return nullptr;
+  return std::nullopt;
 }
 
-bool HostScheduler::Release(const std::string& host_key) {
-  auto it = hosts_.find(host_key);
+FetchJob& HostScheduler::Picked(Host& host, Pick pick) {
+  return *host.callers[pick.caller].lanes[pick.lane].jobs.front();
+}
+
+std::unique_ptr<FetchJob> HostScheduler::TakePicked(Host& host, Pick pick) {
+  // The callers and lanes passed over (their batches blocked) go to the
+  // back, as does the served one: the others come first next time.
+  for (size_t c = 0; c < pick.caller; ++c) {
+    host.callers.push_back(std::move(host.callers.front()));
+    host.callers.pop_front();
+  }
+  CallerLanes group = std::move(host.callers.front());
+  host.callers.pop_front();
+  for (size_t l = 0; l < pick.lane; ++l) {
+    group.lanes.push_back(std::move(group.lanes.front()));
+    group.lanes.pop_front();
+  }
+  Lane lane = std::move(group.lanes.front());
+  group.lanes.pop_front();
+  std::unique_ptr<FetchJob> job = std::move(lane.jobs.front());
+  lane.jobs.pop_front();
+  if (!lane.jobs.empty()) group.lanes.push_back(std::move(lane));
+  if (!group.lanes.empty()) host.callers.push_back(std::move(group));
+  return job;
+}
+
+void HostScheduler::Wait(const std::string& key, Host& host, absl::Time until,
+                         bool paused, absl::Time now) {
+  if (paused && !host.paused) {
+    // Every job here waits for the pause, not only the one asked about.
+    for (CallerLanes& group : host.callers) {
+      for (Lane& lane : group.lanes) {
+        for (auto& job : lane.jobs) MarkPaused(*job);
+      }
+    }
+  }
+  host.paused = paused;
+  if (until == absl::InfiniteFuture()) {
+    if (host.active > 0) {
+      host.waits_release = true;
+      return;
+    }
+    until = now + kForeignRecheck;
+  }
+  host.wait_until = until;
+  waiting_.emplace(until, key);
+}
+
+void HostScheduler::RejectQueued(const std::string& key, Host& host,
+                                 const politeness::Rejection& rejection,
+                                 absl::Time now) {
+  // InfiniteFuture: a half-open breaker's probe is out; its end decides,
+  // and the queue timeout bounds the wait. A job that would expire by the
+  // time the breaker admits again is refused now.
+  if (rejection.until != absl::InfiniteFuture()) {
+    JobList refused;
+    TakeFromHostIf(
+        host,
+        [&](const FetchJob& job) {
+          return job.queued_at + job.queue_timeout <= rejection.until;
+        },
+        refused);
+    for (auto& job : refused) {
+      job->queue_wait += now - job->queued_at;
+      Dropped(*job, now);
+      rejected_.push_back(Rejected{std::move(job), rejection});
+    }
+    if (host.callers.empty()) {
+      EraseIfIdle(key);
+      return;
+    }
+  }
+  Wait(key, host, rejection.until, /*paused=*/false, now);
+}
+
+void HostScheduler::MarkRate(FetchJob& job) {
+  if (job.politeness_waits.rate) return;
+  job.politeness_waits.rate = true;
+  ++rate_limited_jobs_;
+}
+
+void HostScheduler::MarkPaused(FetchJob& job) {
+  if (job.politeness_waits.paused) return;
+  job.politeness_waits.paused = true;
+  ++paused_jobs_;
+}
+
+void HostScheduler::Dropped(FetchJob& job, absl::Time now) {
+  if (!job.retry_outstanding) return;
+  job.retry_outstanding = false;
+  limiter_.EndRetry(job.host_key, now);
+}
+
+bool HostScheduler::Release(FetchJob& job,
+                            const politeness::AttemptResult& result,
+                            absl::Time now) {
+  auto it = hosts_.find(job.host_key);
   const bool known = it != hosts_.end() && it->second.active > 0;
   assert(known && "HostScheduler::Release of a host with nothing in flight");
   if (!known) return false;
   --in_flight_;
   Host& host = it->second;
   --host.active;
+  const bool released = limiter_.Release(job.host_key, job.permit, result, now);
+  job.permit = politeness::Permit{};
+  // The retry's attempt is over, whatever it was.
+  Dropped(job, now);
+  if (!released) return false;
+  if (host.waits_release) {
+    host.waits_release = false;
+    host.paused = false;
+  }
   if (!host.callers.empty()) {
-    PushReady(it->first, host);
+    // A host in a timed wait stays there; Next() skips it if listed.
+    if (host.wait_until == absl::InfinitePast()) PushReady(it->first, host);
   } else {
-    EraseIfIdle(host_key);
+    EraseIfIdle(job.host_key);
   }
   return true;
+}
+
+absl::Status HostScheduler::TryRetry(FetchJob& job, absl::Time now) {
+  assert(!job.retry_outstanding);
+  absl::Status status = limiter_.TryRetry(job.host_key, now);
+  if (status.ok()) job.retry_outstanding = true;
+  return status;
+}
+
+std::vector<HostScheduler::Rejected> HostScheduler::TakeRejected() {
+  std::vector<Rejected> out;
+  out.swap(rejected_);
+  return out;
 }
 
 void HostScheduler::EraseIfIdle(const std::string& key) {
@@ -156,33 +317,41 @@ void HostScheduler::EraseIfIdle(const std::string& key) {
 }
 
 template <typename Pred>
+void HostScheduler::TakeFromHostIf(Host& host, Pred pred, JobList& taken) {
+  const size_t before = taken.size();
+  for (auto group = host.callers.begin(); group != host.callers.end();) {
+    std::deque<Lane>& lanes = group->lanes;
+    for (auto lane = lanes.begin(); lane != lanes.end();) {
+      auto& jobs = lane->jobs;
+      for (auto job = jobs.begin(); job != jobs.end();) {
+        if (pred(**job)) {
+          taken.push_back(std::move(*job));
+          job = jobs.erase(job);
+        } else {
+          ++job;
+        }
+      }
+      lane = jobs.empty() ? lanes.erase(lane) : std::next(lane);
+    }
+    group = lanes.empty() ? host.callers.erase(group) : std::next(group);
+  }
+  const size_t n = taken.size() - before;
+  host.queued -= n;
+  queued_ -= n;
+}
+
+template <typename Pred>
 HostScheduler::JobList HostScheduler::TakeQueuedIf(Pred pred) {
   JobList taken;
   for (auto host_it = hosts_.begin(); host_it != hosts_.end();) {
     Host& host = host_it->second;
-    for (auto group = host.callers.begin(); group != host.callers.end();) {
-      std::deque<Lane>& lanes = group->lanes;
-      for (auto lane = lanes.begin(); lane != lanes.end();) {
-        auto& jobs = lane->jobs;
-        for (auto job = jobs.begin(); job != jobs.end();) {
-          if (pred(**job)) {
-            taken.push_back(std::move(*job));
-            job = jobs.erase(job);
-          } else {
-            ++job;
-          }
-        }
-        lane = jobs.empty() ? lanes.erase(lane) : std::next(lane);
-      }
-      group = lanes.empty() ? host.callers.erase(group) : std::next(group);
-    }
+    TakeFromHostIf(host, pred, taken);
     if (host.callers.empty() && host.active == 0) {
       hosts_.erase(host_it++);
     } else {
       ++host_it;
     }
   }
-  queued_ -= taken.size();
   return taken;
 }
 
@@ -196,11 +365,15 @@ HostScheduler::JobList HostScheduler::TakeExpired(absl::Time now) {
     return false;
   });
   next_expiry_ = next;
-  for (auto& job : expired) job->queue_wait += now - job->queued_at;
+  for (auto& job : expired) {
+    job->queue_wait += now - job->queued_at;
+    Dropped(*job, now);
+  }
   return expired;
 }
 
-HostScheduler::JobList HostScheduler::TakeBatch(const Batch* batch) {
+HostScheduler::JobList HostScheduler::TakeBatch(const Batch* batch,
+                                                absl::Time now) {
   JobList taken = TakeQueuedIf(
       [batch](const FetchJob& job) { return job.batch.get() == batch; });
   for (auto it = delayed_.begin(); it != delayed_.end();) {
@@ -211,21 +384,31 @@ HostScheduler::JobList HostScheduler::TakeBatch(const Batch* batch) {
       ++it;
     }
   }
+  for (auto& job : taken) Dropped(*job, now);
   return taken;
 }
 
-HostScheduler::JobList HostScheduler::TakeAll() {
+HostScheduler::JobList HostScheduler::TakeAll(absl::Time now) {
   JobList taken = TakeQueuedIf([](const FetchJob&) { return true; });
   for (auto& [due, job] : delayed_) taken.push_back(std::move(job));
   delayed_.clear();
+  for (auto& job : taken) Dropped(*job, now);
   ready_.clear();
-  for (auto& [key, host] : hosts_) host.in_ready = false;
+  waiting_.clear();
+  for (auto& [key, host] : hosts_) {
+    host.in_ready = false;
+    host.wait_until = absl::InfinitePast();
+    host.waits_release = false;
+    host.paused = false;
+  }
   return taken;
 }
 
 absl::Time HostScheduler::NextEvent() const {
+  if (!rejected_.empty()) return absl::InfinitePast();
   absl::Time next = next_expiry_;
   if (!delayed_.empty()) next = std::min(next, delayed_.begin()->first);
+  if (!waiting_.empty()) next = std::min(next, waiting_.begin()->first);
   return next;
 }
 

@@ -152,4 +152,44 @@ ClassifiedOutcome ClassifyAttempt(const AttemptFacts& facts) {
   return out;
 }
 
+core::politeness::AttemptResult AttemptResultOf(
+    const core::AttemptOutcome& outcome) {
+  using Kind = core::politeness::AttemptResult::Kind;
+  core::politeness::AttemptResult result;
+  result.kind = Kind::kAborted;
+  if (outcome.over_limit) return result;
+  switch (outcome.error) {
+    case fetch::v1::ERROR_KIND_DNS:
+    case fetch::v1::ERROR_KIND_CONNECT:
+    case fetch::v1::ERROR_KIND_TLS:
+      result.kind = Kind::kConnectFailed;
+      return result;
+    case fetch::v1::ERROR_KIND_CONNECT_TIMEOUT:
+    case fetch::v1::ERROR_KIND_TOTAL_TIMEOUT:
+    case fetch::v1::ERROR_KIND_READ_TIMEOUT:
+      result.kind = Kind::kTimedOut;
+      return result;
+    case fetch::v1::ERROR_KIND_NONE:
+    case fetch::v1::ERROR_KIND_HTTP_STATUS:
+    case fetch::v1::ERROR_KIND_PROTOCOL:
+    case fetch::v1::ERROR_KIND_TOO_MANY_REDIRECTS:
+      break;
+    default:
+      // Cancelled, denied, the RPC deadline, fetchd's own limits or bugs.
+      return result;
+  }
+  if (outcome.status == 0) {
+    // Connected, but no response came (reset, empty or garbled reply): the
+    // host failed as surely as a refused connection.
+    result.kind = outcome.error == fetch::v1::ERROR_KIND_PROTOCOL
+                      ? Kind::kConnectFailed
+                      : Kind::kAborted;
+    return result;
+  }
+  result.kind = Kind::kResponse;
+  result.status = static_cast<int>(outcome.status);
+  result.retry_after = outcome.retry_after;
+  return result;
+}
+
 }  // namespace fetchd::transport

@@ -27,6 +27,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
+#include "service/core/politeness/host_limiter.h"
+#include "service/core/retry_policy.h"
 
 namespace fetchd::transport {
 
@@ -85,6 +87,16 @@ struct ClassifiedOutcome {
 
 // The error and message of an attempt (see the rules above).
 [[nodiscard]] ClassifiedOutcome ClassifyAttempt(const AttemptFacts& facts);
+
+// How an attempt ended, for politeness (breaker, host pause, adaptive
+// limit): DNS, connect and TLS errors, and a connection that gave no
+// response (reset, empty reply) are kConnectFailed; connect, transfer and
+// read-idle timeouts kTimedOut; a response kResponse with its status and
+// Retry-After; what fetchd ended itself (cancelled, denied by policy, over
+// one of its limits, the RPC deadline, an internal error) kAborted, which
+// counts for nothing.
+[[nodiscard]] core::politeness::AttemptResult AttemptResultOf(
+    const core::AttemptOutcome& outcome);
 
 // "response body exceeds max_body_bytes (N bytes)": the one message of
 // BODY_TOO_LARGE for a response body.

@@ -1,11 +1,13 @@
 #include "service/transport/curl_worker.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "service/common/proto_duration.h"
+#include "service/core/politeness/rule.h"
 #include "service/core/redirect_rules.h"
 #include "service/transport/cookie_jar.h"
 #include "service/url/http_url.h"
@@ -22,6 +24,40 @@ constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
 constexpr size_t kMaxIdleEasy = 256;
 
 thread_local int current_worker = -1;
+
+// Politeness when the pool gives no rules: today's behaviour, a per-host
+// concurrency limit and nothing else.
+absl::StatusOr<std::shared_ptr<const core::politeness::RuleSet>> LegacyRules(
+    int max_per_host) {
+  core::politeness::HostRule rule;
+  rule.name = "default";
+  rule.max_concurrency = max_per_host;
+  rule.max_queue = std::numeric_limits<int>::max();
+  rule.breaker.consecutive_failures = 0;
+  rule.retry_budget.ratio = 1;
+  rule.retry_budget.min_retry_concurrency = std::numeric_limits<int>::max();
+  absl::StatusOr<core::politeness::RuleSet> rules =
+      core::politeness::RuleSet::Create(std::move(rule), {});
+  if (!rules.ok()) return rules.status();
+  return std::make_shared<const core::politeness::RuleSet>(*std::move(rules));
+}
+
+// The host-wide pause is on for every host once rules are given, off with
+// the legacy rule.
+core::politeness::LocalHostLimiter::Options LimiterOptions(bool legacy) {
+  core::politeness::LocalHostLimiter::Options options;
+  if (legacy) {
+    options.backoff.max_retry_after = absl::ZeroDuration();
+    options.backoff.consecutive_throttles = 0;
+  }
+  return options;
+}
+
+core::politeness::AttemptResult Aborted() {
+  core::politeness::AttemptResult result;
+  result.kind = core::politeness::AttemptResult::Kind::kAborted;
+  return result;
+}
 
 }  // namespace
 
@@ -44,8 +80,15 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
     return absl::InternalError(
         absl::StrCat("CURLMOPT_MAXCONNECTS: ", curl_multi_strerror(code)));
   }
+  std::shared_ptr<const core::politeness::RuleSet> rules = options.politeness;
+  if (rules == nullptr) {
+    absl::StatusOr<std::shared_ptr<const core::politeness::RuleSet>> legacy =
+        LegacyRules(options.max_per_host);
+    if (!legacy.ok()) return legacy.status();
+    rules = *std::move(legacy);
+  }
   std::unique_ptr<CurlWorker> worker(
-      new CurlWorker(options, clock, std::move(multi)));
+      new CurlWorker(options, clock, std::move(multi), std::move(rules)));
   worker->thread_ = std::thread([w = worker.get()] {
     current_worker = w->index_;
     w->Run();
@@ -54,7 +97,8 @@ absl::StatusOr<std::unique_ptr<CurlWorker>> CurlWorker::Start(
 }
 
 CurlWorker::CurlWorker(const Options& options, const Clock* clock,
-                       CurlMultiPtr multi)
+                       CurlMultiPtr multi,
+                       std::shared_ptr<const core::politeness::RuleSet> rules)
     : index_(options.index),
       clock_(clock),
       observer_(options.observer),
@@ -62,7 +106,8 @@ CurlWorker::CurlWorker(const Options& options, const Clock* clock,
       router_(options.router),
       settings_(options.settings),
       multi_(std::move(multi)),
-      scheduler_(options.limits, options.index) {}
+      limiter_(std::move(rules), LimiterOptions(options.politeness == nullptr)),
+      scheduler_(options.limits, limiter_, options.index) {}
 
 CurlWorker::~CurlWorker() { Stop(); }
 
@@ -121,10 +166,25 @@ void CurlWorker::RefuseStopped(core::FetchJob& job) {
   job.batch->Flush();
 }
 
-void CurlWorker::ReleaseHost(const std::string& host_key) {
-  if (!scheduler_.Release(host_key)) {
+void CurlWorker::ReleaseHost(core::FetchJob& job,
+                             const core::politeness::AttemptResult& result,
+                             absl::Time now) {
+  if (!scheduler_.Release(job, result, now)) {
     spdlog::error("curl worker {}: released host {} with nothing in flight",
-                  index_, host_key);
+                  index_, job.host_key);
+  }
+}
+
+void CurlWorker::FinishRejected() {
+  for (core::HostScheduler::Rejected& rejected : scheduler_.TakeRejected()) {
+    const bool queue_full =
+        rejected.rejection.reason == core::politeness::RejectReason::kQueueFull;
+    // A full queue is a wait that could not even begin: QUEUE_TIMEOUT, as
+    // retryable later as a queue timeout is.
+    DeliverEarly(std::move(rejected.job),
+                 queue_full ? fetch::v1::ERROR_KIND_QUEUE_TIMEOUT
+                            : fetch::v1::ERROR_KIND_CIRCUIT_OPEN,
+                 std::move(rejected.rejection.message));
   }
 }
 
@@ -159,6 +219,7 @@ void CurlWorker::Run() {
     ExpireQueued(now);
     AbortIdle(now);
     Dispatch(now);
+    FinishRejected();
     ResumePaused(now);
 
     int still_running = 0;
@@ -200,6 +261,7 @@ void CurlWorker::Run() {
     closed_ = true;
   }
   RunInbox();
+  FinishRejected();
   CancelAll("server shutting down");
   FlushDelivered();
   PublishStats();
@@ -283,7 +345,7 @@ void CurlWorker::Dispatch(absl::Time now) {
       StartAttempt(std::move(job), now);
       continue;
     }
-    ReleaseHost(job->host_key);
+    ReleaseHost(*job, Aborted(), now);
     batch.ReleaseConcurrency();
     fetch::v1::FetchResult result;
     result.set_error(early);
@@ -313,7 +375,7 @@ void CurlWorker::StartAttempt(std::unique_ptr<core::FetchJob> job,
   }
   core::FetchJob& started = transfer->job();
   if (!status.ok()) {
-    ReleaseHost(started.host_key);
+    ReleaseHost(started, Aborted(), now);
     started.batch->ReleaseConcurrency();
     fetch::v1::FetchResult result;
     result.set_error(fetch::v1::ERROR_KIND_INTERNAL);
@@ -341,7 +403,6 @@ std::unique_ptr<Transfer> CurlWorker::Detach(CURL* easy) {
   if (mc != CURLM_OK) {
     spdlog::error("curl_multi_remove_handle: {}", curl_multi_strerror(mc));
   }
-  ReleaseHost(transfer->job().host_key);
   transfer->job().batch->ReleaseConcurrency();
   return transfer;
 }
@@ -359,6 +420,8 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
                                CURLcode code, absl::Time now) {
   const core::AttemptOutcome outcome = transfer->Finish(code);
   core::FetchJob& job = transfer->job();
+  // Before a redirect moves the job to another host.
+  ReleaseHost(job, AttemptResultOf(outcome), now);
   if (observer_ != nullptr && transfer->denied_category().has_value()) {
     observer_->OnPolicyDenied(*transfer->denied_category());
   }
@@ -368,11 +431,15 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
   }
   // Once its head has been streamed, a request is never tried again: the
   // caller already has part of this response.
+  absl::Status budget;
   if (!job.batch->cancelled() && !job.head_sent) {
     const std::optional<core::RetryDecision> retry = core::DecideRetry(
         job.retry, outcome, job.attempts, core::IsIdempotent(job.method),
         job.batch->deadline() - now, rng_);
-    if (retry.has_value()) {
+    // The host's retry budget has the last word: a failing host must not
+    // multiply its own load.
+    if (retry.has_value()) budget = scheduler_.TryRetry(job, now);
+    if (retry.has_value() && budget.ok()) {
       ReportAttempt(job, transfer->result(), outcome, retry->reason);
       // The job leaves the window while it waits; it competes for a slot
       // again when its backoff ends.
@@ -384,6 +451,11 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
   }
   ReportAttempt(job, transfer->result(), outcome, std::nullopt);
   fetch::v1::FetchResult result = std::move(transfer->result());
+  if (!budget.ok() && result.error() != fetch::v1::ERROR_KIND_NONE) {
+    // The request keeps its last error; the message says why it stopped.
+    result.set_error_message(absl::StrCat(result.error_message(),
+                                          "; not retried: ", budget.message()));
+  }
   RecycleEasy(transfer->TakeEasy());
   Deliver(job, std::move(result), /*holds_window=*/true);
 }
@@ -471,7 +543,7 @@ void CurlWorker::ReportAttempt(const core::FetchJob& job,
 void CurlWorker::CancelBatchNow(const core::Batch* batch) {
   const ErrorKind why = batch->cancel_error();
   const bool deadline = why == fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED;
-  for (auto& job : scheduler_.TakeBatch(batch)) {
+  for (auto& job : scheduler_.TakeBatch(batch, clock_->Now())) {
     DeliverEarly(std::move(job), why,
                  deadline ? "the call's deadline came before this request "
                             "started (limits.deadline_margin before it)"
@@ -486,7 +558,7 @@ void CurlWorker::CancelBatchNow(const core::Batch* batch) {
 
 void CurlWorker::CancelAll(absl::string_view why) {
   CancelRunning(nullptr, fetch::v1::ERROR_KIND_CANCELLED, std::string(why));
-  for (auto& job : scheduler_.TakeAll()) {
+  for (auto& job : scheduler_.TakeAll(clock_->Now())) {
     DeliverEarly(std::move(job), fetch::v1::ERROR_KIND_CANCELLED,
                  std::string(why));
   }
@@ -504,6 +576,7 @@ void CurlWorker::CancelRunning(const core::Batch* batch, ErrorKind kind,
     std::unique_ptr<Transfer> transfer = Detach(easy);
     transfer->set_abort(Transfer::Abort::kCancelled);
     const core::AttemptOutcome outcome = transfer->Finish(CURLE_OK);
+    ReleaseHost(transfer->job(), Aborted(), clock_->Now());
     ReportAttempt(transfer->job(), transfer->result(), outcome, std::nullopt);
     fetch::v1::FetchResult result = std::move(transfer->result());
     result.set_error(kind);

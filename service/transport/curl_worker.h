@@ -4,9 +4,17 @@
 // Post() work to its inbox, which wakes it with curl_multi_wakeup. No curl
 // handle ever crosses threads.
 //
+// Politeness: the worker owns a politeness::LocalHostLimiter over the hosts
+// sharded to it, which its scheduler consults for every start; each
+// attempt's end is reported to it (AttemptResultOf), and every retry takes
+// a place in its host's retry budget first (a denied retry ends the request
+// with its last error). Requests the limiter refuses (queue full, breaker
+// open) end at once, without a connection attempt.
+//
 // Each loop iteration: run posted tasks (new jobs, cancellations), expire
 // jobs past their queue timeout, abort transfers past their read-idle
-// timeout, start the jobs the scheduler allows, unpause streamed transfers
+// timeout, start the jobs the scheduler allows, finish the jobs the limiter
+// refused, unpause streamed transfers
 // whose batch has room again (the batch wakes the worker when its stream
 // drains), drive curl, then handle finished transfers: retry after backoff
 // or deliver the result. A streamed body is sent to its batch by the
@@ -31,6 +39,8 @@
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/core/host_scheduler.h"
+#include "service/core/politeness/local_host_limiter.h"
+#include "service/core/politeness/rule_set.h"
 #include "service/policy/destination_gate.h"
 #include "service/transport/curl_handles.h"
 #include "service/transport/curl_transfer.h"
@@ -53,6 +63,13 @@ class CurlWorker {
   struct Options {
     int index = 0;
     core::HostScheduler::Limits limits;
+    // The politeness rules of every host (shared by the pool's workers).
+    // Null: today's behaviour, a default rule of max_per_host attempts per
+    // host and nothing else (no rate, no breaker, no retry budget, no queue
+    // bound, no host-wide pause).
+    std::shared_ptr<const core::politeness::RuleSet> politeness;
+    // Attempts in flight per host when `politeness` is null; >= 1.
+    int max_per_host = 16;
     // Told about attempts and results; null for none.
     core::FetchObserver* observer = nullptr;
     // Where every redirect hop and connection may go; null for no checks
@@ -96,14 +113,20 @@ class CurlWorker {
  private:
   using Task = absl::AnyInvocable<void() &&>;
 
-  CurlWorker(const Options& options, const Clock* clock, CurlMultiPtr multi);
+  CurlWorker(const Options& options, const Clock* clock, CurlMultiPtr multi,
+             std::shared_ptr<const core::politeness::RuleSet> rules);
   // False once the worker has stopped taking work (the task is dropped).
   [[nodiscard]] bool Post(Task task);
   // The final result of a job that came after the worker stopped; any
   // thread (it touches only the job's batch).
   static void RefuseStopped(core::FetchJob& job);
-  // scheduler_.Release(), logging a release the scheduler didn't expect.
-  void ReleaseHost(const std::string& host_key);
+  // scheduler_.Release() of `job`'s attempt, logging a release the
+  // scheduler didn't expect.
+  void ReleaseHost(core::FetchJob& job,
+                   const core::politeness::AttemptResult& result,
+                   absl::Time now);
+  // Ends the jobs the limiter refused (breaker open, queue full).
+  void FinishRejected();
   void Run();
   void RunInbox();
   void ExpireQueued(absl::Time now);
@@ -115,7 +138,8 @@ class CurlWorker {
   void Dispatch(absl::Time now);
   void StartAttempt(std::unique_ptr<core::FetchJob> job, absl::Time now);
   void HandleDone(CURL* easy, CURLcode code, absl::Time now);
-  // Takes a running transfer out of the multi and frees its slots.
+  // Takes a running transfer out of the multi and frees its batch slot; the
+  // caller releases its host with the attempt's result (ReleaseHost).
   std::unique_ptr<Transfer> Detach(CURL* easy);
   void FinishAttempt(std::unique_ptr<Transfer> transfer, CURLcode code,
                      absl::Time now);
@@ -160,7 +184,8 @@ class CurlWorker {
   // Set by the thread's last inbox run: later tasks would never run.
   bool closed_ ABSL_GUARDED_BY(inbox_mu_) = false;
 
-  // Owned by the worker thread.
+  // Owned by the worker thread. The scheduler consults the limiter.
+  core::politeness::LocalHostLimiter limiter_;
   core::HostScheduler scheduler_;
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> running_;
   std::vector<CurlEasyPtr> idle_easy_;

@@ -24,7 +24,8 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   const int n = std::max(1, options.workers);
   auto router = std::make_unique<Router>();
   CurlWorker::Options worker_options;
-  worker_options.limits.max_per_host = options.max_per_host;
+  worker_options.max_per_host = options.max_per_host;
+  worker_options.politeness = options.politeness;
   worker_options.limits.max_in_flight =
       std::max(1, (options.max_in_flight + n - 1) / n);
   worker_options.observer = options.observer;

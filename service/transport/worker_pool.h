@@ -23,7 +23,12 @@ class WorkerPool final : public core::Fetcher {
  public:
   struct Options {
     int workers = 1;
+    // Attempts in flight per host when `politeness` is null.
     int max_per_host = 16;
+    // The politeness rules every worker applies to its hosts (limits are per
+    // worker: a host key is always on one worker). Null: max_per_host and
+    // nothing else (see CurlWorker::Options::politeness).
+    std::shared_ptr<const core::politeness::RuleSet> politeness;
     // Across all workers.
     int max_in_flight = 1024;
     // Told about every attempt and result; null for none. Not owned; must
