@@ -271,5 +271,52 @@ TEST(AttemptOutcomeTest, BodyTooLargeHasOneMessage) {
             "response body exceeds max_body_bytes (1000 bytes)");
 }
 
+// How attempts count for politeness (breaker, pause, adaptive limit).
+TEST(AttemptResultOfTest, MapsEveryOutcomeToWhatPolitenessCounts) {
+  using Kind = core::politeness::AttemptResult::Kind;
+  struct Mapping {
+    ErrorKind error;
+    uint32_t status;
+    bool over_limit;
+    Kind want;
+  };
+  const Mapping cases[] = {
+      {fetch::v1::ERROR_KIND_NONE, 200, false, Kind::kResponse},
+      {fetch::v1::ERROR_KIND_NONE, 503, false, Kind::kResponse},
+      {fetch::v1::ERROR_KIND_HTTP_STATUS, 500, false, Kind::kResponse},
+      {fetch::v1::ERROR_KIND_DNS, 0, false, Kind::kConnectFailed},
+      {fetch::v1::ERROR_KIND_CONNECT, 0, false, Kind::kConnectFailed},
+      {fetch::v1::ERROR_KIND_TLS, 0, false, Kind::kConnectFailed},
+      // Connected, no response (reset, empty reply).
+      {fetch::v1::ERROR_KIND_PROTOCOL, 0, false, Kind::kConnectFailed},
+      // A response that broke off: the host did answer.
+      {fetch::v1::ERROR_KIND_PROTOCOL, 200, false, Kind::kResponse},
+      {fetch::v1::ERROR_KIND_CONNECT_TIMEOUT, 0, false, Kind::kTimedOut},
+      {fetch::v1::ERROR_KIND_TOTAL_TIMEOUT, 200, false, Kind::kTimedOut},
+      {fetch::v1::ERROR_KIND_READ_TIMEOUT, 200, false, Kind::kTimedOut},
+      {fetch::v1::ERROR_KIND_CANCELLED, 0, false, Kind::kAborted},
+      {fetch::v1::ERROR_KIND_DENIED, 0, false, Kind::kAborted},
+      {fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED, 0, false, Kind::kAborted},
+      {fetch::v1::ERROR_KIND_INTERNAL, 0, false, Kind::kAborted},
+      {fetch::v1::ERROR_KIND_BODY_TOO_LARGE, 200, true, Kind::kAborted},
+      {fetch::v1::ERROR_KIND_PROTOCOL, 200, true, Kind::kAborted},
+  };
+  for (const Mapping& c : cases) {
+    SCOPED_TRACE(testing::Message() << fetch::v1::ErrorKind_Name(c.error)
+                                    << " status " << c.status);
+    core::AttemptOutcome outcome;
+    outcome.error = c.error;
+    outcome.status = c.status;
+    outcome.over_limit = c.over_limit;
+    outcome.retry_after = absl::Seconds(2);
+    const core::politeness::AttemptResult result = AttemptResultOf(outcome);
+    EXPECT_EQ(result.kind, c.want);
+    if (c.want == Kind::kResponse) {
+      EXPECT_EQ(result.status, static_cast<int>(c.status));
+      EXPECT_EQ(result.retry_after, absl::Seconds(2));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fetchd::transport

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/common/clock.h"
+#include "service/core/politeness/rule_set.h"
 #include "tests/testing/test_http_server.h"
 
 namespace fetchd::transport {
@@ -199,6 +201,96 @@ TEST_F(WorkerPoolTest, BodyOverTheCapIsOneErrorWithOneMessageAndNoBody) {
     EXPECT_EQ(r.status(), 200u);
     EXPECT_EQ(r.attempts(), 1u);
   }
+}
+
+// Politeness rules given to the pool reach its workers: two 500s in a row
+// open the host's breaker, and the next requests end at once with
+// CIRCUIT_OPEN, without reaching the server.
+TEST_F(WorkerPoolTest, OpenBreakerEndsRequestsWithoutAConnection) {
+  core::politeness::HostRule flaky;
+  flaky.name = "flaky";
+  flaky.hosts = {"127.0.0.1"};
+  flaky.max_concurrency = 1;
+  flaky.breaker.consecutive_failures = 2;
+  flaky.breaker.base_open_time = absl::Minutes(5);
+  flaky.breaker.max_open_time = absl::Minutes(5);
+  absl::StatusOr<core::politeness::RuleSet> rules =
+      core::politeness::RuleSet::Create(core::politeness::HostRule{}, {flaky});
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  pool_->Stop();
+  WorkerPool::Options options;
+  options.workers = 2;
+  options.politeness =
+      std::make_shared<const core::politeness::RuleSet>(*std::move(rules));
+  auto pool = WorkerPool::Create(options, RealClock::Get());
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  pool_ = *std::move(pool);
+
+  auto failing = NewBatch();
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  for (uint32_t i = 0; i < 2; ++i) {
+    jobs.push_back(Job(failing, i, "/status?code=500"));
+  }
+  pool_->Submit(std::move(jobs));
+  auto results = failing->Await(2, absl::Seconds(10));
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_EQ(r.status(), 500u);
+  EXPECT_EQ(http_.TotalRequests(), 2);
+
+  auto refused = NewBatch();
+  jobs.clear();
+  for (uint32_t i = 0; i < 3; ++i) {
+    jobs.push_back(Job(refused, i, "/ok"));
+  }
+  pool_->Submit(std::move(jobs));
+  results = refused->Await(3, absl::Seconds(10));
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_CIRCUIT_OPEN);
+    EXPECT_THAT(r.error_message(), ::testing::HasSubstr("\"flaky\""));
+    EXPECT_EQ(r.attempts(), 0u);
+    EXPECT_EQ(r.status(), 0u);
+  }
+  EXPECT_EQ(http_.TotalRequests(), 2);
+}
+
+// A retry the host's budget can't take is not made: the request ends with
+// its last error, and the message names the budget.
+TEST_F(WorkerPoolTest, RetryOverTheBudgetIsNotMade) {
+  core::politeness::HostRule stingy;
+  stingy.name = "stingy";
+  stingy.hosts = {"127.0.0.1"};
+  stingy.breaker.consecutive_failures = 0;
+  stingy.retry_budget.ratio = 0;
+  stingy.retry_budget.min_retry_concurrency = 0;
+  absl::StatusOr<core::politeness::RuleSet> rules =
+      core::politeness::RuleSet::Create(core::politeness::HostRule{}, {stingy});
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  pool_->Stop();
+  WorkerPool::Options options;
+  options.politeness =
+      std::make_shared<const core::politeness::RuleSet>(*std::move(rules));
+  auto pool = WorkerPool::Create(options, RealClock::Get());
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  pool_ = *std::move(pool);
+
+  auto batch = NewBatch();
+  auto job = Job(batch, 0, "/status?code=500");
+  job->fail_on_http_error = true;
+  job->retry.max_attempts = 3;
+  job->retry.base_backoff = absl::Milliseconds(1);
+  job->retry.retry_on_status = {500};
+  std::vector<std::unique_ptr<core::FetchJob>> jobs;
+  jobs.push_back(std::move(job));
+  pool_->Submit(std::move(jobs));
+  const auto results = batch->Await(1, absl::Seconds(10));
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].error(), fetch::v1::ERROR_KIND_HTTP_STATUS);
+  EXPECT_EQ(results[0].attempts(), 1u);
+  EXPECT_THAT(results[0].error_message(),
+              ::testing::HasSubstr("; not retried: politeness rule "
+                                   "\"stingy\""));
+  EXPECT_EQ(http_.TotalRequests(), 1);
 }
 
 }  // namespace
