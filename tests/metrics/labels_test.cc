@@ -45,7 +45,8 @@ TEST(LabelsTest, OutcomesAreTheContractNames) {
                                          "cancelled",
                                          "protocol",
                                          "internal",
-                                         "deadline_exceeded"};
+                                         "deadline_exceeded",
+                                         "circuit_open"};
   ASSERT_EQ(kOutcomes, want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(OutcomeName(OutcomeLabel(static_cast<fetch::v1::ErrorKind>(i))),
