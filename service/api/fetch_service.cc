@@ -116,6 +116,9 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   options.ordered = request->ordered();
   options.deadline = DeadlineOf(*context);
   options.caller = caller->name;
+  options.politeness.max_concurrency = static_cast<int>(
+      std::min<uint32_t>(request->politeness().max_concurrency(), 1 << 30));
+  options.politeness.rate = request->politeness().rate();
   auto call = std::make_shared<BatchCall>(options, env_, request->fail_fast(),
                                           n, started, *std::move(ticket));
   auto* reactor = MakeBatchReactor(context, call);

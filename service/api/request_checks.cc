@@ -248,6 +248,12 @@ absl::Status CheckBatch(const fetch::v1::BatchRequest& batch,
   if (batch.requests_size() == 0) {
     return absl::InvalidArgumentError("requests: the batch is empty");
   }
+  // Written so that NaN fails too.
+  if (const double rate = batch.politeness().rate();
+      !(rate >= 0 && rate <= 1e9)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "politeness.rate: must be a number between 0 and 1e9, got ", rate));
+  }
   if (static_cast<uint32_t>(batch.requests_size()) > max_batch_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("requests: the batch has ", batch.requests_size(),

@@ -29,6 +29,7 @@
 
 #include "absl/time/time.h"
 #include "fetch/v1/fetch.pb.h"
+#include "service/core/politeness/rule.h"
 
 namespace fetchd::core {
 
@@ -56,6 +57,9 @@ class Batch {
     // Streamed body bytes handed over and not yet written, past which
     // StreamHasRoom() says no.
     int64_t max_stream_buffer_bytes = 8 << 20;
+    // Stricter per-host politeness for this batch's own requests (the
+    // scheduler keeps it per host lane; looser asks change nothing).
+    politeness::BatchAsk politeness;
   };
 
   // `waker` must outlive the batch; may be null when nothing ever blocks.
@@ -113,6 +117,7 @@ class Batch {
 
   absl::Time deadline() const { return options_.deadline; }
   const std::string& caller() const { return options_.caller; }
+  const politeness::BatchAsk& politeness() const { return options_.politeness; }
   bool ordered() const { return options_.ordered; }
 
   // Called by the owner when a result has been written to the caller.

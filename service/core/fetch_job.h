@@ -137,12 +137,16 @@ struct FetchJob {
   // The job holds a place in its host's retry budget (HostScheduler::
   // TryRetry), from the retry decision to the end of the retry's attempt.
   bool retry_outstanding = false;
-  // The politeness waits the job met in the queue, for its result to say.
+  // What politeness did to the job, for its result to say
+  // (FetchResult.politeness).
   struct PolitenessWaits {
-    // The host's rate or least delay between starts.
+    // It waited for the host's rate or least delay between starts, or for
+    // its batch's own rate.
     bool rate = false;
-    // The host-wide pause after a 429/503.
+    // It waited for the host-wide pause after a 429/503.
     bool paused = false;
+    // The host's retry budget refused a retry.
+    bool retry_denied = false;
   };
   PolitenessWaits politeness_waits;
 };

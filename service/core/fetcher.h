@@ -16,6 +16,7 @@
 #include "service/core/batch.h"
 #include "service/core/cookie_store.h"
 #include "service/core/fetch_job.h"
+#include "service/core/politeness/host_limiter.h"
 
 namespace fetchd::core {
 
@@ -24,6 +25,10 @@ struct FetcherStats {
   int64_t in_flight = 0;  // attempts running in curl
   int64_t queued = 0;     // waiting for a slot
   int64_t delayed = 0;    // waiting for a retry backoff to end
+  // Per politeness rule, in RuleSet order: gauges summed (the adaptive
+  // limit is the lowest), counters summed. Refreshed every few hundred
+  // milliseconds, not every loop.
+  std::vector<politeness::RuleStats> politeness;
 };
 
 class Fetcher : public DispatchWaker {

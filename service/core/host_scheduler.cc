@@ -114,6 +114,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
   PromoteDue(now);
   PromoteWaiting(now);
   if (in_flight_ >= limits_.max_in_flight) return nullptr;
+  next_ask_start_ = absl::InfiniteFuture();
   for (size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
     std::string key = std::move(ready_.front());
     ready_.pop_front();
@@ -129,7 +130,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     if (host.waits_release || host.wait_until != absl::InfinitePast()) {
       continue;
     }
-    const std::optional<Pick> pick = FindStartable(host);
+    const std::optional<Pick> pick = FindStartable(host, now);
     if (!pick.has_value()) {
       // Every batch here is blocked; its batch wakes the worker later.
       PushReady(it->first, host);
@@ -152,6 +153,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     }
     std::unique_ptr<FetchJob> job = TakePicked(host, *pick);
     job->permit = admission.permit;
+    AskStarted(host, *job, now);
     ++host.active;
     ++in_flight_;
     --queued_;
@@ -163,15 +165,61 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
   return nullptr;
 }
 
-std::optional<HostScheduler::Pick> HostScheduler::FindStartable(Host& host) {
+std::optional<HostScheduler::Pick> HostScheduler::FindStartable(
+    Host& host, absl::Time now) {
   for (size_t c = 0; c < host.callers.size(); ++c) {
     std::deque<Lane>& lanes = host.callers[c].lanes;
     for (size_t l = 0; l < lanes.size(); ++l) {
-      const FetchJob& head = *lanes[l].jobs.front();
-      if (head.batch->TryAcquire(head.index, worker_)) return Pick{c, l};
+      FetchJob& head = *lanes[l].jobs.front();
+      if (AskAllows(host, head, now) &&
+          head.batch->TryAcquire(head.index, worker_)) {
+        return Pick{c, l};
+      }
     }
   }
   return std::nullopt;
+}
+
+bool HostScheduler::AskAllows(Host& host, FetchJob& head, absl::Time now) {
+  if (host.asks.empty()) return true;
+  const auto it = host.asks.find(head.batch.get());
+  if (it == host.asks.end()) return true;
+  if (it->second.active == 0 && it->second.next_start <= now) {
+    host.asks.erase(it);
+    return true;
+  }
+  const politeness::BatchAsk& ask = head.batch->politeness();
+  if (ask.max_concurrency > 0 && it->second.active >= ask.max_concurrency) {
+    return false;  // An attempt's end (Release) brings the host back.
+  }
+  if (it->second.next_start > now) {
+    next_ask_start_ = std::min(next_ask_start_, it->second.next_start);
+    MarkRate(head);
+    return false;
+  }
+  return true;
+}
+
+void HostScheduler::AskStarted(Host& host, const FetchJob& job,
+                               absl::Time now) {
+  const politeness::BatchAsk& ask = job.batch->politeness();
+  if (ask.max_concurrency <= 0 && ask.rate <= 0) return;
+  AskState& state = host.asks[job.batch.get()];
+  ++state.active;
+  if (ask.rate > 0) {
+    // GCRA with a burst of one: starts at least 1/rate apart.
+    state.next_start =
+        std::max(state.next_start, now) + absl::Seconds(1 / ask.rate);
+  }
+}
+
+void HostScheduler::AskEnded(Host& host, const FetchJob& job, absl::Time now) {
+  const auto it = host.asks.find(job.batch.get());
+  if (it == host.asks.end()) return;
+  --it->second.active;
+  if (it->second.active <= 0 && it->second.next_start <= now) {
+    host.asks.erase(it);
+  }
 }
 
 FetchJob& HostScheduler::Picked(Host& host, Pick pick) {
@@ -253,12 +301,14 @@ void HostScheduler::MarkRate(FetchJob& job) {
   if (job.politeness_waits.rate) return;
   job.politeness_waits.rate = true;
   ++rate_limited_jobs_;
+  limiter_.NoteWaited(job.host_key, politeness::WaitReason::kRate);
 }
 
 void HostScheduler::MarkPaused(FetchJob& job) {
   if (job.politeness_waits.paused) return;
   job.politeness_waits.paused = true;
   ++paused_jobs_;
+  limiter_.NoteWaited(job.host_key, politeness::WaitReason::kPaused);
 }
 
 void HostScheduler::Dropped(FetchJob& job, absl::Time now) {
@@ -277,6 +327,7 @@ bool HostScheduler::Release(FetchJob& job,
   --in_flight_;
   Host& host = it->second;
   --host.active;
+  AskEnded(host, job, now);
   const bool released = limiter_.Release(job.host_key, job.permit, result, now);
   job.permit = politeness::Permit{};
   // The retry's attempt is over, whatever it was.
@@ -409,7 +460,7 @@ absl::Time HostScheduler::NextEvent() const {
   absl::Time next = next_expiry_;
   if (!delayed_.empty()) next = std::min(next, delayed_.begin()->first);
   if (!waiting_.empty()) next = std::min(next, waiting_.begin()->first);
-  return next;
+  return std::min(next, next_ask_start_);
 }
 
 }  // namespace fetchd::core

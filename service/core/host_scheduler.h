@@ -20,7 +20,10 @@
 //   and, within a caller, that caller's lanes round-robin: with callers A
 //   (two batches) and B (one) waiting for one host, starts go A1 B A2 B ...
 //   so B gets half the host however many batches A opens, and a small batch
-//   started after a huge one of the same caller is interleaved with it. The
+//   started after a huge one of the same caller is interleaved with it.
+// - A batch's own stricter limits (Batch::politeness(): attempts in flight
+//   and starts per second per host) hold its lane only; a looser ask
+//   changes nothing, since the host's rule holds every lane anyway. The
 //   turn passes only when a job starts: a job held by the limiter (a rate
 //   wait) keeps its turn, so rate limits keep the interleaving. Hosts are
 //   served round-robin too; the global max_in_flight is not shared per
@@ -140,6 +143,12 @@ class HostScheduler {
     // Round-robin: the front lane is served next. Never empty.
     std::deque<Lane> lanes;
   };
+  // A batch's own limits at one host.
+  struct AskState {
+    int active = 0;
+    // Its rate allows no start before this time.
+    absl::Time next_start = absl::InfinitePast();
+  };
   struct Host {
     // Attempts in flight (Next..Release).
     int active = 0;
@@ -156,6 +165,10 @@ class HostScheduler {
     // Round-robin: the front caller is served next. Never holds an empty
     // CallerLanes.
     std::deque<CallerLanes> callers;
+    // The batches here that ask for stricter limits (Batch::politeness()):
+    // an entry lives while the batch has an attempt in flight here or a
+    // start still to space out.
+    absl::flat_hash_map<const Batch*, AskState> asks;
   };
   // Where the job that would start next at a host is: callers[caller]
   // .lanes[lane].jobs.front(), its batch slots taken.
@@ -170,8 +183,15 @@ class HostScheduler {
   void PromoteWaiting(absl::Time now);
   void AddToLane(std::unique_ptr<FetchJob> job, bool front);
   // The next job of `host` in round-robin order whose batch grants a slot
-  // (taken), or nullopt; changes no order.
-  std::optional<Pick> FindStartable(Host& host);
+  // (taken) and whose batch's own limits allow a start at `now`, or
+  // nullopt; changes no order.
+  std::optional<Pick> FindStartable(Host& host, absl::Time now);
+  // Whether the batch of `head` may start one more attempt at `host` at
+  // `now` by its own limits; a rate wait is noted (next_ask_start_).
+  bool AskAllows(Host& host, FetchJob& head, absl::Time now);
+  // An attempt of `job` started / ended at `host`: its batch's own limits.
+  static void AskStarted(Host& host, const FetchJob& job, absl::Time now);
+  static void AskEnded(Host& host, const FetchJob& job, absl::Time now);
   // Removes the job at `pick` and passes the turns as a start does.
   std::unique_ptr<FetchJob> TakePicked(Host& host, Pick pick);
   FetchJob& Picked(Host& host, Pick pick);
@@ -210,6 +230,9 @@ class HostScheduler {
   int in_flight_ = 0;
   uint64_t rate_limited_jobs_ = 0;
   uint64_t paused_jobs_ = 0;
+  // The earliest time a batch's own rate lets a held lane start (found by
+  // the last full scan of Next()).
+  absl::Time next_ask_start_ = absl::InfiniteFuture();
   // No queued job can expire before this time.
   absl::Time next_expiry_ = absl::InfiniteFuture();
   absl::Time last_expiry_scan_ = absl::InfinitePast();

@@ -116,6 +116,90 @@ MetricFamily GaugeByLabel(
   return family;
 }
 
+// The politeness families (README.md, "Metrics"): a sample per rule that
+// has seen a host (the default rule always), labelled by rule name.
+void AppendPoliteness(const std::vector<core::politeness::RuleStats>& rules,
+                      std::vector<MetricFamily>* out) {
+  using Stats = core::politeness::RuleStats;
+  const auto shown = [&](size_t i) {
+    const Stats& s = rules[i];
+    return i + 1 == rules.size() || s.hosts > 0 ||
+           s.rate_limited_requests + s.paused_requests + s.backoffs_started +
+                   s.breaker_opened + s.retries_denied >
+               0;
+  };
+  // Adds to `f` the `field` of each shown rule (with adaptive concurrency
+  // on, if `adaptive_only`), labelled `rule` and then `extra` when given.
+  const auto add = [&](MetricFamily& f, auto field,
+                       std::optional<ClientMetric::Label> extra = std::nullopt,
+                       bool adaptive_only = false) {
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (!shown(i) || (adaptive_only && !rules[i].adaptive)) continue;
+      ClientMetric metric;
+      metric.label.push_back({"rule", rules[i].rule});
+      if (extra.has_value()) metric.label.push_back(*extra);
+      const double value = static_cast<double>(rules[i].*field);
+      if (f.type == MetricType::Counter) {
+        metric.counter.value = value;
+      } else {
+        metric.gauge.value = value;
+      }
+      f.metric.push_back(std::move(metric));
+    }
+  };
+  const auto family = [&](std::string name, std::string help, MetricType type,
+                          auto field) {
+    MetricFamily f{std::move(name), std::move(help), type, {}};
+    add(f, field);
+    return f;
+  };
+  out->push_back(family(
+      "fetch_politeness_rate_limited_requests_total",
+      "Requests that waited for their host's rate or least delay, by rule",
+      MetricType::Counter, &Stats::rate_limited_requests));
+  out->push_back(family(
+      "fetch_politeness_paused_requests_total",
+      "Requests that waited for a host-wide pause after 429/503, by rule",
+      MetricType::Counter, &Stats::paused_requests));
+  out->push_back(family("fetch_politeness_pauses_total",
+                        "Host-wide pauses started after 429/503, by rule",
+                        MetricType::Counter, &Stats::backoffs_started));
+  out->push_back(family("fetch_politeness_paused_hosts",
+                        "Host keys paused now, by rule", MetricType::Gauge,
+                        &Stats::hosts_paused));
+  MetricFamily breakers{
+      "fetch_circuit_breaker_hosts",
+      "Host keys whose circuit breaker is open or half-open, by rule",
+      MetricType::Gauge,
+      {}};
+  add(breakers, &Stats::breakers_open, ClientMetric::Label{"state", "open"});
+  add(breakers, &Stats::breakers_half_open,
+      ClientMetric::Label{"state", "half_open"});
+  out->push_back(std::move(breakers));
+  MetricFamily transitions{
+      "fetch_circuit_breaker_transitions_total",
+      "Circuit breaker state changes, by rule and the state entered",
+      MetricType::Counter,
+      {}};
+  add(transitions, &Stats::breaker_opened, ClientMetric::Label{"to", "open"});
+  add(transitions, &Stats::breaker_half_opened,
+      ClientMetric::Label{"to", "half_open"});
+  add(transitions, &Stats::breaker_closed, ClientMetric::Label{"to", "closed"});
+  out->push_back(std::move(transitions));
+  out->push_back(family(
+      "fetch_retries_denied_total",
+      "Retries not made because the host's retry budget was spent, by rule",
+      MetricType::Counter, &Stats::retries_denied));
+  MetricFamily adaptive{"fetch_adaptive_concurrency_limit",
+                        "Lowest current adaptive concurrency limit among the "
+                        "rule's hosts (rules with adaptive on)",
+                        MetricType::Gauge,
+                        {}};
+  add(adaptive, &Stats::adaptive_limit_min, std::nullopt,
+      /*adaptive_only=*/true);
+  out->push_back(std::move(adaptive));
+}
+
 // fetch_websocket_closes_total's `code` values: the codes of RFC 6455 by
 // number, application codes by range, anything else "other".
 constexpr std::array<absl::string_view, 17> kWsCloseCodes = {
@@ -541,6 +625,7 @@ void FetchMetrics::CollectLive(std::vector<MetricFamily>* out) const {
     active.emplace_back(Str(kGrpcMethodLabels[m]),
                         static_cast<double>(live.active_calls[m]));
   }
+  AppendPoliteness(live.engine.politeness, out);
   out->push_back(GaugeByLabel("fetch_active_calls",
                               "gRPC calls admitted and not yet done, by method",
                               "grpc_method", active));

@@ -13,6 +13,7 @@
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/status_macros.h"
+#include "service/config/politeness_config.h"
 #include "service/policy/policy_config.h"
 #include "service/ws/beast_transport.h"
 #include "spdlog/spdlog.h"
@@ -58,6 +59,9 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
       transport::WorkerPool::OptionsFromConfig(config);
   pool_options.observer = observer;
   pool_options.destinations = destinations_;
+  FETCHD_ASSIGN_OR_RETURN(pool_options.politeness,
+                          config::PolitenessRules(config));
+  FETCHD_ASSIGN_OR_RETURN(pool_options.pause, config::PolitenessPause(config));
   FETCHD_ASSIGN_OR_RETURN(
       pool_, transport::WorkerPool::Create(pool_options, RealClock::Get()));
 

@@ -20,6 +20,9 @@ using fetch::v1::ErrorKind;
 
 // Bounds one poll so the loop re-checks its state at least this often.
 constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
+// How often a busy worker refreshes its politeness stats (an idle one at
+// least every kMaxPollWait).
+constexpr absl::Duration kPolitenessStatsInterval = absl::Milliseconds(250);
 // Easy handles kept for reuse after their transfer ends.
 constexpr size_t kMaxIdleEasy = 256;
 
@@ -44,8 +47,10 @@ absl::StatusOr<std::shared_ptr<const core::politeness::RuleSet>> LegacyRules(
 
 // The host-wide pause is on for every host once rules are given, off with
 // the legacy rule.
-core::politeness::LocalHostLimiter::Options LimiterOptions(bool legacy) {
+core::politeness::LocalHostLimiter::Options LimiterOptions(
+    bool legacy, const core::politeness::HostBackoffConfig& pause) {
   core::politeness::LocalHostLimiter::Options options;
+  options.backoff = pause;
   if (legacy) {
     options.backoff.max_retry_after = absl::ZeroDuration();
     options.backoff.consecutive_throttles = 0;
@@ -106,7 +111,8 @@ CurlWorker::CurlWorker(const Options& options, const Clock* clock,
       router_(options.router),
       settings_(options.settings),
       multi_(std::move(multi)),
-      limiter_(std::move(rules), LimiterOptions(options.politeness == nullptr)),
+      limiter_(std::move(rules),
+               LimiterOptions(options.politeness == nullptr, options.pause)),
       scheduler_(options.limits, limiter_, options.index) {}
 
 CurlWorker::~CurlWorker() { Stop(); }
@@ -197,9 +203,13 @@ void CurlWorker::CancelBatch(std::shared_ptr<core::Batch> batch) {
 void CurlWorker::Wake() { curl_multi_wakeup(multi_.get()); }
 
 core::FetcherStats CurlWorker::stats() const {
-  return core::FetcherStats{stat_in_flight_.load(std::memory_order_relaxed),
-                            stat_queued_.load(std::memory_order_relaxed),
-                            stat_delayed_.load(std::memory_order_relaxed)};
+  core::FetcherStats stats{stat_in_flight_.load(std::memory_order_relaxed),
+                           stat_queued_.load(std::memory_order_relaxed),
+                           stat_delayed_.load(std::memory_order_relaxed),
+                           {}};
+  absl::MutexLock lock(&stats_mu_);
+  stats.politeness = politeness_stats_;
+  return stats;
 }
 
 void CurlWorker::RunInbox() {
@@ -239,7 +249,7 @@ void CurlWorker::Run() {
     }
     SendPartialChunks();
     FlushDelivered();
-    PublishStats();
+    PublishStats(now);
     // Finished transfers freed slots: start queued jobs before sleeping.
     if (finished_any) continue;
 
@@ -264,7 +274,7 @@ void CurlWorker::Run() {
   FinishRejected();
   CancelAll("server shutting down");
   FlushDelivered();
-  PublishStats();
+  PublishStats(absl::InfinitePast());
 }
 
 void CurlWorker::ExpireQueued(absl::Time now) {
@@ -451,10 +461,13 @@ void CurlWorker::FinishAttempt(std::unique_ptr<Transfer> transfer,
   }
   ReportAttempt(job, transfer->result(), outcome, std::nullopt);
   fetch::v1::FetchResult result = std::move(transfer->result());
-  if (!budget.ok() && result.error() != fetch::v1::ERROR_KIND_NONE) {
+  if (!budget.ok()) {
+    job.politeness_waits.retry_denied = true;
     // The request keeps its last error; the message says why it stopped.
-    result.set_error_message(absl::StrCat(result.error_message(),
-                                          "; not retried: ", budget.message()));
+    if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+      result.set_error_message(absl::StrCat(
+          result.error_message(), "; not retried: ", budget.message()));
+    }
   }
   RecycleEasy(transfer->TakeEasy());
   Deliver(job, std::move(result), /*holds_window=*/true);
@@ -553,7 +566,7 @@ void CurlWorker::CancelBatchNow(const core::Batch* batch) {
                 deadline ? "the call's deadline came while this request was "
                            "running (limits.deadline_margin before it)"
                          : "batch cancelled while this request was running");
-  PublishStats();
+  PublishStats(absl::InfinitePast());
 }
 
 void CurlWorker::CancelAll(absl::string_view why) {
@@ -613,6 +626,14 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   }
   if (result.final_url().empty()) result.set_final_url(job.url);
   *result.mutable_timings()->mutable_queue_wait() = ToProto(job.queue_wait);
+  if (const core::FetchJob::PolitenessWaits& p = job.politeness_waits;
+      p.rate || p.paused || p.retry_denied) {
+    fetch::v1::PolitenessReport* report = result.mutable_politeness();
+    report->set_rule(limiter_.Rule(job.host_key).name);
+    report->set_rate_limited(p.rate);
+    report->set_paused(p.paused);
+    report->set_retry_denied(p.retry_denied);
+  }
   if (observer_ != nullptr) {
     const absl::Duration duration = job.admitted_at == absl::InfinitePast()
                                         ? absl::ZeroDuration()
@@ -655,13 +676,18 @@ void CurlWorker::RecycleEasy(CurlEasyPtr easy) {
   }
 }
 
-void CurlWorker::PublishStats() {
+void CurlWorker::PublishStats(absl::Time now) {
   stat_in_flight_.store(static_cast<int64_t>(running_.size()),
                         std::memory_order_relaxed);
   stat_queued_.store(static_cast<int64_t>(scheduler_.queued()),
                      std::memory_order_relaxed);
   stat_delayed_.store(static_cast<int64_t>(scheduler_.delayed()),
                       std::memory_order_relaxed);
+  if (now < next_politeness_stats_) return;
+  next_politeness_stats_ = now + kPolitenessStatsInterval;
+  std::vector<core::politeness::RuleStats> stats = limiter_.Stats(now);
+  absl::MutexLock lock(&stats_mu_);
+  politeness_stats_.swap(stats);
 }
 
 }  // namespace fetchd::transport

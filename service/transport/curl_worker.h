@@ -70,6 +70,8 @@ class CurlWorker {
     std::shared_ptr<const core::politeness::RuleSet> politeness;
     // Attempts in flight per host when `politeness` is null; >= 1.
     int max_per_host = 16;
+    // The host-wide pause after 429/503 (with `politeness` only).
+    core::politeness::HostBackoffConfig pause;
     // Told about attempts and results; null for none.
     core::FetchObserver* observer = nullptr;
     // Where every redirect hop and connection may go; null for no checks
@@ -165,7 +167,9 @@ class CurlWorker {
                bool holds_window);
   CurlEasyPtr AcquireEasy();
   void RecycleEasy(CurlEasyPtr easy);
-  void PublishStats();
+  // Publishes the gauges, and the politeness stats when `now` is past
+  // their next refresh (never with InfinitePast).
+  void PublishStats(absl::Time now);
   // Flushes the batches that got results since the last call.
   void FlushDelivered();
 
@@ -202,6 +206,10 @@ class CurlWorker {
   std::atomic<int64_t> stat_in_flight_{0};
   std::atomic<int64_t> stat_queued_{0};
   std::atomic<int64_t> stat_delayed_{0};
+  absl::Time next_politeness_stats_ = absl::InfinitePast();
+  mutable absl::Mutex stats_mu_;
+  std::vector<core::politeness::RuleStats> politeness_stats_
+      ABSL_GUARDED_BY(stats_mu_);
 };
 
 }  // namespace fetchd::transport

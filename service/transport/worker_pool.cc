@@ -26,6 +26,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   CurlWorker::Options worker_options;
   worker_options.max_per_host = options.max_per_host;
   worker_options.politeness = options.politeness;
+  worker_options.pause = options.pause;
   worker_options.limits.max_in_flight =
       std::max(1, (options.max_in_flight + n - 1) / n);
   worker_options.observer = options.observer;
@@ -127,6 +128,15 @@ core::FetcherStats WorkerPool::stats() const {
     total.in_flight += s.in_flight;
     total.queued += s.queued;
     total.delayed += s.delayed;
+    if (total.politeness.empty()) {
+      total.politeness = s.politeness;
+      continue;
+    }
+    // Every worker has the same rules, in the same order.
+    for (size_t i = 0; i < s.politeness.size() && i < total.politeness.size();
+         ++i) {
+      total.politeness[i].Add(s.politeness[i]);
+    }
   }
   return total;
 }

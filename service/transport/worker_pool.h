@@ -15,6 +15,8 @@
 #include "fetch/v1/config.pb.h"
 #include "service/common/clock.h"
 #include "service/core/fetcher.h"
+#include "service/core/politeness/host_backoff.h"
+#include "service/core/politeness/rule_set.h"
 #include "service/transport/curl_worker.h"
 
 namespace fetchd::transport {
@@ -29,6 +31,8 @@ class WorkerPool final : public core::Fetcher {
     // worker: a host key is always on one worker). Null: max_per_host and
     // nothing else (see CurlWorker::Options::politeness).
     std::shared_ptr<const core::politeness::RuleSet> politeness;
+    // The host-wide pause after 429/503 (with `politeness` only).
+    core::politeness::HostBackoffConfig pause;
     // Across all workers.
     int max_in_flight = 1024;
     // Told about every attempt and result; null for none. Not owned; must

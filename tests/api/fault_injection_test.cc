@@ -98,6 +98,16 @@ class FaultInjectionTest : public ::testing::Test {
         Millis(20);
     fetchd_.config().mutable_request_bounds()->set_max_response_header_bytes(
         32 * 1024);
+    // These tests are about how each fault is classified and retried: the
+    // host's retry budget and its pause after 429/503 stay out of the way
+    // (tests/e2e/politeness_e2e_test covers them).
+    fetch::v1::Politeness& politeness = *fetchd_.config().mutable_politeness();
+    fetch::v1::RetryBudget& budget =
+        *politeness.mutable_default_()->mutable_retry_budget();
+    budget.set_ratio(1);
+    budget.set_min_retry_concurrency(1000);
+    politeness.mutable_pause()->set_consecutive_throttles(0);
+    *politeness.mutable_pause()->mutable_max_retry_after() = Millis(1);
   }
 
   void TearDown() override {

@@ -215,7 +215,8 @@ TEST(FetchMetricsTest, GaugesAreReadAtScrapeTime) {
   int64_t queued = 7;
   metrics->SetLiveSource([&queued] {
     FetchMetrics::LiveStats live;
-    live.engine = {.in_flight = 3, .queued = queued, .delayed = 2};
+    live.engine = {
+        .in_flight = 3, .queued = queued, .delayed = 2, .politeness = {}};
     live.pending = 12;
     live.active_calls = {4, 1};
     return live;
@@ -244,6 +245,68 @@ TEST(FetchMetricsTest, GaugesAreReadAtScrapeTime) {
   EXPECT_GT(Sum(s, "fetch_process_resident_memory_bytes"), 0);
   EXPECT_GT(Sum(s, "fetch_process_open_fds"), 0);
   EXPECT_GE(Sum(s, "fetch_process_cpu_seconds_total"), 0);
+}
+
+// The politeness families come from the engine's per-rule stats, labelled
+// by rule name only; a rule that never saw a host is left out, the default
+// rule never; the adaptive limit only for rules with adaptive on.
+TEST(FetchMetricsTest, PolitenessFamiliesAreByRule) {
+  auto metrics = Make();
+  metrics->SetLiveSource([] {
+    FetchMetrics::LiveStats live;
+    core::politeness::RuleStats api;
+    api.rule = "api";
+    api.adaptive = true;
+    api.hosts = 2;
+    api.hosts_paused = 1;
+    api.breakers_open = 1;
+    api.breakers_half_open = 0;
+    api.adaptive_limit_min = 3;
+    api.rate_limited_requests = 40;
+    api.paused_requests = 5;
+    api.backoffs_started = 2;
+    api.breaker_opened = 4;
+    api.breaker_half_opened = 3;
+    api.breaker_closed = 2;
+    api.retries_denied = 9;
+    core::politeness::RuleStats unused;
+    unused.rule = "unused";
+    core::politeness::RuleStats fallback;
+    fallback.rule = "default";
+    fallback.adaptive_limit_min = 16;
+    live.engine.politeness = {api, unused, fallback};
+    return live;
+  });
+  const std::string text = metrics->Render();
+  const std::vector<Sample> s = ParseExposition(text);
+  const std::map<std::string, std::string> api = {{"rule", "api"}};
+  EXPECT_EQ(Sum(s, "fetch_politeness_rate_limited_requests_total", api), 40);
+  EXPECT_EQ(Sum(s, "fetch_politeness_paused_requests_total", api), 5);
+  EXPECT_EQ(Sum(s, "fetch_politeness_pauses_total", api), 2);
+  EXPECT_EQ(Sum(s, "fetch_politeness_paused_hosts", api), 1);
+  EXPECT_EQ(Sum(s, "fetch_circuit_breaker_hosts",
+                {{"rule", "api"}, {"state", "open"}}),
+            1);
+  EXPECT_EQ(Sum(s, "fetch_circuit_breaker_hosts",
+                {{"rule", "api"}, {"state", "half_open"}}),
+            0);
+  EXPECT_EQ(Sum(s, "fetch_circuit_breaker_transitions_total",
+                {{"rule", "api"}, {"to", "open"}}),
+            4);
+  EXPECT_EQ(Sum(s, "fetch_circuit_breaker_transitions_total",
+                {{"rule", "api"}, {"to", "half_open"}}),
+            3);
+  EXPECT_EQ(Sum(s, "fetch_circuit_breaker_transitions_total",
+                {{"rule", "api"}, {"to", "closed"}}),
+            2);
+  EXPECT_EQ(Sum(s, "fetch_retries_denied_total", api), 9);
+  EXPECT_EQ(Sum(s, "fetch_adaptive_concurrency_limit", api), 3);
+  // The default rule is always there; a rule without hosts is not.
+  EXPECT_EQ(Sum(s, "fetch_retries_denied_total", {{"rule", "default"}}), 0);
+  EXPECT_EQ(Sum(s, "fetch_retries_denied_total", {{"rule", "unused"}}), -1);
+  EXPECT_EQ(Sum(s, "fetch_adaptive_concurrency_limit", {{"rule", "default"}}),
+            -1);
+  EXPECT_EQ(text.find("host="), std::string::npos);
 }
 
 TEST(FetchMetricsTest, AccessLogIsSampled) {

@@ -348,6 +348,11 @@ class TestHttpServer::Impl {
   const std::string& host() const { return options_.host; }
   ConcurrencyTracker& tracker() { return tracker_; }
   int RequestCount(absl::string_view path, absl::string_view method) const;
+  std::vector<absl::Time> Arrivals(absl::string_view path) const {
+    absl::MutexLock lock(&mu_);
+    const auto it = arrivals_.find(path);
+    return it == arrivals_.end() ? std::vector<absl::Time>() : it->second;
+  }
   int TotalRequests() const;
   int ActiveStreams() const;
   bool WaitForNoActiveStreams(absl::Duration timeout);
@@ -422,6 +427,9 @@ class TestHttpServer::Impl {
   // Path -> method -> requests.
   std::map<std::string, std::map<std::string, int, std::less<>>, std::less<>>
       requests_ ABSL_GUARDED_BY(mu_);
+  // Path -> when each request's handler started, in order.
+  std::map<std::string, std::vector<absl::Time>, std::less<>> arrivals_
+      ABSL_GUARDED_BY(mu_);
   // /sequence key -> requests seen.
   std::map<std::string, int> sequence_positions_ ABSL_GUARDED_BY(mu_);
   int active_streams_ ABSL_GUARDED_BY(mu_) = 0;
@@ -705,6 +713,7 @@ void TestHttpServer::Impl::CountRequest(const httplib::Request& req) {
   absl::MutexLock lock(&mu_);
   ++total_requests_;
   ++requests_[req.path][req.method];
+  arrivals_[req.path].push_back(absl::Now());
 }
 
 void TestHttpServer::Impl::HandleBytes(const httplib::Request& req,
@@ -1056,6 +1065,10 @@ ConcurrencyTracker& TestHttpServer::tracker() { return impl_->tracker(); }
 int TestHttpServer::RequestCount(absl::string_view path,
                                  absl::string_view method) const {
   return impl_->RequestCount(path, method);
+}
+
+std::vector<absl::Time> TestHttpServer::Arrivals(absl::string_view path) const {
+  return impl_->Arrivals(path);
 }
 
 int TestHttpServer::TotalRequests() const { return impl_->TotalRequests(); }

@@ -92,6 +92,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -186,6 +187,10 @@ class TestHttpServer {
   // from "GET"). Counted before the response is sent, so a client that has
   // its response is already counted. Unknown paths count too.
   int RequestCount(absl::string_view path, absl::string_view method = "") const;
+  // When each request for `path` (no query, any method) reached its
+  // handler, in that order (the real clock: for the politeness tests'
+  // rate and spacing checks).
+  std::vector<absl::Time> Arrivals(absl::string_view path) const;
   int TotalRequests() const;
 
   // /stall and /drip responses not yet finished (sent, failed or abandoned).

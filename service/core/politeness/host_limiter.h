@@ -15,6 +15,8 @@
 //                                 (before its backoff) to the end of its
 //                                 attempt, or its removal while waiting
 //   NextReady(K, now)             when to look at K's queue again
+//   NoteWaited(K, reason)         a request met a rate or pause wait at K
+//                                 (once per request and reason: a metric)
 // A batch's own stricter limits (Stricter(Rule(K), ask)) are the
 // scheduler's to keep per batch lane: everything here is per host key.
 //
@@ -27,6 +29,7 @@
 #ifndef FETCHD_SERVICE_CORE_POLITENESS_HOST_LIMITER_H_
 #define FETCHD_SERVICE_CORE_POLITENESS_HOST_LIMITER_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -102,6 +105,8 @@ struct Admission {
 // Per rule (a bounded metric label), never per host.
 struct RuleStats {
   std::string rule;
+  // The rule has adaptive concurrency on.
+  bool adaptive = false;
   // Gauges as of the `now` of Stats(), over the host keys with state.
   int hosts = 0;
   int hosts_paused = 0;
@@ -111,11 +116,30 @@ struct RuleStats {
   // max_concurrency when no host is below it).
   int adaptive_limit_min = 0;
   // Counters since the limiter was made.
+  // Requests that waited for a rate or least delay / for a pause.
+  uint64_t rate_limited_requests = 0;
+  uint64_t paused_requests = 0;
   uint64_t backoffs_started = 0;
   uint64_t breaker_opened = 0;
   uint64_t breaker_half_opened = 0;
   uint64_t breaker_closed = 0;
   uint64_t retries_denied = 0;
+
+  // Adds another limiter's stats of the same rule (another worker's).
+  void Add(const RuleStats& other) {
+    hosts += other.hosts;
+    hosts_paused += other.hosts_paused;
+    breakers_open += other.breakers_open;
+    breakers_half_open += other.breakers_half_open;
+    adaptive_limit_min = std::min(adaptive_limit_min, other.adaptive_limit_min);
+    rate_limited_requests += other.rate_limited_requests;
+    paused_requests += other.paused_requests;
+    backoffs_started += other.backoffs_started;
+    breaker_opened += other.breaker_opened;
+    breaker_half_opened += other.breaker_half_opened;
+    breaker_closed += other.breaker_closed;
+    retries_denied += other.retries_denied;
+  }
 };
 
 class HostLimiter {
@@ -161,6 +185,10 @@ class HostLimiter {
   // probe out.
   [[nodiscard]] virtual absl::Time NextReady(absl::string_view host_key,
                                              absl::Time now) const = 0;
+
+  // A request waiting for `host_key` met a wait of `reason` (kRate or
+  // kPaused) for the first time; counted per rule in Stats.
+  virtual void NoteWaited(absl::string_view host_key, WaitReason reason) = 0;
 
   // One entry per rule, in RuleSet order (the default rule last).
   [[nodiscard]] virtual std::vector<RuleStats> Stats(absl::Time now) const = 0;

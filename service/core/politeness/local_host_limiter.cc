@@ -98,7 +98,7 @@ std::optional<Rejection> LocalHostLimiter::CheckQueue(
   const HostRule& rule = Rule(host_key);
   if (waiting < static_cast<size_t>(rule.max_queue)) return std::nullopt;
   return Rejection{RejectReason::kQueueFull, absl::InfiniteFuture(),
-                   absl::StrCat(RuleLabel(rule), ": ", waiting,
+                   absl::StrCat("queue full: ", RuleLabel(rule), ": ", waiting,
                                 " requests already wait for ", host_key,
                                 " (max_queue ", rule.max_queue, ")")};
 }
@@ -222,12 +222,22 @@ absl::Time LocalHostLimiter::NextReady(absl::string_view host_key,
       {now, host.backoff.paused_until(), host.rate.NextAllowed(now)});
 }
 
+void LocalHostLimiter::NoteWaited(absl::string_view host_key,
+                                  WaitReason reason) {
+  Counters& counters = counters_[rules_->MatchKeyIndex(host_key)];
+  if (reason == WaitReason::kRate) ++counters.rate_limited_requests;
+  if (reason == WaitReason::kPaused) ++counters.paused_requests;
+}
+
 std::vector<RuleStats> LocalHostLimiter::Stats(absl::Time now) const {
   std::vector<RuleStats> stats(rules_->size());
   for (size_t i = 0; i < stats.size(); ++i) {
     const Counters& counters = counters_[i];
     stats[i].rule = rules_->rule(i).name;
+    stats[i].adaptive = rules_->rule(i).adaptive;
     stats[i].adaptive_limit_min = rules_->rule(i).max_concurrency;
+    stats[i].rate_limited_requests = counters.rate_limited_requests;
+    stats[i].paused_requests = counters.paused_requests;
     stats[i].backoffs_started = counters.backoffs_started;
     stats[i].breaker_opened = counters.breaker_opened;
     stats[i].breaker_half_opened = counters.breaker_half_opened;

@@ -68,6 +68,7 @@ class LocalHostLimiter final : public HostLimiter {
   void EndRetry(absl::string_view host_key, absl::Time now) override;
   absl::Time NextReady(absl::string_view host_key,
                        absl::Time now) const override;
+  void NoteWaited(absl::string_view host_key, WaitReason reason) override;
   std::vector<RuleStats> Stats(absl::Time now) const override;
 
   // Drops the state of the hosts the sweep would drop at `now` (see above).
@@ -94,6 +95,8 @@ class LocalHostLimiter final : public HostLimiter {
   using HostMap = absl::flat_hash_map<std::string, Host>;
   // Per rule, survives its hosts' state.
   struct Counters {
+    uint64_t rate_limited_requests = 0;
+    uint64_t paused_requests = 0;
     uint64_t backoffs_started = 0;
     uint64_t breaker_opened = 0;
     uint64_t breaker_half_opened = 0;

@@ -240,7 +240,7 @@ TEST_F(LocalHostLimiterTest, QueueFullOnlyPastMaxQueue) {
   ASSERT_TRUE(full.has_value());
   EXPECT_EQ(full->reason, RejectReason::kQueueFull);
   EXPECT_EQ(full->message,
-            "politeness rule \"web\": 2 requests already wait for "
+            "queue full: politeness rule \"web\": 2 requests already wait for "
             "https://a.web.test:443 (max_queue 2)");
   // The default rule's queue is much longer.
   EXPECT_EQ(limiter_.CheckQueue(kOther, 2, At(0)), std::nullopt);
