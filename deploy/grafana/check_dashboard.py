@@ -50,6 +50,11 @@ METRICS = {
     "fetch_websocket_bytes_total": "counter",
     "fetch_websocket_closes_total": "counter",
     "fetch_websocket_handshake_failures_total": "counter",
+    "fetch_politeness_rate_limited_requests_total": "counter",
+    "fetch_politeness_paused_requests_total": "counter",
+    "fetch_politeness_pauses_total": "counter",
+    "fetch_circuit_breaker_transitions_total": "counter",
+    "fetch_retries_denied_total": "counter",
     # histograms
     "fetch_request_duration_seconds": "histogram",
     "fetch_phase_duration_seconds": "histogram",
@@ -67,6 +72,9 @@ METRICS = {
     "fetch_build_info": "gauge",
     "fetch_serving": "gauge",
     "fetch_websockets_open": "gauge",
+    "fetch_politeness_paused_hosts": "gauge",
+    "fetch_circuit_breaker_hosts": "gauge",
+    "fetch_adaptive_concurrency_limit": "gauge",
 }
 # Series Prometheus itself adds for every scrape target.
 SYNTHETIC = {"up"}
