@@ -55,7 +55,7 @@ TEST(PolitenessConfigTest, TheIssuesExampleParsesToItsRule) {
   EXPECT_EQ(api.max_queue, 10000);
   EXPECT_EQ(api.breaker.max_open_time, absl::Minutes(5));
   EXPECT_DOUBLE_EQ(api.retry_budget.ratio, 0.2);
-  EXPECT_EQ(api.retry_budget.min_retry_concurrency, 3);
+  EXPECT_EQ(api.retry_budget.min_retry_concurrency, 10);
   EXPECT_FALSE(api.adaptive);
   // Another host gets the default rule: max_per_host, no rate, no breaker.
   const core::politeness::HostRule& other =

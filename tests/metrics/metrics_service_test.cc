@@ -66,7 +66,15 @@ const std::set<std::string>& ContractFamilies() {
                                 "fetch_websocket_frames_total",
                                 "fetch_websocket_bytes_total",
                                 "fetch_websocket_closes_total",
-                                "fetch_websocket_handshake_failures_total"};
+                                "fetch_websocket_handshake_failures_total",
+                                "fetch_politeness_rate_limited_requests_total",
+                                "fetch_politeness_paused_requests_total",
+                                "fetch_politeness_pauses_total",
+                                "fetch_politeness_paused_hosts",
+                                "fetch_circuit_breaker_hosts",
+                                "fetch_circuit_breaker_transitions_total",
+                                "fetch_retries_denied_total",
+                                "fetch_adaptive_concurrency_limit"};
   return *names;
 }
 

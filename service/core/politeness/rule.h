@@ -34,7 +34,7 @@ struct RetryBudgetConfig {
   // flight there, in [0, 1]...
   double ratio = 0.2;
   // ...and never fewer than this many.
-  int min_retry_concurrency = 3;
+  int min_retry_concurrency = 10;
 };
 
 struct HostRule {

@@ -39,6 +39,8 @@ class ErrorKind(str, enum.Enum):
     PROTOCOL = "PROTOCOL"
     INTERNAL = "INTERNAL"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    # The host's circuit breaker is open: no connection was attempted.
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
     # A kind this client does not know (a newer fetchd).
     UNKNOWN = "UNKNOWN"
 
@@ -57,7 +59,9 @@ class ErrorKind(str, enum.Enum):
 _TIMEOUTS = frozenset({ErrorKind.CONNECT_TIMEOUT, ErrorKind.TOTAL_TIMEOUT,
                        ErrorKind.READ_TIMEOUT, ErrorKind.QUEUE_TIMEOUT,
                        ErrorKind.DEADLINE_EXCEEDED})
-_KINDS = {number: ErrorKind(name[len("ERROR_KIND_"):])
+# Kinds the proto has and this enum lacks read as UNKNOWN.
+_KINDS = {number: ErrorKind.__members__.get(name[len("ERROR_KIND_"):],
+                                            ErrorKind.UNKNOWN)
           for name, number in fetch_pb2.ErrorKind.items()
           if number != fetch_pb2.ERROR_KIND_NONE}
 
