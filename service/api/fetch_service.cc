@@ -132,6 +132,8 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
   requests.requests = absl::MakeConstSpan(request->requests().data(),
                                           request->requests().size());
   requests.cookie_jar = *std::move(jar);
+  requests.defaults_set_queue_timeout =
+      request->defaults().timeouts().has_queue();
   SubmitRequests(validator_, env_, *caller, call, requests, started);
   return reactor;
 }

@@ -81,6 +81,10 @@ void SubmitRequests(const RequestValidator& validator, const CallEnv& env,
     const auto index = static_cast<uint32_t>(requests.first_index + i);
     absl::StatusOr<std::unique_ptr<core::FetchJob>> job =
         validator.Build(*requests.defaults, request, index, host_rule.get());
+    if (job.ok()) {
+      (*job)->wait_for_open_breaker =
+          requests.defaults_set_queue_timeout || request.timeouts().has_queue();
+    }
     if (job.ok() && (*job)->stream_body && !requests.allow_stream_body) {
       job = absl::InvalidArgumentError(
           "stream_body: Fetch returns the body in its result; use FetchBatch "

@@ -35,6 +35,9 @@ struct CallRequests {
   std::shared_ptr<core::CookieStore> cookie_jar;
   // Whether a request may ask for its body streamed (not in a unary call).
   bool allow_stream_body = true;
+  // The call's own defaults set timeouts.queue: its requests wait for an
+  // open breaker when that timeout allows (FetchJob::wait_for_open_breaker).
+  bool defaults_set_queue_timeout = false;
 };
 
 // Submits `requests` of `call`, made by `caller` and admitted at `admitted`

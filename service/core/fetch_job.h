@@ -65,6 +65,11 @@ struct FetchJob {
   absl::Duration connect_timeout = absl::Seconds(10);
   absl::Duration read_idle_timeout = absl::Seconds(30);
   absl::Duration queue_timeout = absl::Seconds(60);
+  // The caller set timeouts.queue itself (in the request or the batch's
+  // defaults): the request waits for an open breaker when its queue timeout
+  // lasts until the breaker admits again, instead of ending at once with
+  // ERROR_KIND_CIRCUIT_OPEN.
+  bool wait_for_open_breaker = false;
   RetryParams retry;
   bool follow_redirects = true;
   uint32_t max_redirects = 10;

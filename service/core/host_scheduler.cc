@@ -22,7 +22,8 @@ void HostScheduler::Enqueue(std::unique_ptr<FetchJob> job, absl::Time now) {
   const auto it = hosts_.find(job->host_key);
   const size_t waiting = it == hosts_.end() ? 0 : it->second.queued;
   if (std::optional<politeness::Rejection> rejection =
-          limiter_.CheckQueue(job->host_key, waiting, now)) {
+          limiter_.CheckQueue(job->host_key, waiting, now);
+      rejection.has_value() && !WaitsForBreaker(*job, *rejection)) {
     rejected_.push_back(Rejected{std::move(job), *std::move(rejection)});
     return;
   }
@@ -273,16 +274,13 @@ void HostScheduler::Wait(const std::string& key, Host& host, absl::Time until,
 void HostScheduler::RejectQueued(const std::string& key, Host& host,
                                  const politeness::Rejection& rejection,
                                  absl::Time now) {
-  // InfiniteFuture: a half-open breaker's probe is out; its end decides,
-  // and the queue timeout bounds the wait. A job that would expire by the
-  // time the breaker admits again is refused now.
-  if (rejection.until != absl::InfiniteFuture()) {
+  // Jobs that did not ask to wait, or would expire by the time the breaker
+  // admits again, are refused now.
+  {
     JobList refused;
     TakeFromHostIf(
         host,
-        [&](const FetchJob& job) {
-          return job.queued_at + job.queue_timeout <= rejection.until;
-        },
+        [&](const FetchJob& job) { return !WaitsForBreaker(job, rejection); },
         refused);
     for (auto& job : refused) {
       job->queue_wait += now - job->queued_at;
@@ -295,6 +293,18 @@ void HostScheduler::RejectQueued(const std::string& key, Host& host,
     }
   }
   Wait(key, host, rejection.until, /*paused=*/false, now);
+}
+
+bool HostScheduler::WaitsForBreaker(const FetchJob& job,
+                                    const politeness::Rejection& rejection) {
+  if (rejection.reason != politeness::RejectReason::kCircuitOpen ||
+      !job.wait_for_open_breaker) {
+    return false;
+  }
+  // InfiniteFuture: a half-open breaker's probe is out; its end decides,
+  // and the queue timeout bounds the wait.
+  return rejection.until == absl::InfiniteFuture() ||
+         job.queued_at + job.queue_timeout > rejection.until;
 }
 
 void HostScheduler::MarkRate(FetchJob& job) {

@@ -10,10 +10,11 @@
 //   (concurrency).
 // - Refusals: a new job the limiter refuses (the host's queue is full, its
 //   breaker admits nothing) is not queued but handed back by
-//   TakeRejected(), for the worker to finish at once. When a breaker opens
-//   while jobs are queued, those whose queue timeout lasts until the breaker
-//   admits again wait for it (TakeExpired still bounds them); the others are
-//   handed back the same way.
+//   TakeRejected(), for the worker to finish at once - unless the breaker
+//   is open and the job asked to wait for it (wait_for_open_breaker) and
+//   its queue timeout lasts until the breaker admits again: then it waits
+//   (TakeExpired still bounds it). When a breaker opens while jobs are
+//   queued, the same rule sorts them.
 // - Global limit: at most `max_in_flight` attempts in flight on this worker.
 // - Fairness: each host keeps one FIFO lane per batch, grouped by the
 //   batch's caller (Batch::caller()). A host serves its callers round-robin
@@ -203,6 +204,12 @@ class HostScheduler {
   // whose queue timeout outlasts it wait, the others go to rejected_.
   void RejectQueued(const std::string& key, Host& host,
                     const politeness::Rejection& rejection, absl::Time now);
+  // Whether `job` (queued at job.queued_at) waits out `rejection` instead
+  // of being refused: an open breaker, the job asked to wait
+  // (FetchJob::wait_for_open_breaker), and its queue timeout lasts until
+  // the breaker admits again.
+  static bool WaitsForBreaker(const FetchJob& job,
+                              const politeness::Rejection& rejection);
   // Marks `job` as having met a rate / pause wait, counting it once.
   void MarkRate(FetchJob& job);
   void MarkPaused(FetchJob& job);

@@ -808,9 +808,20 @@ TEST(HostSchedulerPolitenessTest, PausedHostHoldsEveryBatch) {
   EXPECT_EQ(scheduler.paused_jobs(), 3u);
 }
 
-// Breaker: two connect failures open it for 5 s. Queued jobs whose queue
-// timeout outlasts the open time wait for it; the others are refused, as
-// is every new job while it is open.
+// A job whose caller set its queue timeout: it may wait for an open breaker.
+std::unique_ptr<FetchJob> WaitingJob(
+    const std::shared_ptr<RecordingBatch>& batch, const std::string& host_key,
+    uint32_t index, absl::Duration queue_timeout) {
+  std::unique_ptr<FetchJob> job =
+      MakeJob(batch, host_key, index, queue_timeout);
+  job->wait_for_open_breaker = true;
+  return job;
+}
+
+// Breaker: two connect failures open it for 5 s. Queued jobs that asked to
+// wait and whose queue timeout outlasts the open time wait for it; the
+// others are refused, as is every new job while it is open unless it asked
+// to wait and can.
 TEST(HostSchedulerPolitenessTest, OpenBreakerRefusesOrHoldsJobs) {
   HostRule flaky = RuleFor("flaky", "a.test");
   flaky.max_concurrency = 1;
@@ -821,9 +832,11 @@ TEST(HostSchedulerPolitenessTest, OpenBreakerRefusesOrHoldsJobs) {
   auto batch = MakeBatch();
   scheduler.Enqueue(MakeJob(batch, kHostA, 0), kT0);
   scheduler.Enqueue(MakeJob(batch, kHostA, 1), kT0);
-  scheduler.Enqueue(MakeJob(batch, kHostA, 2, absl::Seconds(2)), kT0);
-  scheduler.Enqueue(MakeJob(batch, kHostA, 3, absl::Seconds(5)), kT0);
-  scheduler.Enqueue(MakeJob(batch, kHostA, 4, absl::Seconds(30)), kT0);
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 2, absl::Seconds(2)), kT0);
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 3, absl::Seconds(5)), kT0);
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 4, absl::Seconds(30)), kT0);
+  // Could wait, but did not ask to.
+  scheduler.Enqueue(MakeJob(batch, kHostA, 7, absl::Seconds(30)), kT0);
   for (uint32_t i = 0; i < 2; ++i) {
     std::unique_ptr<FetchJob> job = scheduler.Next(kT0);
     ASSERT_NE(job, nullptr);
@@ -831,13 +844,15 @@ TEST(HostSchedulerPolitenessTest, OpenBreakerRefusesOrHoldsJobs) {
     ASSERT_TRUE(scheduler.Release(*job, ConnectFailed(), kT0));
   }
 
-  // Open until 5 s: job 2 (2 s) and job 3 (expires at 5 s) can't wait.
+  // Open until 5 s: job 2 (2 s) and job 3 (expires at 5 s) can't wait,
+  // job 7 did not ask to.
   EXPECT_EQ(scheduler.Next(kT0), nullptr);
   EXPECT_EQ(scheduler.NextEvent(), absl::InfinitePast());
   std::vector<HostScheduler::Rejected> rejected = scheduler.TakeRejected();
-  ASSERT_EQ(rejected.size(), 2u);
+  ASSERT_EQ(rejected.size(), 3u);
   EXPECT_EQ(rejected[0].job->index, 2u);
   EXPECT_EQ(rejected[1].job->index, 3u);
+  EXPECT_EQ(rejected[2].job->index, 7u);
   for (const auto& r : rejected) {
     EXPECT_EQ(r.rejection.reason, politeness::RejectReason::kCircuitOpen);
     EXPECT_EQ(r.rejection.until, kT0 + absl::Seconds(5));
@@ -849,12 +864,18 @@ TEST(HostSchedulerPolitenessTest, OpenBreakerRefusesOrHoldsJobs) {
   EXPECT_TRUE(scheduler.TakeExpired(kT0 + absl::Seconds(2)).empty());
   EXPECT_EQ(scheduler.NextEvent(), kT0 + absl::Seconds(5));
 
-  // A new job is refused at once while the breaker is open.
+  // A new job is refused at once while the breaker is open, unless it asked
+  // to wait and its queue timeout outlasts the open time.
   scheduler.Enqueue(MakeJob(batch, kHostA, 5), kT0 + absl::Seconds(1));
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 8, absl::Seconds(2)),
+                    kT0 + absl::Seconds(1));
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 9, absl::Seconds(10)),
+                    kT0 + absl::Seconds(1));
   rejected = scheduler.TakeRejected();
-  ASSERT_EQ(rejected.size(), 1u);
+  ASSERT_EQ(rejected.size(), 2u);
   EXPECT_EQ(rejected[0].job->index, 5u);
-  EXPECT_EQ(scheduler.queued(), 1u);
+  EXPECT_EQ(rejected[1].job->index, 8u);
+  EXPECT_EQ(scheduler.queued(), 2u);
   EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(4)), nullptr);
 
   // At 5 s job 4 is the half-open probe; its success closes the breaker.
@@ -866,6 +887,13 @@ TEST(HostSchedulerPolitenessTest, OpenBreakerRefusesOrHoldsJobs) {
   ASSERT_TRUE(scheduler.Release(*probe, Response(200), kT0 + absl::Seconds(5)));
   scheduler.Enqueue(MakeJob(batch, kHostA, 6), kT0 + absl::Seconds(5));
   EXPECT_TRUE(scheduler.TakeRejected().empty());
+  // The job that waited for the breaker goes first (max_concurrency 1).
+  std::unique_ptr<FetchJob> waited = scheduler.Next(kT0 + absl::Seconds(5));
+  ASSERT_NE(waited, nullptr);
+  EXPECT_EQ(waited->index, 9u);
+  EXPECT_EQ(scheduler.Next(kT0 + absl::Seconds(5)), nullptr);
+  ASSERT_TRUE(
+      scheduler.Release(*waited, Response(200), kT0 + absl::Seconds(5)));
   EXPECT_EQ(DrainStartable(scheduler, kT0 + absl::Seconds(5)),
             (std::vector<Started>{{batch.get(), 6, kHostA}}));
 }
@@ -882,8 +910,8 @@ TEST(HostSchedulerPolitenessTest, JobsHeldByABreakerExpire) {
   scheduler.Enqueue(MakeJob(batch, kHostA, 0), kT0);
   std::unique_ptr<FetchJob> job = scheduler.Next(kT0);
   ASSERT_NE(job, nullptr);
-  scheduler.Enqueue(MakeJob(batch, kHostA, 1, absl::Seconds(8)), kT0);
-  scheduler.Enqueue(MakeJob(batch, kHostA, 2, absl::Seconds(6)), kT0);
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 1, absl::Seconds(8)), kT0);
+  scheduler.Enqueue(WaitingJob(batch, kHostA, 2, absl::Seconds(6)), kT0);
   ASSERT_TRUE(scheduler.Release(*job, ConnectFailed(), kT0));
   EXPECT_EQ(scheduler.Next(kT0), nullptr);
   EXPECT_TRUE(scheduler.TakeRejected().empty());

@@ -152,8 +152,9 @@ class HostLimiter {
       absl::string_view host_key) const = 0;
 
   // Whether one more request may queue for `host_key`, where `waiting`
-  // already wait: nullopt, or kQueueFull (waiting >= max_queue) or
-  // kCircuitOpen (the breaker admits nothing now).
+  // already wait: nullopt, or kQueueFull (waiting >= max_queue; checked
+  // first) or kCircuitOpen (the breaker admits nothing now; the scheduler
+  // may still queue a request that asked to wait for it).
   [[nodiscard]] virtual std::optional<Rejection> CheckQueue(
       absl::string_view host_key, size_t waiting, absl::Time now) const = 0;
 

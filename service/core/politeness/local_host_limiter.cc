@@ -88,6 +88,16 @@ Rejection LocalHostLimiter::CircuitOpen(absl::string_view host_key,
 
 std::optional<Rejection> LocalHostLimiter::CheckQueue(
     absl::string_view host_key, size_t waiting, absl::Time now) const {
+  // A full queue first: a request that may wait for an open breaker still
+  // needs room to wait.
+  const HostRule& rule = Rule(host_key);
+  if (waiting >= static_cast<size_t>(rule.max_queue)) {
+    return Rejection{
+        RejectReason::kQueueFull, absl::InfiniteFuture(),
+        absl::StrCat("queue full: ", RuleLabel(rule), ": ", waiting,
+                     " requests already wait for ", host_key, " (max_queue ",
+                     rule.max_queue, ")")};
+  }
   auto it = hosts_.find(host_key);
   if (it != hosts_.end()) {
     const CircuitBreaker::Decision decision = it->second.breaker.Peek(now);
@@ -95,12 +105,7 @@ std::optional<Rejection> LocalHostLimiter::CheckQueue(
       return CircuitOpen(host_key, it->second, decision.until, now);
     }
   }
-  const HostRule& rule = Rule(host_key);
-  if (waiting < static_cast<size_t>(rule.max_queue)) return std::nullopt;
-  return Rejection{RejectReason::kQueueFull, absl::InfiniteFuture(),
-                   absl::StrCat("queue full: ", RuleLabel(rule), ": ", waiting,
-                                " requests already wait for ", host_key,
-                                " (max_queue ", rule.max_queue, ")")};
+  return std::nullopt;
 }
 
 Admission LocalHostLimiter::Reserve(absl::string_view host_key,
