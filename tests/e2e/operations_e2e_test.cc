@@ -143,6 +143,36 @@ TEST_F(OperationsE2eTest, BadEnvValueIsAnErrorNamingTheVariable) {
   EXPECT_THAT(bad_level.stderr_text, HasSubstr("FETCHD_LOG_LEVEL"));
 }
 
+// A bad politeness rule stops fetchd at start with exit 2 and an error
+// naming the rule and the field; a good one passes --check_config.
+TEST_F(OperationsE2eTest, BadPolitenessRuleIsAStartUpErrorNamingIt) {
+  const std::string bad = WriteFile("bad_rule.json", R"({"politeness": {
+      "rules": [{"name": "api", "hosts": ["api.example.com"], "rate": 10,
+                 "burst": 0}]}})");
+  const ExitInfo burst = RunFetchd({"--check_config", "--config=" + bad});
+  EXPECT_EQ(burst.exit_code, 2) << Describe(burst);
+  EXPECT_THAT(burst.stderr_text,
+              HasSubstr("politeness.rules[0] \"api\": burst:"));
+
+  const std::string overlap = WriteFile("overlap.json", R"({"politeness": {
+      "rules": [{"name": "all", "hosts": ["*.example.com"]},
+                {"name": "api", "hosts": ["api.example.com"]}]}})");
+  const ExitInfo shadowed =
+      RunFetchd({"--check_config", "--config=" + overlap});
+  EXPECT_EQ(shadowed.exit_code, 2) << Describe(shadowed);
+  EXPECT_THAT(shadowed.stderr_text,
+              AllOf(HasSubstr("politeness.rules[1] \"api\": hosts[0]"),
+                    HasSubstr("never matches")));
+
+  const std::string good = WriteFile("good_rule.json", R"({"politeness": {
+      "rules": [{"name": "api", "hosts": ["api.example.com"], "rate": 10,
+                 "burst": 1, "min_delay": "0.2s",
+                 "breaker": {"consecutive_failures": 3,
+                             "base_open_time": "5s"}}]}})");
+  const ExitInfo ok = RunFetchd({"--check_config", "--config=" + good});
+  EXPECT_EQ(ok.exit_code, 0) << Describe(ok);
+}
+
 TEST_F(OperationsE2eTest, LogsAreJsonLinesOnStdout) {
   ASSERT_NO_FATAL_FAILURE(
       StartFetchd({"--workers=2"}, {"FETCHD_NO_SUCH_SETTING=1"}));
