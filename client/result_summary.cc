@@ -1,7 +1,10 @@
 #include "client/result_summary.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 
 namespace fetchd::client {
@@ -45,6 +48,15 @@ std::string VerboseSummary(const fetch::v1::FetchResult& result) {
     const fetch::v1::RedirectHop& hop = result.redirect_history(i);
     absl::StrAppendFormat(&out, "* redirect %d: %d %s\n", i + 1, hop.status(),
                           hop.url());
+  }
+  if (result.has_politeness()) {
+    const fetch::v1::PolitenessReport& p = result.politeness();
+    std::vector<absl::string_view> what;
+    if (p.rate_limited()) what.push_back("waited for the host's rate");
+    if (p.paused()) what.push_back("waited for the host's pause");
+    if (p.retry_denied()) what.push_back("retry denied by the retry budget");
+    absl::StrAppend(&out, "* politeness rule ", p.rule(), ": ",
+                    absl::StrJoin(what, ", "), "\n");
   }
   if (result.error() != fetch::v1::ERROR_KIND_NONE) {
     absl::string_view kind = fetch::v1::ErrorKind_Name(result.error());

@@ -56,6 +56,24 @@ TEST(VerboseSummaryTest, FailedRequestShowsTheError) {
   EXPECT_THAT(summary,
               ::testing::HasSubstr("* error CONNECT: Connection refused\n"));
   EXPECT_THAT(summary, ::testing::Not(::testing::HasSubstr("remote")));
+  EXPECT_THAT(summary, ::testing::Not(::testing::HasSubstr("politeness")));
+}
+
+TEST(VerboseSummaryTest, PolitenessSaysWhatHeldTheRequest) {
+  fetch::v1::FetchResult r;
+  r.set_final_url("http://api.test/");
+  r.set_error(fetch::v1::ERROR_KIND_CIRCUIT_OPEN);
+  r.set_error_message("politeness rule \"api\": circuit breaker open");
+  r.mutable_politeness()->set_rule("api");
+  r.mutable_politeness()->set_rate_limited(true);
+  r.mutable_politeness()->set_retry_denied(true);
+  const std::string summary = VerboseSummary(r);
+  EXPECT_THAT(summary, ::testing::HasSubstr(
+                           "* politeness rule api: waited for the host's rate, "
+                           "retry denied by the retry budget\n"));
+  EXPECT_THAT(summary, ::testing::HasSubstr("* error CIRCUIT_OPEN: politeness "
+                                            "rule \"api\": circuit breaker "
+                                            "open\n"));
 }
 
 }  // namespace
