@@ -1,5 +1,7 @@
 #include "service/config/politeness_config.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +69,10 @@ absl::StatusOr<std::shared_ptr<const pol::RuleSet>> PolitenessRules(
   pol::HostRule base;
   base.name = "default";
   base.max_concurrency = static_cast<int>(config.limits().max_per_host());
+  // Every request the server admits may wait: a bound below max_pending is
+  // the operator's choice, not a surprise for a large batch.
+  base.max_queue = static_cast<int>(
+      std::min<uint32_t>(config.limits().max_pending(), 1 << 30));
   base.breaker.consecutive_failures = 0;
   FETCHD_RETURN_IF_ERROR(Apply(p.default_(), "politeness.default", base));
   if (base.name.empty()) base.name = "default";

@@ -4,7 +4,8 @@
 //
 // Unset fields take defaults: those of the default rule are HostRule's,
 // except max_concurrency (limits.max_per_host, so the --max_per_host flag
-// and FETCHD_MAX_PER_HOST keep working) and breaker.consecutive_failures
+// and FETCHD_MAX_PER_HOST keep working), max_queue (limits.max_pending:
+// whatever the server admits may wait) and breaker.consecutive_failures
 // (0: the breaker is opt-in per rule); a field a rule leaves unset takes the
 // default rule's value.
 #ifndef FETCHD_SERVICE_CONFIG_POLITENESS_CONFIG_H_

@@ -52,7 +52,7 @@ TEST(PolitenessConfigTest, TheIssuesExampleParsesToItsRule) {
   EXPECT_EQ(api.breaker.base_open_time, absl::Seconds(5));
   // Unset: the default rule's.
   EXPECT_EQ(api.max_concurrency, 16);
-  EXPECT_EQ(api.max_queue, 10000);
+  EXPECT_EQ(api.max_queue, 100000);  // limits.max_pending
   EXPECT_EQ(api.breaker.max_open_time, absl::Minutes(5));
   EXPECT_DOUBLE_EQ(api.retry_budget.ratio, 0.2);
   EXPECT_EQ(api.retry_budget.min_retry_concurrency, 10);

@@ -52,7 +52,7 @@ struct HostRule {
   absl::Duration min_delay = absl::ZeroDuration();
   // Requests that may wait for one host key; past it a request is refused
   // (queue full) instead of held in memory. 0: none may wait.
-  int max_queue = 10000;
+  int max_queue = 10000;  // The server config makes it limits.max_pending.
   BreakerConfig breaker;
   RetryBudgetConfig retry_budget;
   // AIMD concurrency between 1 and max_concurrency (see adaptive_limit.h).
