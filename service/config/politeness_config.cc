@@ -15,37 +15,36 @@ namespace {
 
 namespace pol = core::politeness;
 
-// Lays the fields `from` sets over `rule`; InvalidArgument naming `where`
-// and the field for a duration protobuf itself would refuse.
+// Sets `to` from `d` when `has`; InvalidArgument "<field>: <rule>" for a
+// duration protobuf itself would refuse, or (with `positive`) one <= 0.
+absl::Status ReadDuration(bool has, const google::protobuf::Duration& d,
+                          absl::string_view field, bool positive,
+                          absl::Duration& to) {
+  if (!has) return absl::OkStatus();
+  if (!IsValidProtoDuration(d) ||
+      (positive && FromProto(d) <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, positive ? ": must be > 0" : ": not a valid duration"));
+  }
+  to = FromProto(d);
+  return absl::OkStatus();
+}
+
+// Lays the fields `from` sets over `rule`; errors name `where` and the
+// field.
 absl::Status Apply(const fetch::v1::HostRule& from, absl::string_view where,
                    pol::HostRule& rule) {
-  std::string bad;
-  const auto duration = [&](bool has, const google::protobuf::Duration& d,
-                            absl::string_view field, absl::Duration& to) {
-    if (!has) return;
-    if (!IsValidProtoDuration(d)) {
-      if (bad.empty()) bad = std::string(field);
-      return;
-    }
-    to = FromProto(d);
-  };
   rule.name = from.name();
   rule.hosts.assign(from.hosts().begin(), from.hosts().end());
   if (from.has_max_concurrency()) rule.max_concurrency = from.max_concurrency();
   if (from.has_rate()) rule.rate = from.rate();
   if (from.has_burst()) rule.burst = from.burst();
-  duration(from.has_min_delay(), from.min_delay(), "min_delay", rule.min_delay);
   if (from.has_max_queue()) rule.max_queue = from.max_queue();
   if (from.has_adaptive()) rule.adaptive = from.adaptive();
-
   const fetch::v1::Breaker& b = from.breaker();
   if (b.has_consecutive_failures()) {
     rule.breaker.consecutive_failures = b.consecutive_failures();
   }
-  duration(b.has_base_open_time(), b.base_open_time(), "breaker.base_open_time",
-           rule.breaker.base_open_time);
-  duration(b.has_max_open_time(), b.max_open_time(), "breaker.max_open_time",
-           rule.breaker.max_open_time);
   if (b.has_half_open_probes()) {
     rule.breaker.half_open_probes = b.half_open_probes();
   }
@@ -54,11 +53,19 @@ absl::Status Apply(const fetch::v1::HostRule& from, absl::string_view where,
   if (r.has_min_retry_concurrency()) {
     rule.retry_budget.min_retry_concurrency = r.min_retry_concurrency();
   }
-  if (!bad.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": ", bad, ": not a valid duration"));
-  }
-  return absl::OkStatus();
+  // Signs and orders are RuleSet::Create's to check, naming the rule.
+  const auto duration = [&](bool has, const google::protobuf::Duration& d,
+                            absl::string_view field, absl::Duration& to) {
+    return ReadDuration(has, d, absl::StrCat(where, ": ", field),
+                        /*positive=*/false, to);
+  };
+  FETCHD_RETURN_IF_ERROR(duration(from.has_min_delay(), from.min_delay(),
+                                  "min_delay", rule.min_delay));
+  FETCHD_RETURN_IF_ERROR(duration(b.has_base_open_time(), b.base_open_time(),
+                                  "breaker.base_open_time",
+                                  rule.breaker.base_open_time));
+  return duration(b.has_max_open_time(), b.max_open_time(),
+                  "breaker.max_open_time", rule.breaker.max_open_time);
 }
 
 }  // namespace
@@ -98,15 +105,9 @@ absl::StatusOr<pol::HostBackoffConfig> PolitenessPause(
   const fetch::v1::HostPause& p = config.politeness().pause();
   pol::HostBackoffConfig pause;
   const auto duration = [](bool has, const google::protobuf::Duration& d,
-                           absl::string_view field,
-                           absl::Duration& to) -> absl::Status {
-    if (!has) return absl::OkStatus();
-    if (!IsValidProtoDuration(d) || FromProto(d) <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("politeness.pause.", field, ": must be > 0"));
-    }
-    to = FromProto(d);
-    return absl::OkStatus();
+                           absl::string_view field, absl::Duration& to) {
+    return ReadDuration(has, d, absl::StrCat("politeness.pause.", field),
+                        /*positive=*/true, to);
   };
   FETCHD_RETURN_IF_ERROR(duration(p.has_max_retry_after(), p.max_retry_after(),
                                   "max_retry_after", pause.max_retry_after));

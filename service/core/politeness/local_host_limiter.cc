@@ -89,8 +89,9 @@ Rejection LocalHostLimiter::CircuitOpen(absl::string_view host_key,
 std::optional<Rejection> LocalHostLimiter::CheckQueue(
     absl::string_view host_key, size_t waiting, absl::Time now) const {
   // A full queue first: a request that may wait for an open breaker still
-  // needs room to wait.
-  const HostRule& rule = Rule(host_key);
+  // needs room to wait. A host with state knows its rule already.
+  const auto it = hosts_.find(host_key);
+  const HostRule& rule = it != hosts_.end() ? *it->second.rule : Rule(host_key);
   if (waiting >= static_cast<size_t>(rule.max_queue)) {
     return Rejection{
         RejectReason::kQueueFull, absl::InfiniteFuture(),
@@ -98,7 +99,6 @@ std::optional<Rejection> LocalHostLimiter::CheckQueue(
                      " requests already wait for ", host_key, " (max_queue ",
                      rule.max_queue, ")")};
   }
-  auto it = hosts_.find(host_key);
   if (it != hosts_.end()) {
     const CircuitBreaker::Decision decision = it->second.breaker.Peek(now);
     if (decision.kind == CircuitBreaker::Decision::Kind::kReject) {
