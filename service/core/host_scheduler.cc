@@ -37,25 +37,23 @@ void HostScheduler::EnqueueAt(std::unique_ptr<FetchJob> job, absl::Time due) {
 }
 
 void HostScheduler::AddToLane(std::unique_ptr<FetchJob> job, bool front) {
-  const std::string& key = job->host_key;
-  auto [it, inserted] = hosts_.try_emplace(key);
+  auto [it, inserted] = hosts_.try_emplace(job->host_key);
   Host& host = it->second;
+  if (inserted) host.key = &it->first;
   if (host.paused) MarkPaused(*job);
   const std::string& caller = job->batch->caller();
   auto group =
       std::find_if(host.callers.begin(), host.callers.end(),
                    [&](const CallerLanes& c) { return c.caller == caller; });
   if (group == host.callers.end()) {
-    host.callers.push_back(CallerLanes{caller, {}});
-    group = std::prev(host.callers.end());
+    group = host.callers.insert(host.callers.end(), CallerLanes{caller, {}});
   }
-  std::deque<Lane>& lanes = group->lanes;
+  std::list<Lane>& lanes = group->lanes;
   auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const Lane& l) {
     return l.batch == job->batch.get();
   });
   if (lane == lanes.end()) {
-    lanes.push_back(Lane{job->batch.get(), {}});
-    lane = std::prev(lanes.end());
+    lane = lanes.insert(lanes.end(), Lane{job->batch.get(), {}});
   }
   if (front) {
     // Retries go ahead of later jobs but stay in index order, so that in
@@ -72,14 +70,14 @@ void HostScheduler::AddToLane(std::unique_ptr<FetchJob> job, bool front) {
   ++host.queued;
   // A held host is looked at when its wait ends, not before.
   if (host.wait_until == absl::InfinitePast() && !host.waits_release) {
-    PushReady(it->first, host);
+    PushReady(host);
   }
 }
 
-void HostScheduler::PushReady(const std::string& key, Host& host) {
+void HostScheduler::PushReady(Host& host) {
   if (host.in_ready) return;
   host.in_ready = true;
-  ready_.push_back(key);
+  ready_.push_back(&host);
 }
 
 void HostScheduler::PromoteDue(absl::Time now) {
@@ -106,7 +104,7 @@ void HostScheduler::PromoteWaiting(absl::Time now) {
     if (host.callers.empty()) {
       EraseIfIdle(key);
     } else {
-      PushReady(it->first, host);
+      PushReady(host);
     }
   }
 }
@@ -117,14 +115,11 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
   if (in_flight_ >= limits_.max_in_flight) return nullptr;
   next_ask_start_ = absl::InfiniteFuture();
   for (size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {
-    std::string key = std::move(ready_.front());
+    Host& host = *ready_.front();
     ready_.pop_front();
-    auto it = hosts_.find(key);
-    if (it == hosts_.end()) continue;
-    Host& host = it->second;
     host.in_ready = false;
     if (host.callers.empty()) {
-      EraseIfIdle(key);
+      EraseIfIdle(*host.key);
       continue;
     }
     // Held hosts come back through PromoteWaiting() or Release().
@@ -134,20 +129,20 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     const std::optional<Pick> pick = FindStartable(host, now);
     if (!pick.has_value()) {
       // Every batch here is blocked; its batch wakes the worker later.
-      PushReady(it->first, host);
+      PushReady(host);
       continue;
     }
-    const Admission admission = limiter_.Reserve(it->first, now);
+    const Admission admission = limiter_.Reserve(*host.key, now);
     if (admission.kind != Admission::Kind::kGo) {
       // The job keeps its turn; its batch slots go back.
-      FetchJob& held = Picked(host, *pick);
+      FetchJob& held = *pick->lane->jobs.front();
       held.batch->ReleaseConcurrency();
       held.batch->ReleaseWindow();
       if (admission.kind == Admission::Kind::kReject) {
-        RejectQueued(it->first, host, admission.rejection, now);
+        RejectQueued(host, admission.rejection, now);
       } else {
         if (admission.wait_reason == WaitReason::kRate) MarkRate(held);
-        Wait(it->first, host, admission.until,
+        Wait(host, admission.until,
              admission.wait_reason == WaitReason::kPaused, now);
       }
       continue;
@@ -159,7 +154,7 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
     ++in_flight_;
     --queued_;
     --host.queued;
-    if (!host.callers.empty()) PushReady(it->first, host);
+    if (!host.callers.empty()) PushReady(host);
     job->queue_wait += now - job->queued_at;
     return job;
   }
@@ -168,13 +163,13 @@ std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
 
 std::optional<HostScheduler::Pick> HostScheduler::FindStartable(
     Host& host, absl::Time now) {
-  for (size_t c = 0; c < host.callers.size(); ++c) {
-    std::deque<Lane>& lanes = host.callers[c].lanes;
-    for (size_t l = 0; l < lanes.size(); ++l) {
-      FetchJob& head = *lanes[l].jobs.front();
+  for (auto group = host.callers.begin(); group != host.callers.end();
+       ++group) {
+    for (auto lane = group->lanes.begin(); lane != group->lanes.end(); ++lane) {
+      FetchJob& head = *lane->jobs.front();
       if (AskAllows(host, head, now) &&
           head.batch->TryAcquire(head.index, worker_)) {
-        return Pick{c, l};
+        return Pick{group, lane};
       }
     }
   }
@@ -223,34 +218,31 @@ void HostScheduler::AskEnded(Host& host, const FetchJob& job, absl::Time now) {
   }
 }
 
-FetchJob& HostScheduler::Picked(Host& host, Pick pick) {
-  return *host.callers[pick.caller].lanes[pick.lane].jobs.front();
-}
-
 std::unique_ptr<FetchJob> HostScheduler::TakePicked(Host& host, Pick pick) {
   // The callers and lanes passed over (their batches blocked) go to the
-  // back, as does the served one: the others come first next time.
-  for (size_t c = 0; c < pick.caller; ++c) {
-    host.callers.push_back(std::move(host.callers.front()));
-    host.callers.pop_front();
+  // back, as does the served one: the others come first next time. Splices
+  // within one list: constant time, nothing moved.
+  std::list<CallerLanes>& callers = host.callers;
+  std::list<Lane>& lanes = pick.caller->lanes;
+  callers.splice(callers.end(), callers, callers.begin(), pick.caller);
+  lanes.splice(lanes.end(), lanes, lanes.begin(), pick.lane);
+  std::unique_ptr<FetchJob> job = std::move(pick.lane->jobs.front());
+  pick.lane->jobs.pop_front();
+  if (pick.lane->jobs.empty()) {
+    lanes.erase(pick.lane);
+  } else {
+    lanes.splice(lanes.end(), lanes, pick.lane);
   }
-  CallerLanes group = std::move(host.callers.front());
-  host.callers.pop_front();
-  for (size_t l = 0; l < pick.lane; ++l) {
-    group.lanes.push_back(std::move(group.lanes.front()));
-    group.lanes.pop_front();
+  if (lanes.empty()) {
+    callers.erase(pick.caller);
+  } else {
+    callers.splice(callers.end(), callers, pick.caller);
   }
-  Lane lane = std::move(group.lanes.front());
-  group.lanes.pop_front();
-  std::unique_ptr<FetchJob> job = std::move(lane.jobs.front());
-  lane.jobs.pop_front();
-  if (!lane.jobs.empty()) group.lanes.push_back(std::move(lane));
-  if (!group.lanes.empty()) host.callers.push_back(std::move(group));
   return job;
 }
 
-void HostScheduler::Wait(const std::string& key, Host& host, absl::Time until,
-                         bool paused, absl::Time now) {
+void HostScheduler::Wait(Host& host, absl::Time until, bool paused,
+                         absl::Time now) {
   if (paused && !host.paused) {
     // Every job here waits for the pause, not only the one asked about.
     for (CallerLanes& group : host.callers) {
@@ -268,10 +260,10 @@ void HostScheduler::Wait(const std::string& key, Host& host, absl::Time until,
     until = now + kForeignRecheck;
   }
   host.wait_until = until;
-  waiting_.emplace(until, key);
+  waiting_.emplace(until, *host.key);
 }
 
-void HostScheduler::RejectQueued(const std::string& key, Host& host,
+void HostScheduler::RejectQueued(Host& host,
                                  const politeness::Rejection& rejection,
                                  absl::Time now) {
   // Jobs that did not ask to wait, or would expire by the time the breaker
@@ -288,11 +280,11 @@ void HostScheduler::RejectQueued(const std::string& key, Host& host,
       rejected_.push_back(Rejected{std::move(job), rejection});
     }
     if (host.callers.empty()) {
-      EraseIfIdle(key);
+      EraseIfIdle(*host.key);
       return;
     }
   }
-  Wait(key, host, rejection.until, /*paused=*/false, now);
+  Wait(host, rejection.until, /*paused=*/false, now);
 }
 
 bool HostScheduler::WaitsForBreaker(const FetchJob& job,
@@ -349,7 +341,7 @@ bool HostScheduler::Release(FetchJob& job,
   }
   if (!host.callers.empty()) {
     // A host in a timed wait stays there; Next() skips it if listed.
-    if (host.wait_until == absl::InfinitePast()) PushReady(it->first, host);
+    if (host.wait_until == absl::InfinitePast()) PushReady(host);
   } else {
     EraseIfIdle(job.host_key);
   }
@@ -381,7 +373,7 @@ template <typename Pred>
 void HostScheduler::TakeFromHostIf(Host& host, Pred pred, JobList& taken) {
   const size_t before = taken.size();
   for (auto group = host.callers.begin(); group != host.callers.end();) {
-    std::deque<Lane>& lanes = group->lanes;
+    std::list<Lane>& lanes = group->lanes;
     for (auto lane = lanes.begin(); lane != lanes.end();) {
       auto& jobs = lane->jobs;
       for (auto job = jobs.begin(); job != jobs.end();) {
@@ -407,7 +399,8 @@ HostScheduler::JobList HostScheduler::TakeQueuedIf(Pred pred) {
   for (auto host_it = hosts_.begin(); host_it != hosts_.end();) {
     Host& host = host_it->second;
     TakeFromHostIf(host, pred, taken);
-    if (host.callers.empty() && host.active == 0) {
+    // A host listed in ready_ stays until Next() takes it off the list.
+    if (host.callers.empty() && host.active == 0 && !host.in_ready) {
       hosts_.erase(host_it++);
     } else {
       ++host_it;
@@ -456,11 +449,17 @@ HostScheduler::JobList HostScheduler::TakeAll(absl::Time now) {
   for (auto& job : taken) Dropped(*job, now);
   ready_.clear();
   waiting_.clear();
-  for (auto& [key, host] : hosts_) {
+  for (auto it = hosts_.begin(); it != hosts_.end();) {
+    Host& host = it->second;
+    if (host.active == 0) {
+      hosts_.erase(it++);
+      continue;
+    }
     host.in_ready = false;
     host.wait_until = absl::InfinitePast();
     host.waits_release = false;
     host.paused = false;
+    ++it;
   }
   return taken;
 }

@@ -48,6 +48,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "service/core/fetch_job.h"
@@ -138,11 +140,12 @@ class HostScheduler {
     const Batch* batch;
     std::deque<std::unique_ptr<FetchJob>> jobs;
   };
-  // The lanes of one caller's batches at one host.
+  // The lanes of one caller's batches at one host. Lists, so that a turn
+  // passes by a splice (no move of a lane's jobs, no allocation).
   struct CallerLanes {
     std::string caller;
     // Round-robin: the front lane is served next. Never empty.
-    std::deque<Lane> lanes;
+    std::list<Lane> lanes;
   };
   // A batch's own limits at one host.
   struct AskState {
@@ -151,6 +154,8 @@ class HostScheduler {
     absl::Time next_start = absl::InfinitePast();
   };
   struct Host {
+    // The key of this entry in hosts_ (stable: hosts_ is node-based).
+    const std::string* key = nullptr;
     // Attempts in flight (Next..Release).
     int active = 0;
     // Jobs in the lanes.
@@ -165,7 +170,7 @@ class HostScheduler {
     bool paused = false;
     // Round-robin: the front caller is served next. Never holds an empty
     // CallerLanes.
-    std::deque<CallerLanes> callers;
+    std::list<CallerLanes> callers;
     // The batches here that ask for stricter limits (Batch::politeness()):
     // an entry lives while the batch has an attempt in flight here or a
     // start still to space out.
@@ -174,11 +179,11 @@ class HostScheduler {
   // Where the job that would start next at a host is: callers[caller]
   // .lanes[lane].jobs.front(), its batch slots taken.
   struct Pick {
-    size_t caller;
-    size_t lane;
+    std::list<CallerLanes>::iterator caller;
+    std::list<Lane>::iterator lane;
   };
 
-  void PushReady(const std::string& key, Host& host);
+  void PushReady(Host& host);
   void PromoteDue(absl::Time now);
   // Hosts whose politeness wait is over go back to ready_.
   void PromoteWaiting(absl::Time now);
@@ -195,15 +200,13 @@ class HostScheduler {
   static void AskEnded(Host& host, const FetchJob& job, absl::Time now);
   // Removes the job at `pick` and passes the turns as a start does.
   std::unique_ptr<FetchJob> TakePicked(Host& host, Pick pick);
-  FetchJob& Picked(Host& host, Pick pick);
   // The limiter holds `host` until `until` (InfiniteFuture: an attempt's
   // end).
-  void Wait(const std::string& key, Host& host, absl::Time until, bool paused,
-            absl::Time now);
+  void Wait(Host& host, absl::Time until, bool paused, absl::Time now);
   // The limiter refused every start at `host` (its breaker is open): jobs
   // whose queue timeout outlasts it wait, the others go to rejected_.
-  void RejectQueued(const std::string& key, Host& host,
-                    const politeness::Rejection& rejection, absl::Time now);
+  void RejectQueued(Host& host, const politeness::Rejection& rejection,
+                    absl::Time now);
   // Whether `job` (queued at job.queued_at) waits out `rejection` instead
   // of being refused: an open breaker, the job asked to wait
   // (FetchJob::wait_for_open_breaker), and its queue timeout lasts until
@@ -225,9 +228,10 @@ class HostScheduler {
   const Limits limits_;
   politeness::HostLimiter& limiter_;
   const int worker_;
-  absl::flat_hash_map<std::string, Host> hosts_;
-  // Hosts that may have a startable job, served round-robin.
-  std::deque<std::string> ready_;
+  absl::node_hash_map<std::string, Host> hosts_;
+  // Hosts that may have a startable job, served round-robin. A host listed
+  // here (Host::in_ready) is not erased.
+  std::deque<Host*> ready_;
   // Hosts the limiter holds until a time. Entries whose host is gone or
   // waits for another time are stale and skipped.
   std::multimap<absl::Time, std::string> waiting_;
