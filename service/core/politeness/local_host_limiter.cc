@@ -187,7 +187,6 @@ bool LocalHostLimiter::Release(absl::string_view host_key, const Permit& permit,
   CountTransition(host.rule_index,
                   host.breaker.Record(breaker, permit.probe, now));
   if (host.rule->adaptive) host.adaptive.Record(load);
-  EraseIfIdle(it, now);
   MaybeSweep(now);
   return true;
 }
@@ -213,7 +212,6 @@ void LocalHostLimiter::EndRetry(absl::string_view host_key, absl::Time now) {
   }
   it->second.budget.EndRetry();
   it->second.last_activity = now;
-  EraseIfIdle(it, now);
 }
 
 absl::Time LocalHostLimiter::NextReady(absl::string_view host_key,
@@ -229,7 +227,11 @@ absl::Time LocalHostLimiter::NextReady(absl::string_view host_key,
 
 void LocalHostLimiter::NoteWaited(absl::string_view host_key,
                                   WaitReason reason) {
-  Counters& counters = counters_[rules_->MatchKeyIndex(host_key)];
+  // Reserve gave the host its state when it said wait.
+  const auto it = hosts_.find(host_key);
+  Counters& counters =
+      counters_[it != hosts_.end() ? it->second.rule_index
+                                   : rules_->MatchKeyIndex(host_key)];
   if (reason == WaitReason::kRate) ++counters.rate_limited_requests;
   if (reason == WaitReason::kPaused) ++counters.paused_requests;
 }
@@ -277,10 +279,6 @@ bool LocalHostLimiter::Stale(const Host& host, absl::Time now) const {
          host.breaker.probes_in_flight() == 0 && host.rate.Idle(now) &&
          !host.backoff.Paused(now) && !open &&
          now - host.last_activity >= options_.idle_ttl;
-}
-
-void LocalHostLimiter::EraseIfIdle(HostMap::iterator it, absl::Time now) {
-  if (Idle(it->second, now)) hosts_.erase(it);
 }
 
 void LocalHostLimiter::MaybeSweep(absl::Time now) {

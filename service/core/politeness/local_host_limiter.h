@@ -4,14 +4,16 @@
 // Each host key gets its state when first used: its rule (first match in
 // the RuleSet), attempts in flight, a RateLimiter, a HostBackoff, a
 // CircuitBreaker, a RetryBudget and, for adaptive rules, an AdaptiveLimit.
-// Memory stays bounded with many hosts: a host's state is dropped as soon
-// as it is what a new host's would be (nothing in flight or outstanding,
-// rate and delay caught up, no pause, breaker closed and clean, adaptive
-// limit at its max), and, by a sweep every sweep_interval, once nothing has
-// happened at it for idle_ttl and nothing holds it (no attempt in flight,
-// no retry outstanding, rate caught up, no pause running, breaker not open):
+// Memory stays bounded with many hosts: a sweep every sweep_interval drops
+// the state of the hosts that are as good as new (nothing in flight or
+// outstanding, rate and delay caught up, no pause, breaker closed and
+// clean, adaptive limit at its max), and of those at which nothing has
+// happened for idle_ttl and that nothing holds (no attempt in flight, no
+// retry outstanding, rate caught up, no pause running, breaker not open):
 // a failure streak under the threshold or a lowered adaptive limit is then
-// forgotten.
+// forgotten. State is not dropped the moment a host goes idle: a busy host
+// between two attempts keeps it, so its rule is matched once per sweep
+// interval at most, not once per request.
 //
 // How results count (AttemptResult):
 //   breaker:  kConnectFailed, kTimedOut and 5xx fail; other responses
@@ -50,7 +52,7 @@ class LocalHostLimiter final : public HostLimiter {
     // The host-wide pause, for every host whatever its rule.
     HostBackoffConfig backoff;
     absl::Duration idle_ttl = absl::Minutes(10);
-    absl::Duration sweep_interval = absl::Seconds(10);
+    absl::Duration sweep_interval = absl::Seconds(1);
   };
 
   // `rules` must not be null.
@@ -112,7 +114,6 @@ class LocalHostLimiter final : public HostLimiter {
   // Whether the sweep may drop `host` at `now` / it is as good as new.
   bool Stale(const Host& host, absl::Time now) const;
   static bool Idle(const Host& host, absl::Time now);
-  void EraseIfIdle(HostMap::iterator it, absl::Time now);
   void MaybeSweep(absl::Time now);
 
   const std::shared_ptr<const RuleSet> rules_;

@@ -273,19 +273,24 @@ TEST_F(LocalHostLimiterTest, AdaptiveRuleLowersItsLimitOnOverload) {
   Go(kOther, At(40));
 }
 
-TEST_F(LocalHostLimiterTest, IdleHostsAreDropped) {
-  // No limits left behind: dropped as soon as the attempt ends.
+TEST_F(LocalHostLimiterTest, IdleHostsAreDroppedByTheSweep) {
+  // State outlives the attempt (the next one needs no rule match)...
   Go(kOther, At(0));
   EXPECT_EQ(limiter_.tracked_hosts(), 1u);
   Done(kOther, At(10));
+  EXPECT_EQ(limiter_.tracked_hosts(), 1u);
+  // ...until a sweep finds it as good as new.
+  limiter_.Sweep(At(10));
   EXPECT_EQ(limiter_.tracked_hosts(), 0u);
 
-  // A thousand hosts come and go without leaving state.
+  // A thousand hosts come and go: one sweep leaves no state.
   for (int i = 0; i < 1000; ++i) {
     const std::string key = absl::StrCat("https://h", i, ".test:443");
     Go(key, At(20));
     Done(key, At(20));
   }
+  EXPECT_EQ(limiter_.tracked_hosts(), 1000u);
+  limiter_.Sweep(At(20));
   EXPECT_EQ(limiter_.tracked_hosts(), 0u);
 
   // A rate-limited host stays until the rate has caught up.
