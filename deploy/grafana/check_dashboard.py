@@ -55,6 +55,8 @@ METRICS = {
     "fetch_politeness_pauses_total": "counter",
     "fetch_circuit_breaker_transitions_total": "counter",
     "fetch_retries_denied_total": "counter",
+    "fetch_stream_requests_received_total": "counter",
+    "fetch_stream_room_wait_seconds_total": "counter",
     # histograms
     "fetch_request_duration_seconds": "histogram",
     "fetch_phase_duration_seconds": "histogram",

@@ -3,29 +3,65 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace fetchd::api {
 
 using fetch::v1::FetchEvent;
 using fetch::v1::FetchResult;
 
-BatchCall::BatchCall(const Options& options, const CallEnv& env, bool fail_fast,
-                     int64_t total, absl::Time started,
+BatchCall::BatchCall(const Options& options, const CallEnv& env,
+                     const Setup& setup,
                      std::unique_ptr<CallGate::Ticket> ticket)
     : core::Batch(options, env.fetcher),
       env_(env),
-      fail_fast_(fail_fast),
-      started_(started),
+      setup_(setup),
       ticket_(std::move(ticket)),
-      unwritten_(total) {}
+      input_open_(setup.open_input) {
+  absl::MutexLock lock(&mu_);
+  SetUnwrittenLocked(setup.total);
+}
 
 BatchCall::~BatchCall() {
   if (deadline_cut_.has_value()) env_.deadlines->Cancel(*deadline_cut_);
   env_.stats->OnCallDone(window_high_water(), stream_buffered_high_water());
 }
 
-void BatchCall::Attach(grpc::ServerWriteReactor<FetchEvent>* reactor) {
+void BatchCall::Attach(EventSink* sink) {
   absl::MutexLock lock(&mu_);
-  reactor_ = reactor;
+  sink_ = sink;
+}
+
+void BatchCall::SetUnwrittenLocked(int64_t n) {
+  unwritten_ = n;
+  unwritten_count_.store(n, std::memory_order_release);
+}
+
+bool BatchCall::AddRequests(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  if (!input_open_ || finished_) return false;
+  SetUnwrittenLocked(unwritten_ + n);
+  return true;
+}
+
+void BatchCall::EndInput(const grpc::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (!input_open_) return;
+  input_open_ = false;
+  end_status_ = status;
+  MaybeWriteLocked();
+}
+
+bool BatchCall::input_open() const {
+  absl::MutexLock lock(&mu_);
+  return input_open_;
+}
+
+void BatchCall::StopReading() {
+  EndInput(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      "fetchd is draining: this stream's input was read up to the last "
+      "request with a result; send the rest to another replica"));
 }
 
 void BatchCall::CutBeforeDeadline(absl::Time rpc_deadline) {
@@ -40,11 +76,16 @@ void BatchCall::Deliver(FetchResult result, bool holds_window) {
   ticket_->RequestsDone(1);
   const bool failed = result.error() != fetch::v1::ERROR_KIND_NONE &&
                       result.error() != fetch::v1::ERROR_KIND_CANCELLED;
-  if (fail_fast_ && failed) {
+  if (setup_.fail_fast && failed) {
     CancelCall(env_, shared_from_this(), fetch::v1::ERROR_KIND_CANCELLED);
+    // A stream reads no more.
+    EndInput(
+        grpc::Status(grpc::StatusCode::ABORTED,
+                     absl::StrCat("fail_fast: request ", result.index(),
+                                  " failed; the input after it was not read")));
   }
   absl::MutexLock lock(&mu_);
-  if (reactor_ == nullptr || finished_) {
+  if (sink_ == nullptr || finished_) {
     OnResultWritten(holds_window);
     return;
   }
@@ -85,6 +126,7 @@ void BatchCall::OnWriteDone(bool ok) {
   writing_window_slots_ = 0;
   if (writing_stream_bytes_ > 0) OnStreamWritten(writing_stream_bytes_);
   writing_stream_bytes_ = 0;
+  if (wrote_result_ && sink_ != nullptr) sink_->OnResultsWritten(unwritten_);
   if (!ok) {
     // The stream is broken (client gone); OnCancel follows.
     FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
@@ -107,7 +149,7 @@ void BatchCall::OnCancel(bool deadline_passed) {
 
 void BatchCall::OnDone() {
   absl::MutexLock lock(&mu_);
-  reactor_ = nullptr;
+  sink_ = nullptr;
   // Results that were never written give their window slots back, and
   // streamed bytes their room.
   for (Pending& p : ready_) Drop(p);
@@ -123,7 +165,7 @@ void BatchCall::Drop(const Pending& p) {
 
 void BatchCall::Stream(Pending p) {
   absl::MutexLock lock(&mu_);
-  if (reactor_ == nullptr || finished_) {
+  if (sink_ == nullptr || finished_) {
     Drop(p);
     return;
   }
@@ -132,9 +174,9 @@ void BatchCall::Stream(Pending p) {
 }
 
 void BatchCall::MaybeWriteLocked() {
-  if (write_in_flight_ || finished_ || reactor_ == nullptr) return;
+  if (write_in_flight_ || finished_ || sink_ == nullptr) return;
   if (ready_.empty()) {
-    if (unwritten_ == 0) FinishLocked(grpc::Status::OK);
+    if (unwritten_ == 0 && !input_open_) FinishLocked(end_status_);
     return;
   }
   event_.Clear();
@@ -152,7 +194,7 @@ void BatchCall::MaybeWriteLocked() {
       written_index_ = result->index();
       wrote_result_ = true;
       event_.add_results()->Swap(result);
-      --unwritten_;
+      SetUnwrittenLocked(unwritten_ - 1);
     } else if (auto* head = std::get_if<fetch::v1::BodyHead>(&next.item)) {
       event_.add_heads()->Swap(head);
     } else {
@@ -165,26 +207,34 @@ void BatchCall::MaybeWriteLocked() {
   // mu_ here can't deadlock. (No buffer_hint: a hinted write may not
   // complete until a later write flushes it, and the next write only starts
   // from OnWriteDone.)
-  reactor_->StartWrite(&event_);
+  sink_->StartWrite(&event_);
 }
 
 void BatchCall::FinishLocked(const grpc::Status& status) {
-  if (finished_ || reactor_ == nullptr) return;
+  if (finished_ || sink_ == nullptr) return;
   finished_ = true;
-  ReportCall(env_, core::CallMethod::kFetchBatch, status, started_,
-             /*rejected=*/false);
-  reactor_->Finish(status);
+  ReportCall(env_, setup_.method, status, setup_.started, /*rejected=*/false);
+  sink_->Finish(status);
 }
 
 namespace {
 
-class BatchReactor final : public grpc::ServerWriteReactor<FetchEvent> {
+class BatchReactor final : public grpc::ServerWriteReactor<FetchEvent>,
+                           public EventSink {
  public:
   BatchReactor(grpc::CallbackServerContext* context,
                std::shared_ptr<BatchCall> call)
       : context_(context), call_(std::move(call)) {
     call_->Attach(this);
   }
+  // EventSink
+  void StartWrite(const FetchEvent* event) override {
+    grpc::ServerWriteReactor<FetchEvent>::StartWrite(event);
+  }
+  void Finish(const grpc::Status& status) override {
+    grpc::ServerWriteReactor<FetchEvent>::Finish(status);
+  }
+
   void OnWriteDone(bool ok) override { call_->OnWriteDone(ok); }
   void OnCancel() override {
     call_->OnCancel(context_->deadline() <= std::chrono::system_clock::now());

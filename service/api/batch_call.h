@@ -15,6 +15,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -38,18 +39,54 @@ namespace fetchd::api {
 // 4 MiB default receive limit.
 inline constexpr size_t kMaxEventBytes = 1 << 20;
 
+// Where a BatchCall's messages go: its gRPC reactor. Called with the
+// call's lock held: an implementation must not call back into the call.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void StartWrite(const fetch::v1::FetchEvent* event) = 0;
+  virtual void Finish(const grpc::Status& status) = 0;
+  // A message with results was written; `unwritten` of the call's
+  // requests have no written result now. Default: nothing.
+  virtual void OnResultsWritten(int64_t unwritten) { (void)unwritten; }
+};
+
 class BatchCall final : public core::Batch,
                         public CancellableCall,
                         public std::enable_shared_from_this<BatchCall> {
  public:
-  // `total`: the number of results the call will write before it ends OK.
-  BatchCall(const Options& options, const CallEnv& env, bool fail_fast,
-            int64_t total, absl::Time started,
+  struct Setup {
+    core::CallMethod method = core::CallMethod::kFetchBatch;
+    bool fail_fast = false;
+    // Requests known at the start (a FetchBatch's).
+    int64_t total = 0;
+    // More requests may come (AddRequests) until EndInput(): a FetchStream.
+    bool open_input = false;
+    // When the handler started (env.clock).
+    absl::Time started;
+  };
+
+  // The call ends, OK, once every request has its result written and the
+  // input has ended.
+  BatchCall(const Options& options, const CallEnv& env, const Setup& setup,
             std::unique_ptr<CallGate::Ticket> ticket);
   ~BatchCall() override;
 
-  // The reactor that writes; null once gRPC is done with the call.
-  void Attach(grpc::ServerWriteReactor<fetch::v1::FetchEvent>* reactor);
+  // The sink that writes; null once gRPC is done with the call.
+  void Attach(EventSink* sink);
+
+  // Open input: `n` more requests are about to be submitted (false, and
+  // nothing changes, once the input has ended). The call's admission must
+  // already count them (Ticket::TryAddRequests).
+  [[nodiscard]] bool AddRequests(int64_t n);
+  // No more requests will come; once the last result is written the call
+  // ends with `status` (the first reason given wins).
+  void EndInput(const grpc::Status& status);
+  bool input_open() const;
+  // Requests without a written result (lock-free).
+  int64_t unwritten() const {
+    return unwritten_count_.load(std::memory_order_acquire);
+  }
 
   // core::Batch
   void Deliver(fetch::v1::FetchResult result, bool holds_window) override;
@@ -57,6 +94,8 @@ class BatchCall final : public core::Batch,
 
   // CancellableCall
   void CancelForShutdown() override;
+  // Ends an open input with UNAVAILABLE (a drain).
+  void StopReading() override;
   // Ends the call's unfinished requests with DEADLINE_EXCEEDED results
   // `env.deadline_margin` before `rpc_deadline` (env.clock), so they still
   // reach the caller. Call once, after the call is shared.
@@ -91,25 +130,29 @@ class BatchCall final : public core::Batch,
   void FinishLocked(const grpc::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Sets unwritten_ and its lock-free copy.
+  void SetUnwrittenLocked(int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const CallEnv env_;
-  const bool fail_fast_;
-  // When the handler started (env_.clock).
-  const absl::Time started_;
+  const Setup setup_;
   // The call's admission; released when the call ends.
   const std::unique_ptr<CallGate::Ticket> ticket_;
   // The cut scheduled by CutBeforeDeadline(), dropped when the call ends.
   std::optional<DeadlineTimer::Key> deadline_cut_;
 
-  absl::Mutex mu_;
-  grpc::ServerWriteReactor<fetch::v1::FetchEvent>* reactor_
-      ABSL_GUARDED_BY(mu_) = nullptr;
+  mutable absl::Mutex mu_;
+  EventSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool input_open_ ABSL_GUARDED_BY(mu_);
+  // What the call ends with once input has ended and all is written.
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   // Results ready to write, in write order.
   std::deque<Pending> ready_ ABSL_GUARDED_BY(mu_);
   // Ordered mode: results that wait for an earlier index.
   std::map<uint32_t, Pending> out_of_order_ ABSL_GUARDED_BY(mu_);
   uint32_t next_index_ ABSL_GUARDED_BY(mu_) = 0;
   // Results not yet handed to StartWrite.
-  int64_t unwritten_ ABSL_GUARDED_BY(mu_);
+  int64_t unwritten_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> unwritten_count_{0};
   fetch::v1::FetchEvent event_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   // Window slots held by the results of the message being written.
@@ -122,8 +165,8 @@ class BatchCall final : public core::Batch,
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// The gRPC reactor of `call`, which it attaches to; deletes itself when
-// gRPC is done with it.
+// The gRPC reactor of a FetchBatch `call`, which it attaches to; deletes
+// itself when gRPC is done with it.
 grpc::ServerWriteReactor<fetch::v1::FetchEvent>* MakeBatchReactor(
     grpc::CallbackServerContext* context, std::shared_ptr<BatchCall> call);
 

@@ -14,7 +14,8 @@ namespace {
 
 // What each kind's own limit is called in the config, for messages.
 constexpr std::array<absl::string_view, kCallKinds> kActiveLimitNames = {
-    "limits.max_active_calls", "limits.max_active_calls", "websocket.max_open"};
+    "limits.max_active_calls", "limits.max_active_calls", "websocket.max_open",
+    "limits.max_active_calls"};
 
 }  // namespace
 
@@ -29,7 +30,8 @@ CallGate::Options CallGate::OptionsFromConfig(
   options.max_pending = static_cast<int64_t>(config.limits().max_pending());
   const auto active = static_cast<int64_t>(config.limits().max_active_calls());
   options.max_active = {active, active,
-                        static_cast<int64_t>(config.websocket().max_open())};
+                        static_cast<int64_t>(config.websocket().max_open()),
+                        active};
   options.auth = auth;
   return options;
 }
@@ -42,6 +44,25 @@ void CallGate::Ticket::RequestsDone(int64_t n) {
   requests_.fetch_sub(n, std::memory_order_relaxed);
   gate_->pending_.fetch_sub(n, std::memory_order_relaxed);
   lease_->RequestsDone(n);
+}
+
+absl::Status CallGate::Ticket::TryAddRequests(int64_t n) {
+  std::atomic<int64_t>& pending = gate_->pending_;
+  int64_t now = pending.load(std::memory_order_relaxed);
+  do {
+    if (now + n > gate_->options_.max_pending) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("server busy: ", now, " requests pending, limit ",
+                       gate_->options_.max_pending, " (limits.max_pending)"));
+    }
+  } while (
+      !pending.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+  if (absl::Status s = lease_->TryAddRequests(n); !s.ok()) {
+    pending.fetch_sub(n, std::memory_order_relaxed);
+    return s;
+  }
+  requests_.fetch_add(n, std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 void CallGate::Ticket::Register(std::weak_ptr<CancellableCall> call) {
@@ -129,18 +150,30 @@ void CallGate::Release(const Ticket& ticket) {
   --admitted_;
 }
 
-void CallGate::CancelAll() {
+void CallGate::StartDraining() {
+  draining_.store(true, std::memory_order_release);
+  for (const std::shared_ptr<CancellableCall>& call : RegisteredCalls()) {
+    call->StopReading();
+  }
+}
+
+std::vector<std::shared_ptr<CancellableCall>> CallGate::RegisteredCalls() {
+  // Copied out: a call may end (and release its ticket) once called.
   std::vector<std::shared_ptr<CancellableCall>> calls;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [ticket, weak] : registered_) {
-      if (std::shared_ptr<CancellableCall> call = weak.lock()) {
-        calls.push_back(std::move(call));
-      }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [ticket, weak] : registered_) {
+    if (std::shared_ptr<CancellableCall> call = weak.lock()) {
+      calls.push_back(std::move(call));
     }
   }
+  return calls;
+}
+
+void CallGate::CancelAll() {
   // Outside the lock: a cancelled call may end (and release) at once.
-  for (const auto& call : calls) call->CancelForShutdown();
+  for (const std::shared_ptr<CancellableCall>& call : RegisteredCalls()) {
+    call->CancelForShutdown();
+  }
 }
 
 bool CallGate::WaitIdle(absl::Time deadline) {

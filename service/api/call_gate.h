@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -45,8 +46,13 @@ namespace fetchd::api {
 grpc::Status ToGrpc(const absl::Status& status);
 
 // The kinds of call the gate counts separately.
-enum class CallKind { kFetchBatch = 0, kFetch = 1, kWebSocket = 2 };
-inline constexpr int kCallKinds = 3;
+enum class CallKind {
+  kFetchBatch = 0,
+  kFetch = 1,
+  kWebSocket = 2,
+  kFetchStream = 3
+};
+inline constexpr int kCallKinds = 4;
 
 // A running call that the gate can end early.
 class CancellableCall {
@@ -55,6 +61,10 @@ class CancellableCall {
   // Ends the call soon: unfinished requests end with CANCELLED results (a
   // WebSocket closes with 1001), after which the call finishes.
   virtual void CancelForShutdown() = 0;
+  // A drain started: a call that reads open-ended input (a FetchStream)
+  // reads no more and ends once what it read has its results. Default:
+  // nothing (the call has all its input).
+  virtual void StopReading() {}
 };
 
 class CallGate {
@@ -63,7 +73,7 @@ class CallGate {
     // The server's limits (limits.max_pending; limits.max_active_calls for
     // the fetch calls, websocket.max_open for WebSockets).
     int64_t max_pending = 0;
-    std::array<int64_t, kCallKinds> max_active = {0, 0, 0};
+    std::array<int64_t, kCallKinds> max_active = {0, 0, 0, 0};
     // The hint sent with RESOURCE_EXHAUSTED.
     absl::Duration retry_after = absl::Seconds(1);
     // Must outlive the gate.
@@ -86,6 +96,11 @@ class CallGate {
     Ticket& operator=(const Ticket&) = delete;
     // `n` of the call's requests got their final result.
     void RequestsDone(int64_t n);
+    // Admits `n` more requests into the call (a stream's next message)
+    // if the server's limits.max_pending and the caller's max_pending
+    // allow them; ResourceExhausted naming the limit otherwise (no
+    // trailers: the call is running).
+    [[nodiscard]] absl::Status TryAddRequests(int64_t n);
     // Registers `call` for CancelAll(); the registration ends with the
     // ticket.
     void Register(std::weak_ptr<CancellableCall> call);
@@ -111,13 +126,15 @@ class CallGate {
 
   // Admits a call of `kind` with `requests` requests by `caller`: the
   // ticket, or the status to finish the call with (the retry trailers are
-  // already on `context`).
+  // already on `context`). A stream is admitted with 0 requests and adds
+  // them as it reads them (Ticket::TryAddRequests).
   absl::StatusOr<std::unique_ptr<Ticket>> Admit(
       grpc::CallbackServerContext& context, CallKind kind, int64_t requests,
       const auth::Caller& caller);
 
-  // New calls get UNAVAILABLE from now on; running ones continue.
-  void StartDraining() { draining_.store(true, std::memory_order_release); }
+  // New calls get UNAVAILABLE from now on; running ones continue, and
+  // those with open-ended input stop reading it (StopReading).
+  void StartDraining();
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   // Cancels every registered call (see CancellableCall).
   void CancelAll();
@@ -137,6 +154,7 @@ class CallGate {
 
  private:
   void Release(const Ticket& ticket);
+  std::vector<std::shared_ptr<CancellableCall>> RegisteredCalls();
 
   const Options options_;
   auth::CallerQuotas quotas_;

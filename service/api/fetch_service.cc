@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "service/api/batch_call.h"
+#include "service/api/stream_call.h"
 #include "service/api/submit_requests.h"
 #include "service/api/unary_call.h"
 #include "service/common/status_macros.h"
@@ -18,11 +19,19 @@ using fetch::v1::BatchRequest;
 using fetch::v1::FetchEvent;
 using fetch::v1::FetchRequest;
 using fetch::v1::FetchResult;
+using fetch::v1::FetchStreamRequest;
 
 // A call refused before it started.
 class RejectedBatch final : public grpc::ServerWriteReactor<FetchEvent> {
  public:
   explicit RejectedBatch(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+class RejectedStream final
+    : public grpc::ServerBidiReactor<FetchStreamRequest, FetchEvent> {
+ public:
+  explicit RejectedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
 
@@ -105,22 +114,14 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
       gate_->Admit(*context, CallKind::kFetchBatch, n, *caller);
   if (!ticket.ok()) return reject(ticket.status());
 
-  core::Batch::Options options;
-  options.max_concurrency = static_cast<int>(
-      request->max_concurrency() == 0
-          ? limits_.max_in_flight()
-          : std::min(request->max_concurrency(), limits_.max_in_flight()));
-  options.window = static_cast<int>(limits_.stream_window());
-  options.max_stream_buffer_bytes =
-      static_cast<int64_t>(limits_.max_stream_buffer_bytes());
-  options.ordered = request->ordered();
-  options.deadline = DeadlineOf(*context);
-  options.caller = caller->name;
-  options.politeness.max_concurrency = static_cast<int>(
-      std::min<uint32_t>(request->politeness().max_concurrency(), 1 << 30));
-  options.politeness.rate = request->politeness().rate();
-  auto call = std::make_shared<BatchCall>(options, env_, request->fail_fast(),
-                                          n, started, *std::move(ticket));
+  const core::Batch::Options options =
+      BatchOptions(*request, *caller, DeadlineOf(*context));
+  BatchCall::Setup setup;
+  setup.fail_fast = request->fail_fast();
+  setup.total = n;
+  setup.started = started;
+  auto call =
+      std::make_shared<BatchCall>(options, env_, setup, *std::move(ticket));
   auto* reactor = MakeBatchReactor(context, call);
   call->ticket().Register(call);
   call->CutBeforeDeadline(options.deadline);
@@ -136,6 +137,69 @@ grpc::ServerWriteReactor<FetchEvent>* FetchServiceImpl::FetchBatch(
       request->defaults().timeouts().has_queue();
   SubmitRequests(validator_, env_, *caller, call, requests, started);
   return reactor;
+}
+
+core::Batch::Options FetchServiceImpl::BatchOptions(const BatchRequest& request,
+                                                    const auth::Caller& caller,
+                                                    absl::Time deadline) const {
+  core::Batch::Options options;
+  options.max_concurrency = static_cast<int>(
+      request.max_concurrency() == 0
+          ? limits_.max_in_flight()
+          : std::min(request.max_concurrency(), limits_.max_in_flight()));
+  options.window = static_cast<int>(limits_.stream_window());
+  options.max_stream_buffer_bytes =
+      static_cast<int64_t>(limits_.max_stream_buffer_bytes());
+  options.ordered = request.ordered();
+  options.deadline = deadline;
+  options.caller = caller.name;
+  options.politeness.max_concurrency = static_cast<int>(
+      std::min<uint32_t>(request.politeness().max_concurrency(), 1 << 30));
+  options.politeness.rate = request.politeness().rate();
+  return options;
+}
+
+grpc::ServerBidiReactor<FetchStreamRequest, FetchEvent>*
+FetchServiceImpl::FetchStream(grpc::CallbackServerContext* context) {
+  constexpr auto kMethod = core::CallMethod::kFetchStream;
+  const absl::Time started = env_.clock->Now();
+  const auto reject = [&](const absl::Status& status) {
+    const grpc::Status s = ToGrpc(status);
+    ReportCall(env_, kMethod, s, started, /*rejected=*/true);
+    return new RejectedStream(s);
+  };
+  const absl::StatusOr<auth::Caller> caller = gate_->Identify(*context);
+  if (!caller.ok()) return reject(caller.status());
+  // Admitted with no requests: each message's count as they are read.
+  absl::StatusOr<std::unique_ptr<CallGate::Ticket>> ticket =
+      gate_->Admit(*context, CallKind::kFetchStream, 0, *caller);
+  if (!ticket.ok()) return reject(ticket.status());
+
+  StreamCall::Setup setup;
+  setup.validator = &validator_;
+  setup.caller = *caller;
+  setup.read_window = static_cast<int64_t>(limits_.stream_window());
+  setup.max_message_requests = static_cast<int64_t>(limits_.max_batch_size());
+  setup.started = started;
+  setup.deadline = DeadlineOf(*context);
+  setup.opener =
+      [this, caller = *caller, deadline = setup.deadline](
+          const BatchRequest& options) -> absl::StatusOr<StreamCall::Opened> {
+    FETCHD_RETURN_IF_ERROR(validator_.ValidateStreamOptions(options));
+    StreamCall::Opened opened;
+    FETCHD_ASSIGN_OR_RETURN(opened.cookie_jar,
+                            BatchCookieJar(*env_.fetcher, options));
+    opened.options = BatchOptions(options, caller, deadline);
+    opened.fail_fast = options.fail_fast();
+    opened.defaults = validator_.EffectiveDefaults(options.defaults());
+    opened.defaults_set_queue_timeout =
+        options.defaults().timeouts().has_queue();
+    return opened;
+  };
+  auto call =
+      std::make_shared<StreamCall>(env_, std::move(setup), *std::move(ticket));
+  call->ticket().Register(call);
+  return MakeStreamReactor(context, std::move(call));
 }
 
 grpc::ServerUnaryReactor* FetchServiceImpl::Fetch(

@@ -2,7 +2,8 @@
 // passes the CallGate (identity, drain, admission), its requests go through
 // the request pipeline (SubmitRequests: validate, merge defaults, build the
 // jobs, submit them to the Fetcher), and its results stream back through a
-// BatchCall (FetchBatch) or a UnaryCall (Fetch).
+// BatchCall (FetchBatch), a StreamCall feeding a BatchCall (FetchStream) or
+// a UnaryCall (Fetch).
 //
 // Destinations: a request whose host is not in its caller's allowed_hosts
 // gets a result with ERROR_KIND_DENIED naming the caller and the rule; the
@@ -29,6 +30,8 @@
 #include "service/api/call_env.h"
 #include "service/api/call_gate.h"
 #include "service/api/request_validation.h"
+#include "service/auth/caller_auth.h"
+#include "service/core/batch.h"
 #include "service/policy/destination_gate.h"
 
 namespace fetchd::api {
@@ -55,11 +58,17 @@ class FetchServiceImpl final : public fetch::v1::FetchService::CallbackService {
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
                                   const fetch::v1::FetchRequest* request,
                                   fetch::v1::FetchResult* response) override;
+  grpc::ServerBidiReactor<fetch::v1::FetchStreamRequest, fetch::v1::FetchEvent>*
+  FetchStream(grpc::CallbackServerContext* context) override;
 
  private:
   FetchServiceImpl(const fetch::v1::ServerConfig& config,
                    RequestValidator validator, const Options& options);
   absl::Time DeadlineOf(const grpc::CallbackServerContext& context) const;
+  // The core::Batch options of a FetchBatch, or of a FetchStream's options.
+  core::Batch::Options BatchOptions(const fetch::v1::BatchRequest& request,
+                                    const auth::Caller& caller,
+                                    absl::Time deadline) const;
 
   const fetch::v1::Limits limits_;
   const RequestValidator validator_;

@@ -248,25 +248,38 @@ absl::Status CheckBatch(const fetch::v1::BatchRequest& batch,
   if (batch.requests_size() == 0) {
     return absl::InvalidArgumentError("requests: the batch is empty");
   }
+  if (static_cast<uint32_t>(batch.requests_size()) > max_batch_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "requests: the batch has ", batch.requests_size(),
+        " requests; the server limit is ", max_batch_size,
+        " (limits.max_batch_size); send more through FetchStream (fetchctl "
+        "batch does), which takes any number"));
+  }
+  return CheckBatchOptions(batch, bounds, "");
+}
+
+absl::Status CheckBatchOptions(const fetch::v1::BatchRequest& batch,
+                               const fetch::v1::RequestBounds& bounds,
+                               absl::string_view prefix) {
   // Written so that NaN fails too.
   if (const double rate = batch.politeness().rate();
       !(rate >= 0 && rate <= 1e9)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "politeness.rate: must be a number between 0 and 1e9, got ", rate));
-  }
-  if (static_cast<uint32_t>(batch.requests_size()) > max_batch_size) {
     return absl::InvalidArgumentError(
-        absl::StrCat("requests: the batch has ", batch.requests_size(),
-                     " requests; the server limit is ", max_batch_size,
-                     " (limits.max_batch_size)"));
+        absl::StrCat(prefix,
+                     "politeness.rate: must be a number between 0 and "
+                     "1e9, got ",
+                     rate));
   }
   if (!batch.defaults().id().empty()) {
-    return Invalid("defaults.id", "must be empty (ids are per request)");
+    return Invalid(absl::StrCat(prefix, "defaults.id"),
+                   "must be empty (ids are per request)");
   }
   if (!batch.defaults().url().empty()) {
-    return Invalid("defaults.url", "must be empty (urls are per request)");
+    return Invalid(absl::StrCat(prefix, "defaults.url"),
+                   "must be empty (urls are per request)");
   }
-  return CheckRequestFields(batch.defaults(), bounds, "defaults.");
+  return CheckRequestFields(batch.defaults(), bounds,
+                            absl::StrCat(prefix, "defaults."));
 }
 
 absl::Status CheckRequest(const FetchRequest& request,

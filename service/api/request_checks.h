@@ -26,11 +26,18 @@ inline constexpr uint32_t kMinChunkBytes = 1024;
 absl::Status CheckRequest(const fetch::v1::FetchRequest& request,
                           const fetch::v1::RequestBounds& bounds);
 
-// A batch's own options: size within [1, max_batch_size], defaults without
-// id or url and with fields inside the bounds.
+// A batch: size within [1, max_batch_size] (past it, the message names
+// FetchStream as the way to send more), and its options (CheckBatchOptions).
 absl::Status CheckBatch(const fetch::v1::BatchRequest& batch,
                         const fetch::v1::RequestBounds& bounds,
                         uint32_t max_batch_size);
+
+// A batch's options without its requests: politeness.rate a number in
+// [0, 1e9], defaults without id or url and with fields inside the bounds.
+// Field names in errors start with `prefix` ("options." in a FetchStream).
+absl::Status CheckBatchOptions(const fetch::v1::BatchRequest& batch,
+                               const fetch::v1::RequestBounds& bounds,
+                               absl::string_view prefix);
 
 // The server's request_defaults (at start-up): every timeout and
 // retry.max_attempts set, and the fields inside the bounds.

@@ -24,6 +24,16 @@ absl::Status RequestValidator::ValidateBatch(
   return CheckBatch(batch, rules_.bounds, max_batch_size_);
 }
 
+absl::Status RequestValidator::ValidateStreamOptions(
+    const fetch::v1::BatchRequest& options) const {
+  if (options.requests_size() > 0) {
+    return absl::InvalidArgumentError(
+        "options.requests: must be empty (a FetchStream's requests go in "
+        "FetchStreamRequest.requests)");
+  }
+  return CheckBatchOptions(options, rules_.bounds, "options.");
+}
+
 FetchRequest RequestValidator::EffectiveDefaults(
     const FetchRequest& call_defaults) const {
   return api::EffectiveDefaults(server_defaults_, call_defaults);

@@ -39,6 +39,10 @@ class RequestValidator {
 
   // Batch-level checks (CheckBatch).
   absl::Status ValidateBatch(const fetch::v1::BatchRequest& batch) const;
+  // A FetchStream's options (FetchStreamRequest.options): no requests, and
+  // CheckBatchOptions with fields named "options.*".
+  absl::Status ValidateStreamOptions(
+      const fetch::v1::BatchRequest& options) const;
 
   // The server defaults with the call's (validated) defaults laid over
   // them: computed once per call, passed to Build().

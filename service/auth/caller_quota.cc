@@ -8,7 +8,34 @@
 
 namespace fetchd::auth {
 
-CallerQuotas::Lease::~Lease() { quotas_->EndCall(caller_); }
+CallerQuotas::Lease::~Lease() { quotas_->EndCall(caller_.name); }
+
+absl::Status CallerQuotas::Lease::TryAddRequests(int64_t n) {
+  return quotas_->AddPending(caller_, *pending_, n);
+}
+
+std::string CallerQuotas::OverPending(const Caller& caller, int64_t pending,
+                                      int64_t n) {
+  const CallerRules& rules = *caller.rules;
+  return absl::StrCat("caller \"", caller.DisplayName(), "\" has ", pending,
+                      " requests pending; ", n, " more would exceed ",
+                      rules.field, ".max_pending (", rules.max_pending, ")");
+}
+
+absl::Status CallerQuotas::AddPending(const Caller& caller,
+                                      std::atomic<int64_t>& pending,
+                                      int64_t n) {
+  assert(n >= 0);
+  const auto limit = static_cast<int64_t>(caller.rules->max_pending);
+  // Under mu_, as in Admit(): only adds are locked, so none overtakes.
+  absl::MutexLock lock(&mu_);
+  const int64_t now = pending.load(std::memory_order_relaxed);
+  if (limit > 0 && now + n > limit) {
+    return absl::ResourceExhaustedError(OverPending(caller, now, n));
+  }
+  pending.fetch_add(n, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<CallerQuotas::Lease>> CallerQuotas::Admit(
     const Caller& caller, int64_t n) {
@@ -35,14 +62,11 @@ absl::StatusOr<std::unique_ptr<CallerQuotas::Lease>> CallerQuotas::Admit(
   const int64_t pending = usage.pending->load(std::memory_order_relaxed);
   if (rules.max_pending > 0 &&
       pending + n > static_cast<int64_t>(rules.max_pending)) {
-    return refuse(absl::StrCat("caller \"", caller.DisplayName(), "\" has ",
-                               pending, " requests pending; ", n,
-                               " more would exceed ", rules.field,
-                               ".max_pending (", rules.max_pending, ")"));
+    return refuse(OverPending(caller, pending, n));
   }
   usage.pending->fetch_add(n, std::memory_order_relaxed);
   ++usage.active_calls;
-  return std::unique_ptr<Lease>(new Lease(this, caller.name, usage.pending));
+  return std::unique_ptr<Lease>(new Lease(this, caller, usage.pending));
 }
 
 void CallerQuotas::EndCall(const std::string& caller) {

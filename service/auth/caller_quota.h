@@ -48,16 +48,19 @@ class CallerQuotas {
       assert(n >= 0 && before >= n);
     }
 
+    // Admits `n` more requests into the call (a stream's next message):
+    // ResourceExhausted, naming the caller and the limit, when the
+    // caller's pending requests would exceed its max_pending.
+    [[nodiscard]] absl::Status TryAddRequests(int64_t n);
+
    private:
     friend class CallerQuotas;
-    Lease(CallerQuotas* quotas, std::string caller,
+    Lease(CallerQuotas* quotas, const Caller& caller,
           std::shared_ptr<std::atomic<int64_t>> pending)
-        : quotas_(quotas),
-          caller_(std::move(caller)),
-          pending_(std::move(pending)) {}
+        : quotas_(quotas), caller_(caller), pending_(std::move(pending)) {}
 
     CallerQuotas* const quotas_;
-    const std::string caller_;
+    const Caller caller_;
     const std::shared_ptr<std::atomic<int64_t>> pending_;
   };
 
@@ -83,6 +86,12 @@ class CallerQuotas {
         std::make_shared<std::atomic<int64_t>>(0);
   };
   void EndCall(const std::string& caller);
+  // The caller's pending requests, `pending`, plus `n` if its max_pending
+  // allows them.
+  absl::Status AddPending(const Caller& caller, std::atomic<int64_t>& pending,
+                          int64_t n);
+  static std::string OverPending(const Caller& caller, int64_t pending,
+                                 int64_t n);
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(mu_);

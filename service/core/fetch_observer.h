@@ -27,8 +27,8 @@
 namespace fetchd::core {
 
 // The RPC methods of fetch.v1.FetchService.
-enum class CallMethod { kFetchBatch = 0, kFetch = 1 };
-inline constexpr int kCallMethods = 2;
+enum class CallMethod { kFetchBatch = 0, kFetch = 1, kFetchStream = 2 };
+inline constexpr int kCallMethods = 3;
 
 // A request whose final result is known.
 struct FinishedRequest {
@@ -77,6 +77,13 @@ class FetchObserver {
   // `category` (policy::Decision::category, or "scheme"). Reported before
   // the request's OnResult. Default: nothing.
   virtual void OnPolicyDenied(absl::string_view category) { (void)category; }
+
+  // API thread: a FetchStream read a message of `n` requests (admitted,
+  // about to be submitted). Default: nothing.
+  virtual void OnStreamRequests(int64_t n) { (void)n; }
+  // API thread: a FetchStream waited `waited` for room (its window, or the
+  // pending limits) before it read its next message. Default: nothing.
+  virtual void OnStreamWaited(absl::Duration waited) { (void)waited; }
 
   // API thread: a call ended with `code` after `handling` (from the
   // handler's start to the call's Finish). `rejected`: it was refused

@@ -412,6 +412,14 @@ void FetchMetrics::RegisterGrpcFamilies(prometheus::Registry& r) {
     handling_[m] =
         &handling.Add({{"grpc_method", Str(kGrpcMethodLabels[m])}}, Buckets());
   }
+  stream_requests_ = &CounterFamily(r, "fetch_stream_requests_received_total",
+                                    "Requests read from FetchStream calls")
+                          .Add({});
+  stream_room_wait_ =
+      &CounterFamily(r, "fetch_stream_room_wait_seconds_total",
+                     "Time FetchStream calls waited for room (their window "
+                     "or the pending limits) before reading more input")
+           .Add({});
 }
 
 void FetchMetrics::RegisterProcessFamilies(prometheus::Registry& r,
@@ -547,6 +555,14 @@ void FetchMetrics::OnResult(const core::FinishedRequest& request,
        absl::Bernoulli(rng, access_log_sample_rate_))) {
     spdlog::info(AccessLogLine(request, result));
   }
+}
+
+void FetchMetrics::OnStreamRequests(int64_t n) {
+  stream_requests_->Increment(static_cast<double>(n));
+}
+
+void FetchMetrics::OnStreamWaited(absl::Duration waited) {
+  stream_room_wait_->Increment(Seconds(waited));
 }
 
 void FetchMetrics::OnCallFinished(core::CallMethod method,

@@ -109,6 +109,8 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   void OnCallFinished(core::CallMethod method, absl::StatusCode code,
                       absl::Duration handling, bool rejected) override;
   void OnPolicyDenied(absl::string_view category) override;
+  void OnStreamRequests(int64_t n) override;
+  void OnStreamWaited(absl::Duration waited) override;
 
   // ws::WsObserver (fetch_websocket*).
   void OnWsMessage(bool sent, uint64_t bytes) override;
@@ -169,6 +171,9 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   std::array<std::array<Counter*, kGrpcCodeLabels.size()>, core::kCallMethods>
       handled_{};
   std::array<Histogram*, core::kCallMethods> handling_{};
+  // FetchStream: requests read, and seconds streams waited for room.
+  Counter* stream_requests_ = nullptr;
+  Counter* stream_room_wait_ = nullptr;
   std::array<Histogram*, kPhaseLabels.size()> phases_{};
   prometheus::Gauge* serving_ = nullptr;
   // WebSockets: [0] sent to targets, [1] received from them.

@@ -41,8 +41,8 @@ size_t OutcomeLabel(fetch::v1::ErrorKind kind);
 const std::string& OutcomeName(size_t index);
 
 // grpc_method.
-inline constexpr std::array<absl::string_view, 2> kGrpcMethodLabels = {
-    "FetchBatch", "Fetch"};
+inline constexpr std::array<absl::string_view, 3> kGrpcMethodLabels = {
+    "FetchBatch", "Fetch", "FetchStream"};
 // grpc_code: the canonical code names, indexed by code.
 inline constexpr std::array<absl::string_view, 17> kGrpcCodeLabels = {
     "OK",

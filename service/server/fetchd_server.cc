@@ -99,7 +99,8 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
     live.engine = pool->stats();
     live.pending = gate->pending();
     live.active_calls = {gate->active_calls(api::CallKind::kFetchBatch),
-                         gate->active_calls(api::CallKind::kFetch)};
+                         gate->active_calls(api::CallKind::kFetch),
+                         gate->active_calls(api::CallKind::kFetchStream)};
     return live;
   });
   return absl::OkStatus();

@@ -1,4 +1,5 @@
-// The batch stream (api/batch_call.cc) through the seams: FetchServiceImpl
+// The result stream of FetchBatch and FetchStream (api/batch_call.cc,
+// api/stream_call.cc) through the seams: FetchServiceImpl
 // on an in-process gRPC server, the production CallGate and DestinationGate
 // built from a config, a scripted FakeFetcher in place of the curl workers
 // and a FakeClock under the calls and their deadline cuts. The test decides
@@ -10,10 +11,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -505,6 +508,296 @@ TEST_F(BatchStreamTest, DeadlineCutEndsAUnaryCallWithItsResult) {
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.error(), fetch::v1::ERROR_KIND_DEADLINE_EXCEEDED);
+}
+
+// FetchStream: the same result stream, fed by open-ended input
+// (api/stream_call.cc). On the in-process transport a client write
+// completes only when the server reads it, so the number of completed
+// writes is the number of messages fetchd has read.
+class FetchStreamTest : public BatchStreamTest {
+ protected:
+  using Stream =
+      grpc::ClientReaderWriter<fetch::v1::FetchStreamRequest, FetchEvent>;
+
+  std::unique_ptr<Stream> Open(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    return stub_->FetchStream(context);
+  }
+
+  // A message of `n` requests numbered from `first` (ids s<first>...).
+  static fetch::v1::FetchStreamRequest Message(int first, int n) {
+    fetch::v1::FetchStreamRequest message;
+    for (int i = first; i < first + n; ++i) {
+      fetch::v1::FetchRequest* r = message.add_requests();
+      r->set_url("http://fetch.example/" + std::to_string(i));
+      r->set_id("s" + std::to_string(i));
+    }
+    return message;
+  }
+
+  // Reads the rest of the stream into `results`; returns its status.
+  static grpc::Status Drain(Stream& stream, std::vector<FetchResult>& results) {
+    FetchEvent event;
+    while (stream.Read(&event)) {
+      for (const FetchResult& r : event.results()) results.push_back(r);
+    }
+    return stream.Finish();
+  }
+
+  static std::set<uint32_t> IndexSet(const std::vector<FetchResult>& results) {
+    std::set<uint32_t> seen;
+    for (const FetchResult& r : results) {
+      EXPECT_TRUE(seen.insert(r.index()).second) << "index " << r.index();
+    }
+    return seen;
+  }
+};
+
+TEST_F(FetchStreamTest, AResultComesBackBeforeTheInputEnds) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  ASSERT_TRUE(stream->Write(Message(0, 1)));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(1));
+  fetcher_.FinishOk(0);
+  // The first result arrives while the stream is still open for input.
+  FetchEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  EXPECT_THAT(Indices(event), ElementsAre(0));
+  EXPECT_EQ(event.results(0).id(), "s0");
+  // Later messages number on.
+  ASSERT_TRUE(stream->Write(Message(1, 2)));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(3));
+  EXPECT_EQ(fetcher_.job(1).index, 1u);
+  EXPECT_EQ(fetcher_.job(2).index, 2u);
+  fetcher_.FinishOk(2);
+  fetcher_.FinishOk(1);
+  ASSERT_TRUE(stream->WritesDone());
+  std::vector<FetchResult> results;
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(IndexSet(results), ElementsAre(1, 2));
+  ASSERT_TRUE(AwaitIdle());
+  EXPECT_EQ(gate_->pending(), 0);
+}
+
+// fetchd reads a message only while fewer than stream_window of the
+// stream's requests lack a written result: a fast sender is held by flow
+// control, and what fetchd holds of it stays bounded.
+TEST_F(FetchStreamTest, ReadsOnlyWhileTheStreamHasRoom) {
+  constexpr int kWindow = 4;
+  constexpr int kMessages = 40;
+  config_.mutable_limits()->set_stream_window(kWindow);
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  std::atomic<int> written{0};
+  std::thread sender([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      if (!stream->Write(Message(i, 1))) return;
+      written.fetch_add(1);
+    }
+    stream->WritesDone();
+  });
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(kWindow));
+  // The window is full: the sender is blocked on the next message.
+  EXPECT_LE(written.load(), kWindow);
+  EXPECT_EQ(fetcher_.submitted(), static_cast<size_t>(kWindow));
+  // A result written makes room for one more message.
+  fetcher_.FinishOk(0);
+  FetchEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(kWindow + 1));
+  EXPECT_LE(written.load(), kWindow + 1);
+  EXPECT_EQ(fetcher_.submitted(), static_cast<size_t>(kWindow + 1));
+  // The rest, each result making room for the next.
+  std::vector<FetchResult> results(event.results().begin(),
+                                   event.results().end());
+  for (size_t job = 1; job < kMessages; ++job) {
+    ASSERT_TRUE(fetcher_.AwaitSubmitted(job + 1)) << job;
+    fetcher_.FinishOk(job);
+    // Never more than the window (plus the message being read) submitted
+    // without a written result.
+    EXPECT_LE(fetcher_.submitted(), results.size() + kWindow + 1);
+    ASSERT_TRUE(stream->Read(&event));
+    for (const FetchResult& r : event.results()) results.push_back(r);
+  }
+  sender.join();
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(IndexSet(results).size(), static_cast<size_t>(kMessages));
+}
+
+TEST_F(FetchStreamTest, ABadRequestGetsItsOwnResultAndTheStreamGoesOn) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  fetch::v1::FetchStreamRequest message = Message(0, 3);
+  message.mutable_requests(1)->set_url("not a url");
+  ASSERT_TRUE(stream->Write(message));
+  ASSERT_TRUE(stream->Write(Message(3, 1)));
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(3));
+  EXPECT_EQ(fetcher_.job(2).index, 3u);
+  for (size_t job : {0, 1, 2}) fetcher_.FinishOk(job);
+  std::vector<FetchResult> results;
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(IndexSet(results), ElementsAre(0, 1, 2, 3));
+  for (const FetchResult& r : results) {
+    if (r.index() == 1) {
+      EXPECT_EQ(r.error(), fetch::v1::ERROR_KIND_INVALID_REQUEST);
+      EXPECT_EQ(r.id(), "s1");
+    } else {
+      EXPECT_EQ(r.status(), 200u) << r.index();
+    }
+  }
+}
+
+TEST_F(FetchStreamTest, TheFirstMessagesOptionsApplyToEveryRequest) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  fetch::v1::FetchStreamRequest first;
+  first.mutable_options()->set_ordered(true);
+  first.mutable_options()->mutable_defaults()->set_method("HEAD");
+  ASSERT_TRUE(stream->Write(first));
+  ASSERT_TRUE(stream->Write(Message(0, 3)));
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(3));
+  EXPECT_EQ(fetcher_.job(0).method, "HEAD");
+  // Ordered: the head holds the others back.
+  for (size_t job : {2, 1, 0}) fetcher_.FinishOk(job);
+  FetchEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  EXPECT_THAT(Indices(event), ElementsAre(0, 1, 2));
+  std::vector<FetchResult> results;
+  EXPECT_TRUE(Drain(*stream, results).ok());
+}
+
+TEST_F(FetchStreamTest, BadOptionsEndTheStreamNamingTheField) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  fetch::v1::FetchStreamRequest first = Message(0, 1);
+  first.mutable_options()->mutable_defaults()->set_url("http://x.example/");
+  ASSERT_TRUE(stream->Write(first));
+  std::vector<FetchResult> results;
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("options.defaults.url"));
+  EXPECT_TRUE(results.empty());
+  EXPECT_EQ(fetcher_.submitted(), 0u);
+}
+
+// A later message with options, or with more requests than max_batch_size,
+// stops the reading; what was read still gets its results, then the
+// stream ends with INVALID_ARGUMENT naming the rule.
+TEST_F(FetchStreamTest, ABadMessageEndsTheStreamAfterTheResultsOfTheRest) {
+  config_.mutable_limits()->set_max_batch_size(5);
+  ASSERT_NO_FATAL_FAILURE(Start());
+  for (const bool oversize : {false, true}) {
+    SCOPED_TRACE(oversize ? "oversize" : "late options");
+    const size_t before = fetcher_.submitted();
+    grpc::ClientContext context;
+    auto stream = Open(&context);
+    ASSERT_TRUE(stream->Write(Message(0, 2)));
+    ASSERT_TRUE(fetcher_.AwaitSubmitted(before + 2));
+    fetch::v1::FetchStreamRequest bad = Message(2, oversize ? 6 : 1);
+    if (!oversize) bad.mutable_options()->set_ordered(true);
+    ASSERT_TRUE(stream->Write(bad));
+    fetcher_.FinishOk(before);
+    fetcher_.FinishOk(before + 1);
+    std::vector<FetchResult> results;
+    const grpc::Status status = Drain(*stream, results);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr(oversize ? "limits.max_batch_size" : "options:"));
+    EXPECT_THAT(IndexSet(results), ElementsAre(0, 1));
+    EXPECT_EQ(fetcher_.submitted(), before + 2);
+  }
+}
+
+// A drain stops the reading: what was read finishes and gets its results,
+// then the stream ends with UNAVAILABLE.
+TEST_F(FetchStreamTest, ADrainStopsTheReadingAndEndsWithUnavailable) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  ASSERT_TRUE(stream->Write(Message(0, 2)));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(2));
+  gate_->StartDraining();
+  fetcher_.FinishOk(0);
+  fetcher_.FinishOk(1);
+  std::vector<FetchResult> results;
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("another replica"));
+  EXPECT_THAT(IndexSet(results), ElementsAre(0, 1));
+  ASSERT_TRUE(AwaitIdle());
+}
+
+TEST_F(FetchStreamTest, FailFastStopsTheReadingAndEndsWithAborted) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  fetch::v1::FetchStreamRequest first = Message(0, 3);
+  first.mutable_options()->set_fail_fast(true);
+  ASSERT_TRUE(stream->Write(first));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(3));
+  FetchResult failed;
+  failed.set_error(fetch::v1::ERROR_KIND_CONNECT);
+  fetcher_.Finish(1, failed);
+  EXPECT_EQ(fetcher_.RunCancellations(), 2u);
+  std::vector<FetchResult> results;
+  const grpc::Status status = Drain(*stream, results);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("fail_fast: request 1"));
+  EXPECT_THAT(IndexSet(results), ElementsAre(0, 1, 2));
+  EXPECT_EQ(fetcher_.submitted(), 3u);
+}
+
+// A message whose requests would take the server past limits.max_pending
+// waits, unread further, until the stream's own results make room.
+TEST_F(FetchStreamTest, AMessageOverMaxPendingWaitsForRoom) {
+  config_.mutable_limits()->set_max_pending(3);
+  config_.mutable_limits()->set_max_batch_size(3);
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  ASSERT_TRUE(stream->Write(Message(0, 2)));
+  ASSERT_TRUE(stream->Write(Message(2, 2)));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(2));
+  EXPECT_EQ(gate_->pending(), 2);
+  fetcher_.FinishOk(0);
+  FetchEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  // One pending now: two more fit.
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(4));
+  EXPECT_EQ(fetcher_.job(2).index, 2u);
+  ASSERT_TRUE(stream->WritesDone());
+  for (size_t job : {1, 2, 3}) fetcher_.FinishOk(job);
+  std::vector<FetchResult> results(event.results().begin(),
+                                   event.results().end());
+  EXPECT_TRUE(Drain(*stream, results).ok());
+  EXPECT_EQ(IndexSet(results).size(), 4u);
+  ASSERT_TRUE(AwaitIdle());
+  EXPECT_EQ(gate_->pending(), 0);
+}
+
+TEST_F(FetchStreamTest, AClientCancelEndsTheStreamsJobs) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  ASSERT_TRUE(stream->Write(Message(0, 2)));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(2));
+  context.TryCancel();
+  ASSERT_TRUE(fetcher_.AwaitCancelRequests(1));
+  EXPECT_EQ(fetcher_.RunCancellations(), 2u);
+  std::vector<FetchResult> results;
+  EXPECT_EQ(Drain(*stream, results).error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(AwaitIdle());
+  EXPECT_EQ(gate_->pending(), 0);
 }
 
 }  // namespace

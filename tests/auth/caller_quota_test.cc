@@ -54,6 +54,27 @@ TEST(CallerQuotasTest, PendingLimitIsPerCaller) {
   EXPECT_TRUE(quotas.Admit(Named("alice", &rules), 5).ok());
 }
 
+// A stream is admitted with no requests and adds each message's as it
+// reads them, within the caller's max_pending.
+TEST(CallerQuotasTest, AStreamAddsRequestsWithinThePendingLimit) {
+  const CallerRules rules = Rules("auth.default_caller", 10, 0);
+  CallerQuotas quotas;
+  auto stream = quotas.Admit(Named("alice", &rules), 0);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  EXPECT_TRUE((*stream)->TryAddRequests(6).ok());
+  auto batch = quotas.Admit(Named("alice", &rules), 3);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const absl::Status refused = (*stream)->TryAddRequests(2);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(),
+              HasSubstr("caller \"alice\" has 9 requests pending; 2 more "
+                        "would exceed auth.default_caller.max_pending (10)"));
+  EXPECT_EQ(quotas.pending("alice"), 9);
+  EXPECT_TRUE((*stream)->TryAddRequests(1).ok());
+  (*stream)->RequestsDone(7);
+  EXPECT_EQ(quotas.pending("alice"), 3);
+}
+
 TEST(CallerQuotasTest, ActiveCallLimitCountsLeases) {
   const CallerRules rules = Rules("auth.callers[0]", 0, 2);
   CallerQuotas quotas;

@@ -165,6 +165,24 @@ TEST(FetchMetricsTest, CountsAttemptsRetriesConnectionsBytesAndPhases) {
   EXPECT_NEAR(phase_sum("transfer"), 0.006, 1e-9);
 }
 
+TEST(FetchMetricsTest, StreamsCountTheirRequestsAndTheirWaits) {
+  auto metrics = Make();
+  std::vector<Sample> s = ParseExposition(metrics->Render());
+  EXPECT_EQ(Sum(s, "fetch_stream_requests_received_total"), 0);
+  EXPECT_EQ(Sum(s, "fetch_stream_room_wait_seconds_total"), 0);
+  metrics->OnStreamRequests(256);
+  metrics->OnStreamRequests(3);
+  metrics->OnStreamWaited(absl::Milliseconds(1500));
+  metrics->OnCallFinished(core::CallMethod::kFetchStream,
+                          absl::StatusCode::kAborted, absl::Seconds(2), false);
+  s = ParseExposition(metrics->Render());
+  EXPECT_EQ(Sum(s, "fetch_stream_requests_received_total"), 259);
+  EXPECT_DOUBLE_EQ(Sum(s, "fetch_stream_room_wait_seconds_total"), 1.5);
+  EXPECT_EQ(Sum(s, "fetch_grpc_server_handled_total",
+                {{"grpc_method", "FetchStream"}, {"grpc_code", "ABORTED"}}),
+            1);
+}
+
 TEST(FetchMetricsTest, GrpcCallsAndRejections) {
   auto metrics = Make();
   metrics->OnCallFinished(core::CallMethod::kFetchBatch, absl::StatusCode::kOk,
@@ -218,7 +236,7 @@ TEST(FetchMetricsTest, GaugesAreReadAtScrapeTime) {
     live.engine = {
         .in_flight = 3, .queued = queued, .delayed = 2, .politeness = {}};
     live.pending = 12;
-    live.active_calls = {4, 1};
+    live.active_calls = {4, 1, 2};
     return live;
   });
   metrics->SetServing(true);
@@ -229,6 +247,7 @@ TEST(FetchMetricsTest, GaugesAreReadAtScrapeTime) {
   EXPECT_EQ(Sum(s, "fetch_pending_requests"), 12);
   EXPECT_EQ(Sum(s, "fetch_active_calls", {{"grpc_method", "FetchBatch"}}), 4);
   EXPECT_EQ(Sum(s, "fetch_active_calls", {{"grpc_method", "Fetch"}}), 1);
+  EXPECT_EQ(Sum(s, "fetch_active_calls", {{"grpc_method", "FetchStream"}}), 2);
   EXPECT_EQ(Sum(s, "fetch_serving"), 1);
   queued = 0;
   metrics->SetServing(false);

@@ -74,7 +74,9 @@ const std::set<std::string>& ContractFamilies() {
                                 "fetch_circuit_breaker_hosts",
                                 "fetch_circuit_breaker_transitions_total",
                                 "fetch_retries_denied_total",
-                                "fetch_adaptive_concurrency_limit"};
+                                "fetch_adaptive_concurrency_limit",
+                                "fetch_stream_requests_received_total",
+                                "fetch_stream_room_wait_seconds_total"};
   return *names;
 }
 
