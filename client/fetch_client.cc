@@ -307,6 +307,80 @@ absl::StatusOr<std::unique_ptr<WebSocketStream>> FetchClient::OpenWebSocket(
   return ws;
 }
 
+std::unique_ptr<FetchStreamCall> FetchClient::OpenFetchStream(
+    const fetch::v1::BatchRequest& options, absl::Time deadline) {
+  std::unique_ptr<FetchStreamCall> call(new FetchStreamCall());
+  call->context_ = std::make_unique<grpc::ClientContext>();
+  Prepare(deadline, *call->context_);
+  call->options_ = options;
+  call->stream_ = stub_->FetchStream(call->context_.get());
+  return call;
+}
+
+FetchStreamCall::~FetchStreamCall() {
+  if (!finished_ && context_ != nullptr) {
+    context_->TryCancel();
+    stream_->Finish();
+  }
+}
+
+absl::Status FetchStreamCall::Send(
+    std::vector<fetch::v1::FetchRequest> requests) {
+  fetch::v1::FetchStreamRequest message;
+  message.mutable_requests()->Reserve(static_cast<int>(requests.size()));
+  for (fetch::v1::FetchRequest& request : requests) {
+    *message.add_requests() = std::move(request);
+  }
+  return Send(message);
+}
+
+absl::Status FetchStreamCall::Send(
+    const fetch::v1::FetchStreamRequest& message) {
+  if (writes_done_) {
+    return absl::UnavailableError("the FetchStream is closed for writes");
+  }
+  bool ok = false;
+  if (!sent_first_ && !message.has_options()) {
+    fetch::v1::FetchStreamRequest first = message;
+    *first.mutable_options() = options_;
+    ok = stream_->Write(first);
+  } else {
+    ok = stream_->Write(message);
+  }
+  sent_first_ = true;
+  if (!ok) {
+    return absl::UnavailableError(
+        "the FetchStream is broken (Finish() says why)");
+  }
+  return absl::OkStatus();
+}
+
+void FetchStreamCall::WritesDone() {
+  if (writes_done_) return;
+  if (!sent_first_) {
+    // The options still go, with no requests.
+    fetch::v1::FetchStreamRequest first;
+    *first.mutable_options() = options_;
+    sent_first_ = true;
+    stream_->Write(first);
+  }
+  writes_done_ = true;
+  stream_->WritesDone();
+}
+
+bool FetchStreamCall::Read(fetch::v1::FetchEvent* event) {
+  return stream_->Read(event);
+}
+
+void FetchStreamCall::Cancel() { context_->TryCancel(); }
+
+absl::Status FetchStreamCall::Finish() {
+  if (finished_) return absl::FailedPreconditionError("already finished");
+  finished_ = true;
+  return FromGrpcStatus(stream_->Finish(),
+                        context_->GetServerTrailingMetadata());
+}
+
 WebSocketStream::~WebSocketStream() {
   if (!finished_ && context_ != nullptr) {
     context_->TryCancel();

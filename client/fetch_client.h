@@ -17,6 +17,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -106,6 +107,53 @@ class WebSocketStream {
                                            fetch::v1::WsServerMessage>>
       stream_;
   fetch::v1::WsHandshake handshake_;
+  bool writes_done_ = false;
+  bool finished_ = false;
+};
+
+// One FetchStream call, made by FetchClient::OpenFetchStream(): a writer
+// the caller pushes requests into and a reader of results. Send() blocks
+// while fetchd has no room for more (gRPC flow control: fetchd reads only
+// while fewer than limits.stream_window of the stream's requests are
+// without a written result), so a fast producer is held back, not
+// buffered. Typically one thread sends then calls WritesDone() while
+// another reads until Read() returns false, then calls Finish(). No two
+// threads may send at once, nor read at once. Destroying it before
+// Finish() cancels the call.
+class FetchStreamCall {
+ public:
+  ~FetchStreamCall();
+  FetchStreamCall(const FetchStreamCall&) = delete;
+  FetchStreamCall& operator=(const FetchStreamCall&) = delete;
+
+  // Sends `requests` as one message; they are numbered on from the
+  // previous ones (FetchResult.index). Errors: UNAVAILABLE when the stream
+  // is closed for writes or broken (Finish() then says why).
+  absl::Status Send(std::vector<fetch::v1::FetchRequest> requests);
+  absl::Status Send(const fetch::v1::FetchStreamRequest& message);
+  // No more requests; fetchd ends the stream after their results.
+  void WritesDone();
+
+  // The next event (results, streamed bodies); false at the end of the
+  // stream.
+  bool Read(fetch::v1::FetchEvent* event);
+  // Cancels the call (from any thread).
+  void Cancel();
+  // The call's status, once Read() returned false: OK when every request
+  // sent has its result; errors as for FetchClient::FetchBatch().
+  absl::Status Finish();
+
+ private:
+  friend class FetchClient;
+  FetchStreamCall() = default;
+
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<fetch::v1::FetchStreamRequest,
+                                           fetch::v1::FetchEvent>>
+      stream_;
+  // The first message carries the options.
+  fetch::v1::BatchRequest options_;
+  bool sent_first_ = false;
   bool writes_done_ = false;
   bool finished_ = false;
 };
@@ -203,6 +251,15 @@ class FetchClient {
   // (UNAUTHENTICATED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE).
   absl::StatusOr<std::unique_ptr<WebSocketStream>> OpenWebSocket(
       const fetch::v1::WsOpen& open,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // Opens a FetchStream: `options` (a BatchRequest's defaults, ordered,
+  // fail_fast, max_concurrency, cookie_jar, cookies, politeness; its
+  // requests must be empty) go with the first message. The call starts at
+  // once; refusals (UNAUTHENTICATED, RESOURCE_EXHAUSTED, UNAVAILABLE,
+  // INVALID_ARGUMENT for bad options) come from Finish().
+  std::unique_ptr<FetchStreamCall> OpenFetchStream(
+      const fetch::v1::BatchRequest& options = {},
       absl::Time deadline = absl::InfiniteFuture());
 
   // The generated stub, for callers that need the async or callback API.

@@ -13,21 +13,27 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/fetch_client.h"
@@ -52,6 +58,9 @@ double PerSecond(int64_t count, absl::Duration elapsed) {
 class ProgressBar {
  public:
   ProgressBar(int64_t total, absl::Time start) : total_(total), start_(start) {}
+
+  // The total so far, for input that is still being read.
+  void set_total(int64_t total) { total_ = total; }
 
   // Redraws unless the last redraw was less than kRedrawInterval ago.
   void Update(int64_t done, int64_t errors, absl::Time now) {
@@ -94,7 +103,7 @@ class ProgressBar {
     last_draw_ = now;
   }
 
-  const int64_t total_;
+  int64_t total_;
   const absl::Time start_;
   absl::Time last_draw_ = absl::InfinitePast();
   size_t last_width_ = 0;
@@ -274,6 +283,200 @@ int RunWs(const FetchctlOptions& options) {
   std::_Exit(exit_code);
 }
 
+// Prints the results of a call as they come (JSON lines, -v summaries, the
+// progress bar) and keeps the counts for the summary and the exit status.
+class ResultPrinter {
+ public:
+  ResultPrinter(const FetchctlOptions& options, int64_t total, absl::Time start)
+      : options_(options), start_(start) {
+    const bool progress =
+        options.progress == ProgressMode::kOn ||
+        (options.progress == ProgressMode::kAuto && isatty(STDERR_FILENO) == 1);
+    if (progress) {
+      bar_.emplace(total, start);
+      bar_->Update(0, 0, start);
+    }
+  }
+
+  void OnEvent(const fetch::v1::FetchEvent& event, int64_t total) {
+    for (const fetch::v1::FetchResult& result : event.results()) {
+      ++received_;
+      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+        ++failed_;
+      }
+      if (result.error() == fetch::v1::ERROR_KIND_BODY_TOO_LARGE &&
+          !too_large_.has_value()) {
+        too_large_.emplace(result);
+        too_large_->clear_body();
+      }
+      if (!options_.quiet) {
+        PrintResult(result, options_.include_body);
+      }
+      if (options_.verbose) {
+        const std::string summary = VerboseSummary(result);
+        std::fwrite(summary.data(), 1, summary.size(), stderr);
+        std::fflush(stderr);
+      }
+    }
+    if (bar_.has_value()) {
+      bar_->set_total(total);
+      bar_->Update(received_, failed_, absl::Now());
+    }
+  }
+
+  // The call ended with `status` after `total` requests were sent: prints
+  // the end of the output and returns the exit status. `not_read`: fetchd
+  // read no further (fail_fast), so requests without a result are expected.
+  int Finish(const absl::Status& status, int64_t total, bool not_read) {
+    const absl::Time end = absl::Now();
+    if (bar_.has_value()) {
+      bar_->set_total(total);
+      bar_->Finish(received_, failed_, end);
+    }
+    if (too_large_.has_value()) {
+      const std::string hint = BodyTooLargeHint(*too_large_, options_);
+      std::fwrite(hint.data(), 1, hint.size(), stderr);
+    }
+    if (!status.ok() && !not_read) {
+      // Every result that arrived has been printed; say how many.
+      const int code = CallError(status, options_);
+      if (code == kExitRpcError) {
+        std::fprintf(stderr, "fetchctl: %lld of %lld results received\n",
+                     static_cast<long long>(received_),
+                     static_cast<long long>(total));
+      }
+      return code;
+    }
+    if (not_read) {
+      std::fprintf(stderr, "fetchctl: %s; %lld of %lld requests were not run\n",
+                   std::string(status.message()).c_str(),
+                   static_cast<long long>(total - received_),
+                   static_cast<long long>(total));
+    } else if (received_ != total) {
+      std::fprintf(
+          stderr, "fetchctl: fetchd sent %lld results for %lld requests\n",
+          static_cast<long long>(received_), static_cast<long long>(total));
+      return kExitRpcError;
+    }
+    if (bar_.has_value() || options_.quiet) {
+      std::fprintf(stderr,
+                   "fetchctl: %lld result%s in %.2fs (%.0f req/s): %lld ok, "
+                   "%lld failed\n",
+                   static_cast<long long>(received_), received_ == 1 ? "" : "s",
+                   absl::ToDoubleSeconds(end - start_),
+                   PerSecond(received_, end - start_),
+                   static_cast<long long>(received_ - failed_),
+                   static_cast<long long>(failed_));
+    }
+    return failed_ > 0 || not_read ? kExitFailedResults : kExitOk;
+  }
+
+ private:
+  const FetchctlOptions& options_;
+  const absl::Time start_;
+  int64_t received_ = 0;
+  int64_t failed_ = 0;
+  // The first BODY_TOO_LARGE result, for one hint after the results.
+  std::optional<fetch::v1::FetchResult> too_large_;
+  std::optional<ProgressBar> bar_;
+};
+
+// Most requests per FetchStream message: input read faster than that goes
+// out in messages of this many; slower input goes out line by line.
+constexpr size_t kMaxRequestsPerMessage = 256;
+
+// `batch`: the input, read as it comes, sent through FetchStream; results
+// are printed as they arrive, before the input ends. Never returns when
+// the call ends while the input is still being read (the reading thread
+// can't be stopped): exits the process with its status instead.
+int RunStream(FetchClient& client, const FetchctlOptions& options,
+              absl::Time start, absl::Time deadline) {
+  const bool from_stdin = options.input_path == "-";
+  const std::string input_name = from_stdin ? "stdin" : options.input_path;
+  std::ifstream file;
+  if (!from_stdin) {
+    file.open(options.input_path);
+    if (!file) {
+      return UsageError(absl::StrCat("cannot open '", options.input_path, "': ",
+                                     std::generic_category().message(errno)));
+    }
+  }
+  BatchInputReader reader(from_stdin ? std::cin : file);
+  std::unique_ptr<FetchStreamCall> call =
+      client.OpenFetchStream(options.batch_template, deadline);
+
+  // The sender reads the input and sends; the calling thread reads results.
+  std::atomic<int64_t> sent{0};
+  absl::Mutex mu;
+  bool call_over = false;  // guarded by mu: no more sends
+  absl::Status input_error;
+  absl::Notification input_done;
+  std::thread sender([&] {
+    std::vector<fetch::v1::FetchRequest> pending;
+    const auto send = [&] {
+      absl::MutexLock lock(&mu);
+      if (call_over) return false;
+      // Counted first: a result may arrive before Send() returns.
+      sent.fetch_add(static_cast<int64_t>(pending.size()));
+      const bool ok = call->Send(std::move(pending)).ok();
+      pending.clear();
+      return ok;
+    };
+    while (true) {
+      absl::StatusOr<std::optional<fetch::v1::FetchRequest>> next =
+          reader.Next();
+      if (!next.ok()) {
+        input_error = absl::InvalidArgumentError(
+            absl::StrCat(input_name, ": ", next.status().message()));
+        break;
+      }
+      if (!next->has_value()) break;
+      pending.push_back(**std::move(next));
+      if ((pending.size() >= kMaxRequestsPerMessage || !reader.Ready()) &&
+          !send()) {
+        break;
+      }
+    }
+    // What was read before a bad line still goes.
+    if (!pending.empty()) send();
+    if (input_error.ok() && sent.load() == 0) {
+      input_error =
+          absl::InvalidArgumentError(absl::StrCat(input_name, ": no requests"));
+    }
+    {
+      absl::MutexLock lock(&mu);
+      if (!call_over) call->WritesDone();
+    }
+    input_done.Notify();
+  });
+
+  ResultPrinter printer(options, 0, start);
+  fetch::v1::FetchEvent event;
+  while (call->Read(&event)) printer.OnEvent(event, sent.load());
+  {
+    absl::MutexLock lock(&mu);
+    call_over = true;
+  }
+  const absl::Status status = call->Finish();
+  const bool read_all = input_done.HasBeenNotified();
+  int code = 0;
+  if (read_all && !input_error.ok()) {
+    // What was sent before the bad line has its results printed.
+    printer.Finish(absl::OkStatus(), sent.load(), /*not_read=*/false);
+    code = UsageError(input_error.message());
+  } else {
+    const bool not_read = status.code() == absl::StatusCode::kAborted &&
+                          options.batch_template.fail_fast();
+    code = printer.Finish(status, sent.load(), not_read);
+  }
+  if (read_all) {
+    sender.join();
+    return code;
+  }
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 int Run(const FetchctlOptions& options) {
   if (options.command == Command::kHealth) {
     return RunHealth(options);
@@ -281,9 +484,14 @@ int Run(const FetchctlOptions& options) {
   if (options.command == Command::kWs) {
     return RunWs(options);
   }
-  absl::StatusOr<fetch::v1::BatchRequest> batch = BuildBatchRequest(options);
-  if (!batch.ok()) {
-    return UsageError(batch.status().message());
+  // `get` sends its URLs as one FetchBatch; `batch` streams its input.
+  std::optional<fetch::v1::BatchRequest> batch;
+  if (options.command != Command::kBatch) {
+    absl::StatusOr<fetch::v1::BatchRequest> built = BuildBatchRequest(options);
+    if (!built.ok()) {
+      return UsageError(built.status().message());
+    }
+    batch = *std::move(built);
   }
 
   // --deadline counts from here: connecting to fetchd is part of the call.
@@ -297,84 +505,18 @@ int Run(const FetchctlOptions& options) {
   if (!options.output_path.empty()) {
     return RunDownload(**client, options, deadline);
   }
-
-  const bool progress =
-      options.progress == ProgressMode::kOn ||
-      (options.progress == ProgressMode::kAuto && isatty(STDERR_FILENO) == 1);
-  const int64_t total = batch->requests_size();
-  int64_t received = 0;
-  int64_t failed = 0;
-  // The first BODY_TOO_LARGE result, for one hint after the results.
-  std::optional<fetch::v1::FetchResult> too_large;
-  std::optional<ProgressBar> bar;
-  if (progress) {
-    bar.emplace(total, start);
-    bar->Update(received, failed, start);
+  if (!batch.has_value()) {
+    return RunStream(**client, options, start, deadline);
   }
-
+  const int64_t total = batch->requests_size();
+  ResultPrinter printer(options, total, start);
   const absl::Status status = (*client)->FetchBatch(
       *batch,
       [&](const fetch::v1::FetchEvent& event) {
-        for (const fetch::v1::FetchResult& result : event.results()) {
-          ++received;
-          if (result.error() != fetch::v1::ERROR_KIND_NONE) {
-            ++failed;
-          }
-          if (result.error() == fetch::v1::ERROR_KIND_BODY_TOO_LARGE &&
-              !too_large.has_value()) {
-            too_large.emplace(result);
-            too_large->clear_body();
-          }
-          if (!options.quiet) {
-            PrintResult(result, options.include_body);
-          }
-          if (options.verbose) {
-            const std::string summary = VerboseSummary(result);
-            std::fwrite(summary.data(), 1, summary.size(), stderr);
-            std::fflush(stderr);
-          }
-        }
-        if (bar.has_value()) {
-          bar->Update(received, failed, absl::Now());
-        }
+        printer.OnEvent(event, total);
       },
       deadline);
-  const absl::Time end = absl::Now();
-  if (bar.has_value()) {
-    bar->Finish(received, failed, end);
-  }
-
-  if (too_large.has_value()) {
-    const std::string hint = BodyTooLargeHint(*too_large, options);
-    std::fwrite(hint.data(), 1, hint.size(), stderr);
-  }
-  if (!status.ok()) {
-    // Every result that arrived has been printed; say how many.
-    const int code = CallError(status, options);
-    if (code == kExitRpcError) {
-      std::fprintf(stderr, "fetchctl: %lld of %lld results received\n",
-                   static_cast<long long>(received),
-                   static_cast<long long>(total));
-    }
-    return code;
-  }
-  if (received != total) {
-    std::fprintf(
-        stderr, "fetchctl: fetchd sent %lld results for %lld requests\n",
-        static_cast<long long>(received), static_cast<long long>(total));
-    return kExitRpcError;
-  }
-  if (progress || options.quiet) {
-    std::fprintf(stderr,
-                 "fetchctl: %lld result%s in %.2fs (%.0f req/s): %lld ok, "
-                 "%lld failed\n",
-                 static_cast<long long>(received), received == 1 ? "" : "s",
-                 absl::ToDoubleSeconds(end - start),
-                 PerSecond(received, end - start),
-                 static_cast<long long>(received - failed),
-                 static_cast<long long>(failed));
-  }
-  return failed > 0 ? kExitFailedResults : kExitOk;
+  return printer.Finish(status, total, /*not_read=*/false);
 }
 
 }  // namespace

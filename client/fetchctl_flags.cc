@@ -203,7 +203,10 @@ fetch.v1.FetchResult in the protobuf JSON mapping; "index", "status" and
 batch reads one request per line from FILE (stdin when FILE is "-" or -f is
 absent): a line starting with '{' is a JSON fetch.v1.FetchRequest, any other
 line is a URL; blank lines and lines starting with '#' are skipped. The request
-options below are defaults for every request; a JSON line overrides them.
+options below are defaults for every request; a JSON line overrides them. Each
+request goes to fetchd as soon as it is read (FetchStream), so results come
+while a producer is still writing (producer | fetchctl batch), for any number
+of lines; a bad line ends the input after the results of the lines before it.
 
 ws opens a WebSocket (ws:// or wss://) through fetchd, with the -H headers.
 When stdin is a terminal, each line typed is sent as a text message and

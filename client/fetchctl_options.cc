@@ -831,7 +831,9 @@ std::optional<std::string> UsageErrorFromServer(
   const absl::string_view message = status.message();
   const size_t colon = message.find(": ");
   if (colon == absl::string_view::npos) return std::nullopt;
-  const absl::string_view path = message.substr(0, colon);
+  absl::string_view path = message.substr(0, colon);
+  // A FetchStream's options are a BatchRequest's, under "options.".
+  absl::ConsumePrefix(&path, "options.");
   const absl::string_view reason = message.substr(colon + 2);
   const std::string field = absl::StrCat(" (fetchd: ", path, ")");
 
@@ -866,36 +868,47 @@ std::optional<std::string> UsageErrorFromServer(
   return std::nullopt;
 }
 
-absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
-    std::istream& input) {
-  std::vector<fetch::v1::FetchRequest> requests;
+absl::StatusOr<std::optional<fetch::v1::FetchRequest>>
+BatchInputReader::Next() {
   std::string line;
-  int64_t line_number = 0;
-  while (std::getline(input, line)) {
-    ++line_number;
+  while (std::getline(input_, line)) {
+    ++line_number_;
     const absl::string_view text = absl::StripAsciiWhitespace(line);
     if (text.empty() || text.front() == '#') {
       continue;
     }
-    fetch::v1::FetchRequest& request = requests.emplace_back();
+    fetch::v1::FetchRequest request;
     if (text.front() != '{') {
       request.set_url(std::string(text));
-      continue;
+      return request;
     }
     const google::protobuf::util::Status status =
         google::protobuf::util::JsonStringToMessage(
             google::protobuf::StringPiece(text.data(), text.size()), &request);
     if (!status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "line ", line_number, ": invalid JSON FetchRequest: ",
+          "line ", line_number_, ": invalid JSON FetchRequest: ",
           absl::string_view(status.message().data(), status.message().size())));
     }
+    return request;
   }
-  if (input.bad()) {
+  if (input_.bad()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("read error after line ", line_number));
+        absl::StrCat("read error after line ", line_number_));
   }
-  return requests;
+  return std::nullopt;
+}
+
+absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
+    std::istream& input) {
+  std::vector<fetch::v1::FetchRequest> requests;
+  BatchInputReader reader(input);
+  while (true) {
+    absl::StatusOr<std::optional<fetch::v1::FetchRequest>> next = reader.Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) return requests;
+    requests.push_back(**std::move(next));
+  }
 }
 
 absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(

@@ -143,6 +143,25 @@ std::optional<std::string> UsageErrorFromServer(const absl::Status& status,
 absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
     std::istream& input);
 
+// Reads batch input (the format of ParseBatchInput) one request at a time,
+// so that `fetchctl batch` sends each as soon as it is read.
+class BatchInputReader {
+ public:
+  // `input` must outlive the reader.
+  explicit BatchInputReader(std::istream& input) : input_(input) {}
+
+  // The next request; nullopt at the end of the input. Errors as for
+  // ParseBatchInput().
+  absl::StatusOr<std::optional<fetch::v1::FetchRequest>> Next();
+  // Whether more input can be read now without waiting (a buffered line, or
+  // bytes already in the pipe or file).
+  bool Ready() const { return input_.rdbuf()->in_avail() > 0; }
+
+ private:
+  std::istream& input_;
+  int64_t line_number_ = 0;
+};
+
 // The request to send: options.batch_template with one request per URL for
 // `get`, or the requests read from options.input_path for `batch`.
 //

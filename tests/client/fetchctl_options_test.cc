@@ -1,6 +1,7 @@
 #include "client/fetchctl_options.h"
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -400,6 +401,38 @@ TEST(ParseBatchInputTest, UrlAndJsonLinesSkippingCommentsAndBlanks) {
   EXPECT_EQ(json.max_redirects(), 2u);
   EXPECT_EQ(FromProto(json.timeouts().total()), absl::Milliseconds(1500));
   EXPECT_EQ((*requests)[3].url(), "http://d.test/");
+}
+
+// fetchctl batch sends each request as it reads it: the reader hands out
+// one at a time and says whether more can be read without waiting.
+TEST(BatchInputReaderTest, HandsOutOneRequestAtATime) {
+  std::istringstream input(
+      "http://a.example/\n# comment\n\n"
+      "{\"url\": \"http://b.example/\", \"method\": \"POST\"}\n"
+      "{not json\n");
+  BatchInputReader reader(input);
+  absl::StatusOr<std::optional<fetch::v1::FetchRequest>> next = reader.Next();
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_TRUE(next->has_value());
+  EXPECT_EQ((*next)->url(), "http://a.example/");
+  EXPECT_TRUE(reader.Ready());
+  next = reader.Next();
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_TRUE(next->has_value());
+  EXPECT_EQ((*next)->method(), "POST");
+  next = reader.Next();
+  ASSERT_FALSE(next.ok());
+  EXPECT_THAT(next.status().message(), HasSubstr("line 5"));
+}
+
+TEST(BatchInputReaderTest, EndsWithNullopt) {
+  std::istringstream input("http://a.example/\n");
+  BatchInputReader reader(input);
+  ASSERT_TRUE(reader.Next().ok());
+  EXPECT_FALSE(reader.Ready());
+  absl::StatusOr<std::optional<fetch::v1::FetchRequest>> next = reader.Next();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_FALSE(next->has_value());
 }
 
 TEST(ParseBatchInputTest, BadJsonNamesTheLine) {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,14 +245,16 @@ bool Subprocess::Reap(bool block) {
     return true;
   }
   int status = 0;
+  struct rusage usage = {};
   pid_t reaped;
   do {
-    reaped = waitpid(pid_, &status, block ? 0 : WNOHANG);
+    reaped = wait4(pid_, &status, block ? 0 : WNOHANG, &usage);
   } while (reaped < 0 && errno == EINTR);
   if (reaped != pid_) {
     return false;
   }
   wait_status_ = status;
+  max_rss_kib_ = usage.ru_maxrss;
   return true;
 }
 
@@ -280,6 +283,7 @@ ExitInfo Subprocess::Wait(absl::Duration timeout) {
     if (reader_.joinable()) {
       reader_.join();
     }
+    info.max_rss_kib = max_rss_kib_;
     if (wait_status_.has_value()) {
       if (WIFEXITED(*wait_status_)) {
         info.exit_code = WEXITSTATUS(*wait_status_);

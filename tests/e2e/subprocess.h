@@ -20,6 +20,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,8 @@ struct ExitInfo {
   bool timed_out = false;
   std::string stdout_text;
   std::string stderr_text;
+  // The child's peak resident set (rusage ru_maxrss), once reaped.
+  int64_t max_rss_kib = 0;
 };
 
 // "exit 3", "signal 9 (killed after the wait timed out)", ... plus the
@@ -107,6 +110,7 @@ class Subprocess {
   // Serializes waiting and signalling, so no signal goes to a reaped pid.
   absl::Mutex wait_mu_;
   std::optional<int> wait_status_ ABSL_GUARDED_BY(wait_mu_);
+  int64_t max_rss_kib_ ABSL_GUARDED_BY(wait_mu_) = 0;
   bool timed_out_ ABSL_GUARDED_BY(wait_mu_) = false;
 
   mutable absl::Mutex output_mu_;
