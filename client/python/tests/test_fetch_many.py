@@ -90,19 +90,58 @@ async def test_fail_fast_cancels_the_rest(client, targets):
                for r in cancelled), cancelled
 
 
-async def test_fail_fast_reads_no_further_batch(start_fetchd, targets):
-    small = start_fetchd("--max_batch_size=5")
-    taken = []
+async def test_fail_fast_reads_no_further_input(client, targets):
+    """An async input streams; after the first failure fetchd reads none of
+    what the producer yields later."""
+    failed = asyncio.Event()
 
-    def inputs():
-        for i in range(50):
-            taken.append(i)
-            yield f"{targets.refused}/" if i == 2 else f"{targets.http}/ok"
+    async def inputs():
+        for i in range(5):
+            yield (f"{targets.refused}/" if i == 2
+                   else f"{targets.http}/slow?ms=60000&i={i}")
+        await asyncio.wait_for(failed.wait(), 10)
+        for i in range(5, 50):
+            yield f"{targets.http}/ok?i={i}"
 
-    async with fetchd.Client(small.address, max_batch_size=5) as c:
-        results = [r async for r in c.fetch_many(inputs(), fail_fast=True,
-                                                  retries=0)]
-    assert len(results) == 5 and len(taken) == 5
+    results = []
+    async for r in client.fetch_many(inputs(), fail_fast=True, retries=0,
+                                     concurrency=5):
+        results.append(r)
+        if r.error is not None and r.error.kind is fetchd.ErrorKind.CONNECT:
+            failed.set()
+    assert sorted(r.index for r in results) == list(range(5))
+    kinds = {r.index: r.error.kind for r in results}
+    assert kinds[2] is fetchd.ErrorKind.CONNECT
+    assert all(kinds[i] is fetchd.ErrorKind.CANCELLED for i in (0, 1, 3, 4))
+
+
+async def test_a_result_arrives_before_the_input_ends(client, targets):
+    """A producer that waits for the first result before it yields the
+    second URL: FetchStream, not a batch gathered first."""
+    first = asyncio.Event()
+
+    async def inputs():
+        yield f"{targets.http}/ok?i=0"
+        await asyncio.wait_for(first.wait(), 10)
+        yield f"{targets.http}/ok?i=1"
+
+    got = []
+    async for r in client.fetch_many(inputs()):
+        got.append((r.index, r.status))
+        first.set()
+    assert got == [(0, 200), (1, 200)]
+
+
+async def test_a_generator_larger_than_a_batch_streams(client, targets):
+    # More than fetchd's default max_batch_size (10,000).
+    n = 10500
+    urls = (f"{targets.http}/ok?i={i}" for i in range(n))
+    seen = set()
+    async for r in client.fetch_many(urls, concurrency=64):
+        assert r.ok and r.url.endswith(f"i={r.index}"), r
+        assert r.index not in seen
+        seen.add(r.index)
+    assert len(seen) == n
 
 
 async def test_defaults_apply_to_every_request(client, targets):
@@ -149,7 +188,8 @@ async def test_async_iterable_and_batches_beyond_the_server_limit(
                 await asyncio.sleep(0.02)  # a producer that pauses
             yield f"{targets.http}/ok?i={i}"
 
-    # The client doesn't know the limit: it learns it from the refusal.
+    # The client doesn't know the limit: it learns it from the refusal of
+    # a too large message and sends what fetchd did not read again.
     async with fetchd.Client(small.address) as c:
         results = [r async for r in c.fetch_many(urls(), concurrency=32)]
         assert sorted(r.index for r in results) == list(range(230))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from typing import (TYPE_CHECKING, Any, AsyncIterable, AsyncIterator,
+from typing import (TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Dict,
                     Iterable, List, Mapping, Optional, Sequence, Tuple, Union)
 
 import grpc
@@ -41,7 +41,10 @@ DEFAULT_MAX_BATCH_SIZE = 10000
 # An async input that pauses this long ends the batch being gathered, so a
 # slow producer's requests don't wait for a full batch.
 BATCH_LINGER_S = 0.005
-_LIMIT_RE = re.compile(r"server limit is (\d+) \(limits\.max_batch_size\)")
+# Most requests per FetchStream message.
+STREAM_MESSAGE_REQUESTS = 256
+_LIMIT_RE = re.compile(
+    r"server limit (?:per message )?is (\d+) \(limits\.max_batch_size\)")
 
 
 def _batch_limit(error: grpc.aio.AioRpcError) -> Optional[int]:
@@ -51,6 +54,13 @@ def _batch_limit(error: grpc.aio.AioRpcError) -> Optional[int]:
         return None
     m = _LIMIT_RE.search(error.details() or "")
     return int(m.group(1)) if m else None
+
+
+async def _stop(task: "asyncio.Future[Any]") -> None:
+    """Cancels `task` and waits for it to end, whatever it ends with (its
+    errors are the call's, reported by the reader)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 class _Feeder:
@@ -79,20 +89,27 @@ class _Feeder:
             items.extend(itertools.islice(self._iter, n - len(items)))
             return items
         assert self._aiter is not None
-        while len(items) < n and not self._done:
-            if self._next is None:
-                self._next = asyncio.ensure_future(self._aiter.__anext__())
-            if items and not self._next.done():
-                await asyncio.wait((self._next,), timeout=self._linger)
-                if not self._next.done():
-                    break  # the producer paused: send what we have
-            else:
-                await asyncio.wait((self._next,))
-            pending, self._next = self._next, None
-            try:
-                items.append(pending.result())
-            except StopAsyncIteration:
-                self._done = True
+        try:
+            while len(items) < n and not self._done:
+                if self._next is None:
+                    self._next = asyncio.ensure_future(
+                        self._aiter.__anext__())
+                if items and not self._next.done():
+                    await asyncio.wait((self._next,), timeout=self._linger)
+                    if not self._next.done():
+                        break  # the producer paused: send what we have
+                else:
+                    await asyncio.wait((self._next,))
+                pending, self._next = self._next, None
+                try:
+                    items.append(pending.result())
+                except StopAsyncIteration:
+                    self._done = True
+        except asyncio.CancelledError:
+            # Nothing taken is lost: the next take() starts with it (and
+            # with the pending __anext__, kept in self._next).
+            self.push_back(items)
+            raise
         return items
 
     def push_back(self, items: List[Input]) -> None:
@@ -249,6 +266,32 @@ class Client:
         raise TypeError("fetch_many() inputs are URLs (str), fetchd.Request "
                         f"or fetch.v1.FetchRequest, not {type(item).__name__}")
 
+    def _batch_options(self, base: Any, ordered: bool, fail_fast: bool,
+                       concurrency: int,
+                       cookies: Optional[Mapping[str, str]],
+                       cookie_jar: Optional[bool]) -> Any:
+        """A BatchRequest with the call's options and no requests."""
+        batch = fetch_pb2.BatchRequest(
+            ordered=ordered, fail_fast=fail_fast,
+            max_concurrency=concurrency)
+        if base is not None:
+            batch.defaults.CopyFrom(base)
+        if cookie_jar is not None:
+            batch.cookie_jar = cookie_jar
+        if cookies:
+            for name, value in cookies.items():
+                batch.cookies.add(name=name, value=value)
+        return batch
+
+    def _add_requests(self, repeated: Any, items: Sequence[Input]) -> None:
+        add = repeated.add
+        append = repeated.append
+        for item in items:
+            if isinstance(item, str):
+                add(url=item)
+            else:
+                append(self._input_message(item))
+
     async def fetch_many(
             self, requests: Inputs, *, concurrency: int = 32,
             ordered: bool = False, fail_fast: bool = False,
@@ -261,14 +304,16 @@ class Client:
         Response.index is the input's position.
 
         requests: URLs, fetchd.Request or fetch.v1.FetchRequest, from a
-            list, any iterable or an async iterable of any size; read a
-            batch at a time (at most the server's max_batch_size), never
-            ahead of the batch being sent
+            list, any iterable or an async iterable of any size. A list or
+            tuple of at most the server's max_batch_size goes as one
+            FetchBatch; anything else streams through one FetchStream,
+            read only as fast as fetchd takes it (its flow control), so a
+            generator of a million URLs or an endless async queue is fine
         concurrency: most requests in flight at once (the semaphore)
-        fail_fast: the first failure cancels the rest of its batch (each
-            still yields a CANCELLED result) and no later input is read
-        cookies, cookie_jar: the batch's cookie jar (on by default, like
-            one aiohttp session; a new jar per batch)
+        fail_fast: the first failure cancels the rest (each still yields a
+            CANCELLED result) and no later input is read
+        cookies, cookie_jar: the call's cookie jar (on by default, like
+            one aiohttp session)
         **defaults: options for every request (a request's own override)
 
         Breaking out of the loop or cancelling the task cancels the
@@ -277,58 +322,135 @@ class Client:
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency}")
+        if isinstance(requests, (str, bytes)):
+            raise TypeError("fetch_many() takes an iterable of URLs or "
+                            "requests, not one URL")
         base = _build.merged_defaults(self._defaults, defaults)
-        stub = self._stubs()
-        feeder = _Feeder(requests, BATCH_LINGER_S)
-        offset = 0
-        try:
-            while True:
-                items = await feeder.take(self._max_batch)
-                if not items:
-                    return
-                batch = fetch_pb2.BatchRequest(
-                    ordered=ordered, fail_fast=fail_fast,
-                    max_concurrency=concurrency)
-                if base is not None:
-                    batch.defaults.CopyFrom(base)
-                if cookie_jar is not None:
-                    batch.cookie_jar = cookie_jar
-                if cookies:
-                    for name, value in cookies.items():
-                        batch.cookies.add(name=name, value=value)
-                add = batch.requests.add
-                append = batch.requests.append
-                for item in items:
-                    if isinstance(item, str):
-                        add(url=item)
-                    else:
-                        append(self._input_message(item))
-                call = stub.FetchBatch(batch, metadata=self._metadata,
-                                       timeout=self._rpc_timeout)
-                del batch, add, append
-                failed = False
+        options = self._batch_options(base, ordered, fail_fast, concurrency,
+                                      cookies, cookie_jar)
+        if isinstance(requests, (list, tuple)):
+            if not requests:
+                return
+            if len(requests) <= self._max_batch:
+                batch = fetch_pb2.BatchRequest()
+                batch.CopyFrom(options)
+                self._add_requests(batch.requests, requests)
+                call = self._stubs().FetchBatch(batch,
+                                                metadata=self._metadata,
+                                                timeout=self._rpc_timeout)
+                del batch
                 yielded = 0
                 try:
                     async for event in call:
                         for result in event.results:
-                            i = result.index
-                            if result.error:
-                                failed = True
                             yielded += 1
-                            yield Response(result, items[i], offset + i)
+                            yield Response(result, requests[result.index],
+                                           result.index)
+                    return
                 except grpc.aio.AioRpcError as e:
                     limit = _batch_limit(e)
-                    if yielded == 0 and limit and limit < len(items):
-                        self._max_batch = limit
-                        feeder.push_back(items)
-                        continue
-                    raise from_rpc_error(e) from None
+                    if not (yielded == 0 and limit and limit < len(requests)):
+                        raise from_rpc_error(e) from None
+                    # A server with a lower limit: stream them instead.
+                    self._max_batch = limit
                 finally:
                     if not call.done():
                         call.cancel()
-                offset += len(items)
-                if failed and fail_fast:
-                    return
+        async for response in self._fetch_stream(requests, options):
+            yield response
+
+    async def _fetch_stream(self, requests: Inputs,
+                            options: Any) -> AsyncIterator[Response]:
+        """fetch_many() over FetchStream: messages of up to
+        STREAM_MESSAGE_REQUESTS requests (and the server's max_batch_size),
+        each sent as soon as the input pauses; the inputs in flight are kept
+        until their result. A server that refuses a message as too large
+        says its limit; the requests it did not read then go again, in
+        smaller messages, on a new stream."""
+        feeder = _Feeder(requests, BATCH_LINGER_S)
+        # (input position, input) of requests to send again, first.
+        redo: List[Tuple[int, Input]] = []
+        next_input = 0
+        input_error: List[BaseException] = []
+
+        async def write(call: Any,
+                        in_flight: Dict[int, Tuple[int, Input]]) -> None:
+            """Feeds `call` until the input ends; cancelled when the call
+            ends first (what it took stays in in_flight or the feeder)."""
+            nonlocal next_input
+            index = 0
+            first = True
+            while True:
+                size = min(STREAM_MESSAGE_REQUESTS, self._max_batch)
+                if redo:
+                    chunk = redo[:size]
+                    del redo[:size]
+                else:
+                    items = await feeder.take(size)
+                    if not items:
+                        break
+                    chunk = list(zip(
+                        range(next_input, next_input + len(items)), items))
+                    next_input += len(items)
+                message = fetch_pb2.FetchStreamRequest()
+                if first:
+                    message.options.CopyFrom(options)
+                    first = False
+                for pair in chunk:
+                    in_flight[index] = pair
+                    index += 1
+                try:
+                    self._add_requests(message.requests,
+                                       [item for _, item in chunk])
+                except Exception as e:  # a bad input ends the input
+                    input_error.append(e)
+                    for _ in chunk:
+                        index -= 1
+                        del in_flight[index]
+                    break
+                await call.write(message)
+            await call.done_writing()
+
+        try:
+            while True:
+                in_flight: Dict[int, Tuple[int, Input]] = {}
+                call = self._stubs().FetchStream(metadata=self._metadata,
+                                                 timeout=self._rpc_timeout)
+                writer = asyncio.ensure_future(write(call, in_flight))
+                try:
+                    while True:
+                        event = await call.read()
+                        if event is grpc.aio.EOF:
+                            break
+                        for result in event.results:
+                            position, item = in_flight.pop(result.index)
+                            yield Response(result, item, position)
+                    code = await call.code()
+                    if code != grpc.StatusCode.OK:
+                        raise grpc.aio.AioRpcError(
+                            code, await call.initial_metadata(),
+                            await call.trailing_metadata(),
+                            await call.details())
+                except grpc.aio.AioRpcError as e:
+                    limit = _batch_limit(e)
+                    if limit and limit < min(STREAM_MESSAGE_REQUESTS,
+                                             self._max_batch):
+                        self._max_batch = limit
+                        await _stop(writer)
+                        redo[:0] = [in_flight[i] for i in sorted(in_flight)]
+                        continue
+                    # fail_fast: fetchd read no further after the first
+                    # failure.
+                    if not (e.code() == grpc.StatusCode.ABORTED
+                            and options.fail_fast):
+                        raise from_rpc_error(e) from None
+                finally:
+                    if not call.done():
+                        call.cancel()
+                    await _stop(writer)
+                if input_error:
+                    raise input_error[0]
+                return
         finally:
             feeder.close()
 
