@@ -6,7 +6,9 @@
 //               --requests N --concurrency C [--batch_size K]
 //
 // By default one batch carries all N requests with max_concurrency = C; with
-// --batch_size K the requests go in batches of K, one after another. Prints
+// --batch_size K the requests go in batches of K, one after another; with
+// --stream they go through one FetchStream call (the stream's messages are
+// built while it runs, so "seconds" includes building them). Prints
 // the same JSON line as raw_curl_multi:
 //   {"requests":N,"ok":N,"seconds":S,"bytes":B,"peak_rss_kib":K}
 // "ok" counts results with status 200 and error NONE, delivered exactly once
@@ -33,6 +35,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -58,6 +61,11 @@ ABSL_FLAG(int64_t, batch_size, 0,
 ABSL_FLAG(int32_t, connect_timeout_s, 5,
           "Give up (exit 3) when fetchd does not accept a connection in time");
 ABSL_FLAG(int32_t, deadline_s, 600, "Deadline of each FetchBatch call");
+ABSL_FLAG(bool, stream, false,
+          "Send the requests through one FetchStream call (messages of "
+          "--message_size requests from a writer thread) instead of "
+          "FetchBatch calls");
+ABSL_FLAG(int32_t, message_size, 256, "Requests per FetchStream message");
 ABSL_FLAG(std::string, cacert, "",
           "CA file (PEM) fetchd should trust for an https URL (sent as each "
           "request's tls.ca_pem)");
@@ -165,6 +173,74 @@ void RunBatch(fetch::v1::FetchService::Stub& stub,
   }
 }
 
+// Runs one FetchStream call carrying `requests` requests for `url`: a
+// writer thread sends them in messages of `message_size` (fetchd's flow
+// control holds it back), this thread reads and checks the results.
+void RunStream(fetch::v1::FetchService::Stub& stub, const std::string& url,
+               const std::string& ca_pem, int64_t requests, int32_t concurrency,
+               int32_t message_size, Tally& tally) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(absl::GetFlag(FLAGS_deadline_s)));
+  std::unique_ptr<grpc::ClientReaderWriter<fetch::v1::FetchStreamRequest,
+                                           fetch::v1::FetchEvent>>
+      stream = stub.FetchStream(&context);
+  std::thread writer([&] {
+    for (int64_t first = 0; first < requests; first += message_size) {
+      fetch::v1::FetchStreamRequest message;
+      if (first == 0) {
+        message.mutable_options()->set_max_concurrency(
+            static_cast<uint32_t>(concurrency));
+      }
+      const int64_t count = std::min<int64_t>(message_size, requests - first);
+      for (int64_t i = 0; i < count; ++i) {
+        fetch::v1::FetchRequest* request = message.add_requests();
+        request->set_url(url);
+        if (!ca_pem.empty()) request->mutable_tls()->set_ca_pem(ca_pem);
+      }
+      if (!stream->Write(message)) break;
+    }
+    stream->WritesDone();
+  });
+  std::vector<bool> seen(static_cast<size_t>(requests), false);
+  int64_t received = 0;
+  int64_t stream_ok = 0;
+  fetch::v1::FetchEvent event;
+  while (stream->Read(&event)) {
+    for (const fetch::v1::FetchResult& result : event.results()) {
+      if (result.index() >= static_cast<uint64_t>(requests) ||
+          seen[result.index()]) {
+        tally.Fail(
+            absl::StrCat("unexpected or repeated index ", result.index()));
+        continue;
+      }
+      seen[result.index()] = true;
+      ++received;
+      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+        tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
+                                result.error_message()));
+      } else if (result.status() != 200) {
+        tally.Fail(absl::StrCat("HTTP status ", result.status()));
+      } else {
+        ++stream_ok;
+        tally.bytes += result.body().size();
+      }
+    }
+  }
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  if (!status.ok()) {
+    tally.Fail(absl::StrCat("FetchStream RPC ended with status ",
+                            status.error_code(), ": ", status.error_message()),
+               requests - received + stream_ok);
+    return;
+  }
+  tally.ok += stream_ok;
+  if (received < requests) {
+    tally.Fail("no result for a request of the stream", requests - received);
+  }
+}
+
 std::vector<fetch::v1::BatchRequest> MakeBatches(const std::string& url,
                                                  const std::string& ca_pem,
                                                  int64_t requests,
@@ -246,10 +322,21 @@ int Run() {
     }
     ca_pem = pem.str();
   }
-  const std::vector<fetch::v1::BatchRequest> batches =
-      MakeBatches(url, ca_pem, requests, batch_size, concurrency);
+  const bool stream = absl::GetFlag(FLAGS_stream);
+  const int32_t message_size = absl::GetFlag(FLAGS_message_size);
+  if (message_size <= 0) {
+    std::fprintf(stderr, "fetchd_load: --message_size must be positive\n");
+    return kExitUsage;
+  }
+  std::vector<fetch::v1::BatchRequest> batches;
+  if (!stream) {
+    batches = MakeBatches(url, ca_pem, requests, batch_size, concurrency);
+  }
   Tally tally;
   const auto start = std::chrono::steady_clock::now();
+  if (stream) {
+    RunStream(*stub, url, ca_pem, requests, concurrency, message_size, tally);
+  }
   for (const fetch::v1::BatchRequest& batch : batches) {
     RunBatch(*stub, batch, tally);
   }

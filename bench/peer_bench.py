@@ -79,9 +79,10 @@ WORKLOADS = {
     "h2": ("/1k", True, 1024, 20000, 64),
 }
 STATIC_FILES = {"1k": 1024, "100k": 100 * 1024}
-SYSTEMS = ("raw", "fetchd", "aiohttp", "httpx", "python")
+# stream: fetchd_load through one FetchStream call instead of FetchBatch.
+SYSTEMS = ("raw", "fetchd", "stream", "aiohttp", "httpx", "python")
 # Systems whose requests run in the workload's fetchd.
-VIA_FETCHD = ("fetchd", "python")
+VIA_FETCHD = ("fetchd", "stream", "python")
 EXTRAS = ("c10k", "stream", "unary")
 C10K = 10000
 STREAM_BYTES = 1 << 30
@@ -443,12 +444,14 @@ def one_run(system, ctx, workload, round_no, requests=None):
         argv = [ctx.raw_bin, *common, "--concurrency", str(concurrency)]
         if https:
             argv += ["--cacert", ctx.ca]
-    elif system == "fetchd":
+    elif system in ("fetchd", "stream"):
         argv = [ctx.load_bin, "--server", f"127.0.0.1:{ctx.fetchd_port}",
                 *common, "--concurrency", str(concurrency)]
         if https:
             argv += ["--cacert", ctx.ca]
-        if args.batch_size:
+        if system == "stream":
+            argv.append("--stream")
+        elif args.batch_size:
             argv += ["--batch_size", str(args.batch_size)]
     else:
         lib = "fetchd" if system == "python" else system
@@ -655,6 +658,8 @@ def summarize(runs, systems, workloads, fetchd_hwm_kib):
             # fetchd's Python client against the Python peers.
             "python_over": round_ratios(by_round, per, "python",
                                         ["aiohttp", "httpx"]),
+            # FetchStream against FetchBatch, same fetchd, same round.
+            "stream_over": round_ratios(by_round, per, "stream", ["fetchd"]),
         }
     return summary
 
@@ -698,7 +703,9 @@ def targets(summary, extras):
              ratio("1k", "aiohttp", "python_over"), 3.0, True),
             ("1k CPU per request (client + fetchd), python client/aiohttp",
              ratio("1k", "aiohttp", "python_over", "cpu_per_10k"), 1.0,
-             False)):
+             False),
+            ("1k req/s, FetchStream/FetchBatch",
+             ratio("1k", "fetchd", "stream_over"), 0.95, True)):
         if value is not None:
             out.append((label, f"{value:.2f}x",
                         f"{'>=' if ge else '<='} {bound}x",
@@ -768,7 +775,7 @@ def markdown(summary, extras, facts, args):
               "| workload | ratio | median | min | max |",
               "|---|---|---|---|---|"]
     for workload, entry in summary.items():
-        for over in ("fetchd", "python"):
+        for over in ("fetchd", "python", "stream"):
             for peer, r in entry[f"{over}_over"].items():
                 x = r["rps"]
                 lines.append(f"| {workload} | {over}/{peer} | "
@@ -803,7 +810,7 @@ def print_table(summary, extras, facts, args):
                   f"{s['median_cpu_s_per_10k']:10.3f} {server} {rss:>12s} "
                   f"{client_rss:>14s} "
                   f"{s['median_nginx_cpu_s_per_10k']:16.3f}")
-        for over in ("fetchd", "python"):
+        for over in ("fetchd", "python", "stream"):
             for peer, r in entry[f"{over}_over"].items():
                 for name, label in (("rps", "req/s"), ("cpu_per_10k", "CPU")):
                     x = r[name]
