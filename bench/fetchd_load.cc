@@ -122,6 +122,58 @@ struct Tally {
   }
 };
 
+// The results of one call of `size` requests, checked as they come: each
+// index once, status 200 and no error.
+class CallResults {
+ public:
+  explicit CallResults(int64_t size) : seen_(static_cast<size_t>(size)) {}
+
+  void Add(const fetch::v1::FetchEvent& event, Tally& tally) {
+    for (const fetch::v1::FetchResult& result : event.results()) {
+      if (result.index() >= seen_.size() || seen_[result.index()]) {
+        tally.Fail(
+            absl::StrCat("unexpected or repeated index ", result.index()));
+        continue;
+      }
+      seen_[result.index()] = true;
+      ++received_;
+      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
+        tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
+                                result.error_message()));
+      } else if (result.status() != 200) {
+        tally.Fail(absl::StrCat("HTTP status ", result.status()));
+      } else {
+        ++ok_;
+        tally.bytes += result.body().size();
+      }
+    }
+  }
+
+  // The call of `method` ended with `status`: its ok results count only
+  // if it ended cleanly.
+  void End(const grpc::Status& status, absl::string_view method,
+           Tally& tally) const {
+    const auto size = static_cast<int64_t>(seen_.size());
+    if (!status.ok()) {
+      tally.Fail(
+          absl::StrCat(method, " RPC ended with status ", status.error_code(),
+                       ": ", status.error_message()),
+          size - received_ + ok_);
+      return;
+    }
+    tally.ok += ok_;
+    if (received_ < size) {
+      tally.Fail(absl::StrCat("no result for a request of the ", method),
+                 size - received_);
+    }
+  }
+
+ private:
+  std::vector<bool> seen_;
+  int64_t received_ = 0;
+  int64_t ok_ = 0;
+};
+
 // Runs one FetchBatch call and adds its results to `tally`.
 void RunBatch(fetch::v1::FetchService::Stub& stub,
               const fetch::v1::BatchRequest& batch, Tally& tally) {
@@ -131,46 +183,10 @@ void RunBatch(fetch::v1::FetchService::Stub& stub,
   std::unique_ptr<grpc::ClientReader<fetch::v1::FetchEvent>> reader =
       stub.FetchBatch(&context, batch);
 
-  const int size = batch.requests_size();
-  std::vector<bool> seen(static_cast<size_t>(size), false);
-  int64_t received = 0;
-  int64_t batch_ok = 0;
-  uint64_t batch_bytes = 0;
+  CallResults results(batch.requests_size());
   fetch::v1::FetchEvent event;
-  while (reader->Read(&event)) {
-    for (const fetch::v1::FetchResult& result : event.results()) {
-      if (result.index() >= static_cast<uint32_t>(size) ||
-          seen[result.index()]) {
-        tally.Fail(
-            absl::StrCat("unexpected or repeated index ", result.index()));
-        continue;
-      }
-      seen[result.index()] = true;
-      ++received;
-      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
-        tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
-                                result.error_message()));
-      } else if (result.status() != 200) {
-        tally.Fail(absl::StrCat("HTTP status ", result.status()));
-      } else {
-        ++batch_ok;
-        batch_bytes += result.body().size();
-      }
-    }
-  }
-  const grpc::Status status = reader->Finish();
-  tally.bytes += batch_bytes;
-  if (!status.ok()) {
-    // The stream did not end cleanly: none of this batch's results count.
-    tally.Fail(absl::StrCat("FetchBatch RPC ended with status ",
-                            status.error_code(), ": ", status.error_message()),
-               size - received + batch_ok);
-    return;
-  }
-  tally.ok += batch_ok;
-  if (received < size) {
-    tally.Fail("no result for a request of the batch", size - received);
-  }
+  while (reader->Read(&event)) results.Add(event, tally);
+  results.End(reader->Finish(), "FetchBatch", tally);
 }
 
 // Runs one FetchStream call carrying `requests` requests for `url`: a
@@ -202,43 +218,11 @@ void RunStream(fetch::v1::FetchService::Stub& stub, const std::string& url,
     }
     stream->WritesDone();
   });
-  std::vector<bool> seen(static_cast<size_t>(requests), false);
-  int64_t received = 0;
-  int64_t stream_ok = 0;
+  CallResults results(requests);
   fetch::v1::FetchEvent event;
-  while (stream->Read(&event)) {
-    for (const fetch::v1::FetchResult& result : event.results()) {
-      if (result.index() >= static_cast<uint64_t>(requests) ||
-          seen[result.index()]) {
-        tally.Fail(
-            absl::StrCat("unexpected or repeated index ", result.index()));
-        continue;
-      }
-      seen[result.index()] = true;
-      ++received;
-      if (result.error() != fetch::v1::ERROR_KIND_NONE) {
-        tally.Fail(absl::StrCat(fetch::v1::ErrorKind_Name(result.error()), ": ",
-                                result.error_message()));
-      } else if (result.status() != 200) {
-        tally.Fail(absl::StrCat("HTTP status ", result.status()));
-      } else {
-        ++stream_ok;
-        tally.bytes += result.body().size();
-      }
-    }
-  }
+  while (stream->Read(&event)) results.Add(event, tally);
   writer.join();
-  const grpc::Status status = stream->Finish();
-  if (!status.ok()) {
-    tally.Fail(absl::StrCat("FetchStream RPC ended with status ",
-                            status.error_code(), ": ", status.error_message()),
-               requests - received + stream_ok);
-    return;
-  }
-  tally.ok += stream_ok;
-  if (received < requests) {
-    tally.Fail("no result for a request of the stream", requests - received);
-  }
+  results.End(stream->Finish(), "FetchStream", tally);
 }
 
 std::vector<fetch::v1::BatchRequest> MakeBatches(const std::string& url,

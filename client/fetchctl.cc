@@ -391,17 +391,11 @@ constexpr size_t kMaxRequestsPerMessage = 256;
 // can't be stopped): exits the process with its status instead.
 int RunStream(FetchClient& client, const FetchctlOptions& options,
               absl::Time start, absl::Time deadline) {
-  const bool from_stdin = options.input_path == "-";
-  const std::string input_name = from_stdin ? "stdin" : options.input_path;
+  const std::string input_name = BatchInputName(options);
   std::ifstream file;
-  if (!from_stdin) {
-    file.open(options.input_path);
-    if (!file) {
-      return UsageError(absl::StrCat("cannot open '", options.input_path, "': ",
-                                     std::generic_category().message(errno)));
-    }
-  }
-  BatchInputReader reader(from_stdin ? std::cin : file);
+  absl::StatusOr<std::istream*> input = OpenBatchInput(options, file);
+  if (!input.ok()) return UsageError(input.status().message());
+  BatchInputReader reader(**input);
   std::unique_ptr<FetchStreamCall> call =
       client.OpenFetchStream(options.batch_template, deadline);
 

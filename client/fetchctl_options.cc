@@ -911,6 +911,22 @@ absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
   }
 }
 
+std::string BatchInputName(const FetchctlOptions& options) {
+  return options.input_path == "-" ? "stdin" : options.input_path;
+}
+
+absl::StatusOr<std::istream*> OpenBatchInput(const FetchctlOptions& options,
+                                             std::ifstream& file) {
+  if (options.input_path == "-") return &std::cin;
+  file.open(options.input_path);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot open '", options.input_path,
+                     "': ", std::generic_category().message(errno)));
+  }
+  return &file;
+}
+
 absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
     const FetchctlOptions& options) {
   fetch::v1::BatchRequest batch = options.batch_template;
@@ -929,19 +945,12 @@ absl::StatusOr<fetch::v1::BatchRequest> BuildBatchRequest(
       return absl::InvalidArgumentError("no batch to build for this command");
   }
 
-  const bool from_stdin = options.input_path == "-";
-  const std::string input_name = from_stdin ? "stdin" : options.input_path;
+  const std::string input_name = BatchInputName(options);
   std::ifstream file;
-  if (!from_stdin) {
-    file.open(options.input_path);
-    if (!file) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot open '", options.input_path,
-                       "': ", std::generic_category().message(errno)));
-    }
-  }
+  absl::StatusOr<std::istream*> input = OpenBatchInput(options, file);
+  if (!input.ok()) return input.status();
   absl::StatusOr<std::vector<fetch::v1::FetchRequest>> requests =
-      ParseBatchInput(from_stdin ? std::cin : file);
+      ParseBatchInput(**input);
   if (!requests.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(input_name, ": ", requests.status().message()));

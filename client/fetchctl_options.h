@@ -10,6 +10,7 @@
 #ifndef FETCHD_CLIENT_FETCHCTL_OPTIONS_H_
 #define FETCHD_CLIENT_FETCHCTL_OPTIONS_H_
 
+#include <fstream>
 #include <istream>
 #include <optional>
 #include <string>
@@ -142,6 +143,13 @@ std::optional<std::string> UsageErrorFromServer(const absl::Status& status,
 // not a valid JSON FetchRequest, or if reading `input` fails.
 absl::StatusOr<std::vector<fetch::v1::FetchRequest>> ParseBatchInput(
     std::istream& input);
+
+// `batch`'s input: std::cin for "-", else options.input_path opened into
+// `file`. Errors: INVALID_ARGUMENT naming a file that can't be opened.
+absl::StatusOr<std::istream*> OpenBatchInput(const FetchctlOptions& options,
+                                             std::ifstream& file);
+// "stdin" or the input path, for messages.
+std::string BatchInputName(const FetchctlOptions& options);
 
 // Reads batch input (the format of ParseBatchInput) one request at a time,
 // so that `fetchctl batch` sends each as soon as it is read.

@@ -218,13 +218,14 @@ void StreamCall::OnResultsWritten(int64_t /*unwritten*/) {
   }
 }
 
+std::shared_ptr<BatchCall> StreamCall::StopInput() {
+  absl::MutexLock lock(&mu_);
+  input_done_ = true;
+  return batch_;
+}
+
 void StreamCall::EndInput(const grpc::Status& status) {
-  std::shared_ptr<BatchCall> batch;
-  {
-    absl::MutexLock lock(&mu_);
-    input_done_ = true;
-    batch = batch_;
-  }
+  const std::shared_ptr<BatchCall> batch = StopInput();
   if (batch != nullptr) {
     batch->EndInput(status);
   } else {
@@ -252,12 +253,7 @@ void StreamCall::OnWriteDone(bool ok) {
 }
 
 void StreamCall::OnCancel(bool deadline_passed) {
-  std::shared_ptr<BatchCall> batch;
-  {
-    absl::MutexLock lock(&mu_);
-    input_done_ = true;
-    batch = batch_;
-  }
+  const std::shared_ptr<BatchCall> batch = StopInput();
   if (batch != nullptr) {
     batch->OnCancel(deadline_passed);
   } else {
@@ -291,12 +287,7 @@ void StreamCall::Finish(const grpc::Status& status) {
 }
 
 void StreamCall::CancelForShutdown() {
-  std::shared_ptr<BatchCall> batch;
-  {
-    absl::MutexLock lock(&mu_);
-    input_done_ = true;
-    batch = batch_;
-  }
+  const std::shared_ptr<BatchCall> batch = StopInput();
   if (batch != nullptr) {
     batch->StopReading();
     batch->CancelForShutdown();
@@ -308,12 +299,7 @@ void StreamCall::CancelForShutdown() {
 }
 
 void StreamCall::StopReading() {
-  std::shared_ptr<BatchCall> batch;
-  {
-    absl::MutexLock lock(&mu_);
-    input_done_ = true;
-    batch = batch_;
-  }
+  const std::shared_ptr<BatchCall> batch = StopInput();
   if (batch != nullptr) {
     batch->StopReading();
   } else {

@@ -130,6 +130,8 @@ class StreamCall final : public CancellableCall,
   void Take();
   // Submits in_'s requests, admitted already.
   void Submit();
+  // No more input is read; the BatchCall, if made.
+  std::shared_ptr<BatchCall> StopInput();
   // Ends the input; the stream ends with `status` after the last result.
   void EndInput(const grpc::Status& status);
   // Ends a stream that never made its BatchCall.
