@@ -7,8 +7,8 @@
 //
 // By default one batch carries all N requests with max_concurrency = C; with
 // --batch_size K the requests go in batches of K, one after another; with
-// --stream they go through one FetchStream call (the stream's messages are
-// built while it runs, so "seconds" includes building them). Prints
+// --stream they go through one FetchStream call, in messages of
+// --message_size built before it starts (as batches are). Prints
 // the same JSON line as raw_curl_multi:
 //   {"requests":N,"ok":N,"seconds":S,"bytes":B,"peak_rss_kib":K}
 // "ok" counts results with status 200 and error NONE, delivered exactly once
@@ -189,12 +189,34 @@ void RunBatch(fetch::v1::FetchService::Stub& stub,
   results.End(reader->Finish(), "FetchBatch", tally);
 }
 
-// Runs one FetchStream call carrying `requests` requests for `url`: a
-// writer thread sends them in messages of `message_size` (fetchd's flow
-// control holds it back), this thread reads and checks the results.
-void RunStream(fetch::v1::FetchService::Stub& stub, const std::string& url,
-               const std::string& ca_pem, int64_t requests, int32_t concurrency,
-               int32_t message_size, Tally& tally) {
+// The messages of a FetchStream carrying `requests` requests for `url`,
+// `message_size` per message, the options in the first.
+std::vector<fetch::v1::FetchStreamRequest> MakeMessages(
+    const std::string& url, const std::string& ca_pem, int64_t requests,
+    int32_t concurrency, int32_t message_size) {
+  std::vector<fetch::v1::FetchStreamRequest> messages;
+  for (int64_t first = 0; first < requests; first += message_size) {
+    fetch::v1::FetchStreamRequest& message = messages.emplace_back();
+    if (first == 0) {
+      message.mutable_options()->set_max_concurrency(
+          static_cast<uint32_t>(concurrency));
+    }
+    const int64_t count = std::min<int64_t>(message_size, requests - first);
+    for (int64_t i = 0; i < count; ++i) {
+      fetch::v1::FetchRequest* request = message.add_requests();
+      request->set_url(url);
+      if (!ca_pem.empty()) request->mutable_tls()->set_ca_pem(ca_pem);
+    }
+  }
+  return messages;
+}
+
+// Runs one FetchStream call of `messages` (`requests` requests in all): a
+// writer thread sends them (fetchd's flow control holds it back), this
+// thread reads and checks the results.
+void RunStream(fetch::v1::FetchService::Stub& stub,
+               const std::vector<fetch::v1::FetchStreamRequest>& messages,
+               int64_t requests, Tally& tally) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(absl::GetFlag(FLAGS_deadline_s)));
@@ -202,18 +224,7 @@ void RunStream(fetch::v1::FetchService::Stub& stub, const std::string& url,
                                            fetch::v1::FetchEvent>>
       stream = stub.FetchStream(&context);
   std::thread writer([&] {
-    for (int64_t first = 0; first < requests; first += message_size) {
-      fetch::v1::FetchStreamRequest message;
-      if (first == 0) {
-        message.mutable_options()->set_max_concurrency(
-            static_cast<uint32_t>(concurrency));
-      }
-      const int64_t count = std::min<int64_t>(message_size, requests - first);
-      for (int64_t i = 0; i < count; ++i) {
-        fetch::v1::FetchRequest* request = message.add_requests();
-        request->set_url(url);
-        if (!ca_pem.empty()) request->mutable_tls()->set_ca_pem(ca_pem);
-      }
+    for (const fetch::v1::FetchStreamRequest& message : messages) {
       if (!stream->Write(message)) break;
     }
     stream->WritesDone();
@@ -313,14 +324,15 @@ int Run() {
     return kExitUsage;
   }
   std::vector<fetch::v1::BatchRequest> batches;
-  if (!stream) {
+  std::vector<fetch::v1::FetchStreamRequest> messages;
+  if (stream) {
+    messages = MakeMessages(url, ca_pem, requests, concurrency, message_size);
+  } else {
     batches = MakeBatches(url, ca_pem, requests, batch_size, concurrency);
   }
   Tally tally;
   const auto start = std::chrono::steady_clock::now();
-  if (stream) {
-    RunStream(*stub, url, ca_pem, requests, concurrency, message_size, tally);
-  }
+  if (stream) RunStream(*stub, messages, requests, tally);
   for (const fetch::v1::BatchRequest& batch : batches) {
     RunBatch(*stub, batch, tally);
   }
