@@ -654,6 +654,35 @@ TEST_F(FetchStreamTest, ABadRequestGetsItsOwnResultAndTheStreamGoesOn) {
   }
 }
 
+TEST_F(FetchStreamTest, AStreamedBodyComesAsInABatch) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  grpc::ClientContext context;
+  auto stream = Open(&context);
+  fetch::v1::FetchStreamRequest message = Message(0, 1);
+  message.mutable_requests(0)->set_stream_body(true);
+  ASSERT_TRUE(stream->Write(message));
+  ASSERT_TRUE(fetcher_.AwaitSubmitted(1));
+  EXPECT_TRUE(fetcher_.job(0).stream_body);
+  fetch::v1::BodyHead head;
+  head.set_status(200);
+  fetcher_.SendHead(0, head);
+  FetchEvent event;
+  ASSERT_TRUE(stream->Read(&event));
+  ASSERT_EQ(event.heads_size(), 1);
+  EXPECT_EQ(event.heads(0).index(), 0u);
+  fetch::v1::BodyChunk chunk;
+  chunk.set_data("hello");
+  fetcher_.SendChunk(0, chunk);
+  ASSERT_TRUE(stream->Read(&event));
+  ASSERT_EQ(event.chunks_size(), 1);
+  EXPECT_EQ(event.chunks(0).data(), "hello");
+  fetcher_.FinishOk(0);
+  ASSERT_TRUE(stream->WritesDone());
+  std::vector<FetchResult> results;
+  EXPECT_TRUE(Drain(*stream, results).ok());
+  EXPECT_THAT(IndexSet(results), ElementsAre(0));
+}
+
 TEST_F(FetchStreamTest, TheFirstMessagesOptionsApplyToEveryRequest) {
   ASSERT_NO_FATAL_FAILURE(Start());
   grpc::ClientContext context;

@@ -220,6 +220,37 @@ TEST_F(StreamE2eTest, SigtermEndsTheInputAfterTheResultsOfWhatWasRead) {
   EXPECT_EQ(fetchd_info.exit_code, 0) << Describe(fetchd_info);
 }
 
+// --ordered and --fail-fast keep their meaning on a stream.
+TEST_F(StreamE2eTest, OrderedAndFailFastKeepTheirMeaning) {
+  ASSERT_NO_FATAL_FAILURE(StartFetchd({"--workers=2"}));
+  constexpr int kUrls = 12;
+  std::string input;
+  for (int i = 0; i < kUrls; ++i) {
+    // Later lines answer sooner.
+    absl::StrAppend(
+        &input, http_.Url(absl::StrCat("/delay?ms=", 5 * (kUrls - i))), "\n");
+  }
+  const ExitInfo ordered =
+      RunFetchctl({"--ordered", "--max-concurrency", "4", "batch", "-f",
+                   WriteFile("ordered.txt", input)});
+  EXPECT_EQ(ordered.exit_code, 0) << Describe(ordered);
+  std::vector<int64_t> want(kUrls);
+  for (int i = 0; i < kUrls; ++i) want[i] = i;
+  EXPECT_EQ(ResultIndices(ordered.stdout_text), want);
+
+  // The first URL fails at once; the others would take a minute.
+  std::string failing = absl::StrCat("http://127.0.0.1:1/\n");
+  for (int i = 0; i < 3; ++i) {
+    absl::StrAppend(&failing, http_.Url("/stall?ms=60000"), "\n");
+  }
+  const ExitInfo fail_fast =
+      RunFetchctl({"--fail-fast", "--retries", "0", "batch", "-f",
+                   WriteFile("failing.txt", failing)});
+  EXPECT_EQ(fail_fast.exit_code, 1) << Describe(fail_fast);
+  EXPECT_EQ(ResultIndices(fail_fast.stdout_text).size(), 4u);
+  EXPECT_THAT(fail_fast.stdout_text, HasSubstr("ERROR_KIND_CANCELLED"));
+}
+
 // A bad line stops the input: what was read before it has its results,
 // then fetchctl exits 2 naming the line.
 TEST_F(StreamE2eTest, ABadLineEndsTheInputAfterTheResultsBeforeIt) {
