@@ -52,11 +52,6 @@ void BatchCall::EndInput(const grpc::Status& status) {
   MaybeWriteLocked();
 }
 
-bool BatchCall::input_open() const {
-  absl::MutexLock lock(&mu_);
-  return input_open_;
-}
-
 void BatchCall::StopReading() {
   EndInput(grpc::Status(
       grpc::StatusCode::UNAVAILABLE,

@@ -1,12 +1,16 @@
-// BatchCall: the result stream of one FetchBatch call. Workers deliver
-// results (and the heads and chunks of streamed bodies); the call orders
-// them if asked, coalesces what finished during the previous write into one
-// FetchEvent (up to kMaxEventBytes), and writes one message at a time.
-// Window slots and streamed bytes are given back once their message is
-// written (or dropped), which is what bounds a stream's memory.
+// BatchCall: the result stream of one FetchBatch call, or of a FetchStream
+// (whose StreamCall adds requests as it reads them: open input). Workers
+// deliver results (and the heads and chunks of streamed bodies); the call
+// orders them if asked, coalesces what finished during the previous write
+// into one FetchEvent (up to kMaxEventBytes), and writes one message at a
+// time through its EventSink. Window slots and streamed bytes are given
+// back once their message is written (or dropped), which is what bounds a
+// stream's memory. The call ends once every request has its result
+// written and its input has ended.
 //
-// Lifetime: shared by the gRPC reactor (MakeBatchReactor) and the jobs the
-// fetcher holds; outlives the reactor while workers still hold jobs.
+// Lifetime: shared by the gRPC reactor (MakeBatchReactor, or the
+// StreamCall) and the jobs the fetcher holds; outlives the reactor while
+// workers still hold jobs.
 //
 // Thread-safety: Deliver/DeliverHead/DeliverChunk/Flush come from workers,
 // the reactor's callbacks from gRPC threads; the stream state is under mu_.
@@ -82,7 +86,6 @@ class BatchCall final : public core::Batch,
   // No more requests will come; once the last result is written the call
   // ends with `status` (the first reason given wins).
   void EndInput(const grpc::Status& status);
-  bool input_open() const;
   // Requests without a written result (lock-free).
   int64_t unwritten() const {
     return unwritten_count_.load(std::memory_order_acquire);
@@ -140,7 +143,7 @@ class BatchCall final : public core::Batch,
   // The cut scheduled by CutBeforeDeadline(), dropped when the call ends.
   std::optional<DeadlineTimer::Key> deadline_cut_;
 
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   EventSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool input_open_ ABSL_GUARDED_BY(mu_);
   // What the call ends with once input has ended and all is written.
