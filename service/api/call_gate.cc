@@ -47,21 +47,25 @@ void CallGate::Ticket::RequestsDone(int64_t n) {
 }
 
 absl::Status CallGate::Ticket::TryAddRequests(int64_t n) {
-  std::atomic<int64_t>& pending = gate_->pending_;
-  int64_t now = pending.load(std::memory_order_relaxed);
-  do {
-    if (now + n > gate_->options_.max_pending) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("server busy: ", now, " requests pending, limit ",
-                       gate_->options_.max_pending, " (limits.max_pending)"));
-    }
-  } while (
-      !pending.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+  if (absl::Status busy = gate_->AddPending(n); !busy.ok()) return busy;
   if (absl::Status s = lease_->TryAddRequests(n); !s.ok()) {
-    pending.fetch_sub(n, std::memory_order_relaxed);
+    gate_->pending_.fetch_sub(n, std::memory_order_relaxed);
     return s;
   }
   requests_.fetch_add(n, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status CallGate::AddPending(int64_t n) {
+  int64_t pending = pending_.load(std::memory_order_relaxed);
+  do {
+    if (pending + n > options_.max_pending) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("server busy: ", pending, " requests pending, limit ",
+                       options_.max_pending, " (limits.max_pending)"));
+    }
+  } while (!pending_.compare_exchange_weak(pending, pending + n,
+                                           std::memory_order_relaxed));
   return absl::OkStatus();
 }
 
@@ -113,16 +117,10 @@ absl::StatusOr<std::unique_ptr<CallGate::Ticket>> CallGate::Admit(
     return refuse(absl::StrCat("too many active calls (", kActiveLimitNames[k],
                                " ", options_.max_active[k], ")"));
   }
-  int64_t pending = pending_.load(std::memory_order_relaxed);
-  do {
-    if (pending + requests > options_.max_pending) {
-      active_[k].fetch_sub(1, std::memory_order_relaxed);
-      return refuse(
-          absl::StrCat("server busy: ", pending, " requests pending, limit ",
-                       options_.max_pending, " (limits.max_pending)"));
-    }
-  } while (!pending_.compare_exchange_weak(pending, pending + requests,
-                                           std::memory_order_relaxed));
+  if (absl::Status busy = AddPending(requests); !busy.ok()) {
+    active_[k].fetch_sub(1, std::memory_order_relaxed);
+    return refuse(busy.message());
+  }
   absl::StatusOr<std::unique_ptr<auth::CallerQuotas::Lease>> lease =
       quotas_.Admit(caller, requests);
   if (!lease.ok()) {

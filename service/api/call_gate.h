@@ -154,6 +154,9 @@ class CallGate {
 
  private:
   void Release(const Ticket& ticket);
+  // Adds `n` to the requests pending server-wide, or ResourceExhausted
+  // ("server busy: ...") when they would exceed limits.max_pending.
+  absl::Status AddPending(int64_t n);
   std::vector<std::shared_ptr<CancellableCall>> RegisteredCalls();
 
   const Options options_;
