@@ -17,10 +17,8 @@ BatchCall::BatchCall(const Options& options, const CallEnv& env,
       env_(env),
       setup_(setup),
       ticket_(std::move(ticket)),
-      input_open_(setup.open_input) {
-  absl::MutexLock lock(&mu_);
-  SetUnwrittenLocked(setup.total);
-}
+      input_open_(setup.open_input),
+      unwritten_(setup.total) {}
 
 BatchCall::~BatchCall() {
   if (deadline_cut_.has_value()) env_.deadlines->Cancel(*deadline_cut_);
@@ -32,15 +30,10 @@ void BatchCall::Attach(EventSink* sink) {
   sink_ = sink;
 }
 
-void BatchCall::SetUnwrittenLocked(int64_t n) {
-  unwritten_ = n;
-  unwritten_count_.store(n, std::memory_order_release);
-}
-
 bool BatchCall::AddRequests(int64_t n) {
   absl::MutexLock lock(&mu_);
   if (!input_open_ || finished_) return false;
-  SetUnwrittenLocked(unwritten_ + n);
+  unwritten_.fetch_add(n, std::memory_order_release);
   return true;
 }
 
@@ -121,7 +114,7 @@ void BatchCall::OnWriteDone(bool ok) {
   writing_window_slots_ = 0;
   if (writing_stream_bytes_ > 0) OnStreamWritten(writing_stream_bytes_);
   writing_stream_bytes_ = 0;
-  if (wrote_result_ && sink_ != nullptr) sink_->OnResultsWritten(unwritten_);
+  if (wrote_result_ && sink_ != nullptr) sink_->OnResultsWritten();
   if (!ok) {
     // The stream is broken (client gone); OnCancel follows.
     FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
@@ -189,7 +182,7 @@ void BatchCall::MaybeWriteLocked() {
       written_index_ = result->index();
       wrote_result_ = true;
       event_.add_results()->Swap(result);
-      SetUnwrittenLocked(unwritten_ - 1);
+      unwritten_.fetch_sub(1, std::memory_order_release);
     } else if (auto* head = std::get_if<fetch::v1::BodyHead>(&next.item)) {
       event_.add_heads()->Swap(head);
     } else {

@@ -50,9 +50,9 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void StartWrite(const fetch::v1::FetchEvent* event) = 0;
   virtual void Finish(const grpc::Status& status) = 0;
-  // A message with results was written; `unwritten` of the call's
-  // requests have no written result now. Default: nothing.
-  virtual void OnResultsWritten(int64_t unwritten) { (void)unwritten; }
+  // A message with results was written (BatchCall::unwritten() is
+  // lower). Default: nothing.
+  virtual void OnResultsWritten() {}
 };
 
 class BatchCall final : public core::Batch,
@@ -88,7 +88,7 @@ class BatchCall final : public core::Batch,
   void EndInput(const grpc::Status& status);
   // Requests without a written result (lock-free).
   int64_t unwritten() const {
-    return unwritten_count_.load(std::memory_order_acquire);
+    return unwritten_.load(std::memory_order_acquire);
   }
 
   // core::Batch
@@ -133,9 +133,6 @@ class BatchCall final : public core::Batch,
   void FinishLocked(const grpc::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Sets unwritten_ and its lock-free copy.
-  void SetUnwrittenLocked(int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   const CallEnv env_;
   const Setup setup_;
   // The call's admission; released when the call ends.
@@ -154,8 +151,8 @@ class BatchCall final : public core::Batch,
   std::map<uint32_t, Pending> out_of_order_ ABSL_GUARDED_BY(mu_);
   uint32_t next_index_ ABSL_GUARDED_BY(mu_) = 0;
   // Results not yet handed to StartWrite.
-  int64_t unwritten_ ABSL_GUARDED_BY(mu_) = 0;
-  std::atomic<int64_t> unwritten_count_{0};
+  // Changed under mu_; read lock-free by unwritten().
+  std::atomic<int64_t> unwritten_{0};
   fetch::v1::FetchEvent event_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   // Window slots held by the results of the message being written.

@@ -207,7 +207,7 @@ void StreamCall::RetryParked() {
   ReadOn();
 }
 
-void StreamCall::OnResultsWritten(int64_t /*unwritten*/) {
+void StreamCall::OnResultsWritten() {
   absl::MutexLock lock(&mu_);
   if (parked_) {
     // Room may have freed: admit on the timer's thread, not under the

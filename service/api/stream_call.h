@@ -116,7 +116,7 @@ class StreamCall final : public CancellableCall,
   // EventSink (from the BatchCall, its lock held).
   void StartWrite(const fetch::v1::FetchEvent* event) override;
   void Finish(const grpc::Status& status) override;
-  void OnResultsWritten(int64_t unwritten) override;
+  void OnResultsWritten() override;
 
   // CancellableCall
   void CancelForShutdown() override;
