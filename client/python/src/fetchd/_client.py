@@ -322,9 +322,6 @@ class Client:
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, not {concurrency}")
-        if isinstance(requests, (str, bytes)):
-            raise TypeError("fetch_many() takes an iterable of URLs or "
-                            "requests, not one URL")
         base = _build.merged_defaults(self._defaults, defaults)
         options = self._batch_options(base, ordered, fail_fast, concurrency,
                                       cookies, cookie_jar)
