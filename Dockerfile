@@ -17,7 +17,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libcurl4-openssl-dev libabsl-dev libspdlog-dev libcpp-httplib-dev \
       prometheus-cpp-dev grpc-proto libboost-dev libssl-dev \
-      libgoogle-perftools-dev libcli11-dev \
+      libgoogle-perftools-dev libcli11-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -34,6 +34,7 @@ RUN apt-get update \
       ca-certificates libgrpc++1.51 libgrpc29 libprotobuf32 libcurl4 \
       libabsl20220623 libspdlog1.10 libfmt9 libssl3 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libtcmalloc-minimal4 \
+      libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 fetchd \
  && useradd --system --uid 10001 --gid fetchd --no-create-home \

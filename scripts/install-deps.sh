@@ -31,6 +31,8 @@ packages=(
   # bench/: the Python peers, nginx's delay endpoints, the run's TLS certificate
   python3-httpx python3-h2 libnginx-mod-http-echo openssl
   dnsmasq-base  # the resolver of tests/api/resolver_policy_test
+  # service/cluster: the Redis client; tests/cluster: a real redis-server
+  libhiredis-dev redis-server
   # deployment checks (tests/deploy): compose, YAML, the npm tools' unpacking
   docker-compose python3-yaml unzip
 )

@@ -15,6 +15,7 @@
 #include "service/common/proto_duration.h"
 #include "service/common/proto_merge.h"
 #include "service/common/status_macros.h"
+#include "service/config/limiter_config.h"
 #include "service/config/politeness_config.h"
 #include "service/policy/policy_config.h"
 #include "service/url/http_url.h"
@@ -423,6 +424,7 @@ absl::Status ValidateServerConfig(const fetch::v1::ServerConfig& c) {
   FETCHD_RETURN_IF_ERROR(policy::AddressPolicyFromConfig(c.policy()));
   FETCHD_RETURN_IF_ERROR(PolitenessRules(c).status());
   FETCHD_RETURN_IF_ERROR(PolitenessPause(c).status());
+  FETCHD_RETURN_IF_ERROR(LimiterFromConfig(c).status());
   if (!c.request_defaults().id().empty() ||
       !c.request_defaults().url().empty()) {
     return Invalid("request_defaults", "id and url must be empty");

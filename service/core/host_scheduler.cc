@@ -109,9 +109,30 @@ void HostScheduler::PromoteWaiting(absl::Time now) {
   }
 }
 
+void HostScheduler::PromoteWoken() {
+  for (const std::string& key : limiter_.TakeWoken()) {
+    auto it = hosts_.find(key);
+    if (it == hosts_.end()) continue;
+    Host& host = it->second;
+    if (!host.waits_release && host.wait_until == absl::InfinitePast()) {
+      continue;
+    }
+    // A stale entry stays in waiting_; PromoteWaiting() skips it.
+    host.waits_release = false;
+    host.wait_until = absl::InfinitePast();
+    host.paused = false;
+    if (host.callers.empty()) {
+      EraseIfIdle(key);
+    } else {
+      PushReady(host);
+    }
+  }
+}
+
 std::unique_ptr<FetchJob> HostScheduler::Next(absl::Time now) {
   PromoteDue(now);
   PromoteWaiting(now);
+  PromoteWoken();
   if (in_flight_ >= limits_.max_in_flight) return nullptr;
   next_ask_start_ = absl::InfiniteFuture();
   for (size_t n = ready_.size(); n > 0 && !ready_.empty(); --n) {

@@ -7,7 +7,8 @@
 //   queue wait and never charged to the transfer timeout. A host the
 //   limiter holds waits without being looked at: until the time the limiter
 //   names (rate, delay, pause, open breaker), or until an attempt at it ends
-//   (concurrency).
+//   (concurrency), or until the limiter wakes it (TakeWoken: a shared
+//   limiter's grants came).
 // - Refusals: a new job the limiter refuses (the host's queue is full, its
 //   breaker admits nothing) is not queued but handed back by
 //   TakeRejected(), for the worker to finish at once - unless the breaker
@@ -187,6 +188,8 @@ class HostScheduler {
   void PromoteDue(absl::Time now);
   // Hosts whose politeness wait is over go back to ready_.
   void PromoteWaiting(absl::Time now);
+  // Hosts whose wait the limiter ended (HostLimiter::TakeWoken) too.
+  void PromoteWoken();
   void AddToLane(std::unique_ptr<FetchJob> job, bool front);
   // The next job of `host` in round-robin order whose batch grants a slot
   // (taken) and whose batch's own limits allow a start at `now`, or

@@ -54,6 +54,10 @@ double Seconds(const google::protobuf::Duration& d) {
 
 std::string Str(absl::string_view s) { return std::string(s); }
 
+// cluster::RedisErrorKind's labels; "other" last.
+constexpr std::array<const char*, 5> kRedisErrorKinds = {
+    "timeout", "connection", "protocol", "reply", "other"};
+
 // A family registered in `r`; prometheus-cpp throws if it can't.
 prometheus::Family<Counter>& CounterFamily(prometheus::Registry& r,
                                            const std::string& name,
@@ -285,6 +289,7 @@ void FetchMetrics::Register(const Options& options) {
   RegisterDenials(*registry_);
   RegisterWebSocketFamilies(*registry_);
   RegisterGrpcFamilies(*registry_);
+  RegisterLimiterFamilies(*registry_);
   RegisterProcessFamilies(*registry_, options);
 }
 
@@ -395,6 +400,78 @@ void FetchMetrics::RegisterWebSocketFamilies(prometheus::Registry& r) {
     ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", Str(label)}}));
   }
   ws_handshake_failures_.push_back(&ws_failures.Add({{"kind", "other"}}));
+}
+
+void FetchMetrics::RegisterLimiterFamilies(prometheus::Registry& r) {
+  auto& mode = GaugeFamily(
+      r, "fetch_limiter_mode",
+      "1 for the per-host limiter's current mode (local, redis, degraded, "
+      "learning), 0 for the others");
+  auto& transitions = CounterFamily(r, "fetch_limiter_mode_transitions_total",
+                                    "Changes of the limiter mode, by the mode "
+                                    "entered");
+  for (int i = 0; i < cluster::kLimiterModes; ++i) {
+    const std::string name =
+        cluster::LimiterModeName(static_cast<cluster::LimiterMode>(i));
+    limiter_mode_[i] = &mode.Add({{"mode", name}});
+    limiter_transitions_[i] = &transitions.Add({{"mode", name}});
+  }
+  auto& round_trip = HistogramFamily(
+      r, "fetch_limiter_redis_round_trip_seconds",
+      "Round trips of the cluster limiter to Redis, by operation (a sync "
+      "round is one pipelined round trip)");
+  auto& calls =
+      CounterFamily(r, "fetch_limiter_redis_calls_total",
+                    "Redis commands sent by the cluster limiter, by operation");
+  static const auto* kRoundTripBuckets = new Histogram::BucketBoundaries{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,  0.05,    0.1,    0.25,  0.5,    1};
+  for (int i = 0; i < cluster::kRedisOperations; ++i) {
+    const std::string name =
+        cluster::RedisOperationName(static_cast<cluster::RedisOperation>(i));
+    redis_round_trip_[i] =
+        &round_trip.Add({{"operation", name}}, *kRoundTripBuckets);
+    redis_calls_[i] = &calls.Add({{"operation", name}});
+  }
+  auto& errors = CounterFamily(
+      r, "fetch_limiter_redis_errors_total",
+      "Failed Redis round trips of the cluster limiter, by kind: timeout, "
+      "connection, protocol, reply (an error reply), other");
+  for (const char* kind : kRedisErrorKinds) {
+    redis_errors_.push_back(&errors.Add({{"kind", kind}}));
+  }
+  limiter_starts_ =
+      &CounterFamily(r, "fetch_limiter_starts_total",
+                     "Attempts started through the cluster limiter (divide "
+                     "fetch_limiter_redis_calls_total by it for Redis calls "
+                     "per request)")
+           .Add({});
+  leases_held_ = &GaugeFamily(r, "fetch_limiter_leases_held",
+                              "Concurrency leases this replica holds in Redis")
+                      .Add({});
+  leases_granted_ = &CounterFamily(r, "fetch_limiter_leases_granted_total",
+                                   "Concurrency leases granted to this replica")
+                         .Add({});
+  leases_released_ =
+      &CounterFamily(r, "fetch_limiter_leases_released_total",
+                     "Concurrency leases this replica gave back (idle, over "
+                     "its fair share, or at shutdown)")
+           .Add({});
+  leases_reaped_ = &CounterFamily(r, "fetch_limiter_leases_reaped_total",
+                                  "Expired leases (of any replica) this "
+                                  "replica's syncs removed from Redis")
+                        .Add({});
+  tokens_reserved_ = &CounterFamily(r, "fetch_limiter_tokens_reserved_total",
+                                    "Send times reserved at rate-limited hosts")
+                          .Add({});
+  tokens_returned_ = &CounterFamily(r, "fetch_limiter_tokens_returned_total",
+                                    "Reserved send times given back unused")
+                          .Add({});
+  tokens_dropped_ =
+      &CounterFamily(r, "fetch_limiter_tokens_dropped_total",
+                     "Reserved send times not used and not given back (too "
+                     "late to use, or reserved past by another replica)")
+           .Add({});
 }
 
 void FetchMetrics::RegisterGrpcFamilies(prometheus::Registry& r) {
@@ -596,6 +673,44 @@ void FetchMetrics::OnWsMessage(bool sent, uint64_t bytes) {
   ws_frames_[i]->Increment();
   ws_bytes_[i]->Increment(static_cast<double>(bytes));
 }
+
+void FetchMetrics::OnLimiterMode(cluster::LimiterMode mode) {
+  const int m = static_cast<int>(mode);
+  for (int i = 0; i < cluster::kLimiterModes; ++i) {
+    limiter_mode_[i]->Set(i == m ? 1 : 0);
+  }
+  limiter_transitions_[m]->Increment();
+}
+
+void FetchMetrics::OnRedisCall(cluster::RedisOperation op, int commands,
+                               absl::Duration round_trip,
+                               const absl::Status& status) {
+  const int o = static_cast<int>(op);
+  redis_calls_[o]->Increment(commands);
+  if (!status.ok()) {
+    const absl::string_view kind = cluster::RedisErrorKind(status);
+    size_t i = 0;
+    while (i + 1 < kRedisErrorKinds.size() && kRedisErrorKinds[i] != kind) ++i;
+    redis_errors_[i]->Increment();
+    return;
+  }
+  redis_round_trip_[o]->Observe(Seconds(round_trip));
+}
+
+void FetchMetrics::OnLeases(int granted, int released, int reaped, int held) {
+  leases_granted_->Increment(granted);
+  leases_released_->Increment(released);
+  leases_reaped_->Increment(reaped);
+  leases_held_->Set(held);
+}
+
+void FetchMetrics::OnTokens(int reserved, int returned, int dropped) {
+  tokens_reserved_->Increment(reserved);
+  tokens_returned_->Increment(returned);
+  tokens_dropped_->Increment(dropped);
+}
+
+void FetchMetrics::OnLimiterStarts(int n) { limiter_starts_->Increment(n); }
 
 void FetchMetrics::OnWsOpened() { ws_open_->Increment(); }
 

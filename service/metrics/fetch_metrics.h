@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "fetch/v1/config.pb.h"
+#include "service/cluster/limiter_observer.h"
 #include "service/core/fetch_observer.h"
 #include "service/core/fetcher.h"
 #include "service/metrics/labels.h"
@@ -49,7 +50,9 @@ class Family;
 
 namespace fetchd::metrics {
 
-class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
+class FetchMetrics final : public core::FetchObserver,
+                           public ws::WsObserver,
+                           public cluster::LimiterObserver {
  public:
   struct Options {
     // Hosts that get their own `host` label value (config
@@ -121,6 +124,15 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
     OnPolicyDenied(category);
   }
 
+  // cluster::LimiterObserver (fetch_limiter_*).
+  void OnLimiterMode(cluster::LimiterMode mode) override;
+  void OnRedisCall(cluster::RedisOperation op, int commands,
+                   absl::Duration round_trip,
+                   const absl::Status& status) override;
+  void OnLeases(int granted, int released, int reaped, int held) override;
+  void OnTokens(int reserved, int returned, int dropped) override;
+  void OnLimiterStarts(int n) override;
+
  private:
   class Exposition;
   using Counter = prometheus::Counter;
@@ -135,6 +147,7 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   void RegisterDenials(prometheus::Registry& r);
   void RegisterWebSocketFamilies(prometheus::Registry& r);
   void RegisterGrpcFamilies(prometheus::Registry& r);
+  void RegisterLimiterFamilies(prometheus::Registry& r);
   void RegisterProcessFamilies(prometheus::Registry& r, const Options& options);
   // The cached child for these label indices, created on first use; null
   // if prometheus-cpp failed to create it.
@@ -183,6 +196,22 @@ class FetchMetrics final : public core::FetchObserver, public ws::WsObserver {
   // By WsCloseCodeLabel / WsHandshakeFailureLabel (fetch_metrics.cc).
   std::vector<Counter*> ws_closes_;
   std::vector<Counter*> ws_handshake_failures_;
+
+  // The cluster limiter, by cluster::LimiterMode / RedisOperation /
+  // kRedisErrorKinds (fetch_metrics.cc).
+  std::array<prometheus::Gauge*, cluster::kLimiterModes> limiter_mode_{};
+  std::array<Counter*, cluster::kLimiterModes> limiter_transitions_{};
+  std::array<Histogram*, cluster::kRedisOperations> redis_round_trip_{};
+  std::array<Counter*, cluster::kRedisOperations> redis_calls_{};
+  std::vector<Counter*> redis_errors_;
+  Counter* limiter_starts_ = nullptr;
+  prometheus::Gauge* leases_held_ = nullptr;
+  Counter* leases_granted_ = nullptr;
+  Counter* leases_released_ = nullptr;
+  Counter* leases_reaped_ = nullptr;
+  Counter* tokens_reserved_ = nullptr;
+  Counter* tokens_returned_ = nullptr;
+  Counter* tokens_dropped_ = nullptr;
 
   mutable absl::Mutex live_mu_;
   LiveSource live_ ABSL_GUARDED_BY(live_mu_);

@@ -9,10 +9,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "fetchd/version.h"
+#include "service/cluster/cluster_host_limiter.h"
+#include "service/cluster/lease_broker.h"
+#include "service/cluster/redis_lease_store.h"
 #include "service/common/clock.h"
 #include "service/common/logging.h"
 #include "service/common/proto_duration.h"
 #include "service/common/status_macros.h"
+#include "service/config/limiter_config.h"
 #include "service/config/politeness_config.h"
 #include "service/policy/policy_config.h"
 #include "service/ws/beast_transport.h"
@@ -62,6 +66,7 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
   FETCHD_ASSIGN_OR_RETURN(pool_options.politeness,
                           config::PolitenessRules(config));
   FETCHD_ASSIGN_OR_RETURN(pool_options.pause, config::PolitenessPause(config));
+  FETCHD_RETURN_IF_ERROR(StartLimiter(config, pool_options));
   FETCHD_ASSIGN_OR_RETURN(
       pool_, transport::WorkerPool::Create(pool_options, RealClock::Get()));
 
@@ -103,6 +108,37 @@ absl::Status FetchdServer::Build(const fetch::v1::ServerConfig& config,
                          gate->active_calls(api::CallKind::kFetchStream)};
     return live;
   });
+  return absl::OkStatus();
+}
+
+absl::Status FetchdServer::StartLimiter(
+    const fetch::v1::ServerConfig& config,
+    transport::WorkerPool::Options& pool_options) {
+  FETCHD_ASSIGN_OR_RETURN(std::optional<cluster::LimiterOptions> limiter,
+                          config::LimiterFromConfig(config));
+  if (!limiter.has_value()) {
+    metrics_->OnLimiterMode(cluster::LimiterMode::kLocal);
+    return absl::OkStatus();
+  }
+  FETCHD_ASSIGN_OR_RETURN(limiter->password, config::ReadRedisPassword(config));
+  lease_store_ = std::make_unique<cluster::RedisLeaseStore>(*limiter);
+  broker_ = std::make_unique<cluster::LeaseBroker>(
+      *limiter, lease_store_.get(), RealClock::Get(), metrics_.get());
+  broker_->Start();
+  pool_options.make_limiter =
+      [broker = broker_.get()](
+          std::shared_ptr<const core::politeness::RuleSet> rules,
+          const core::politeness::LocalHostLimiter::Options& options,
+          std::function<void()> wake)
+      -> std::unique_ptr<core::politeness::HostLimiter> {
+    return std::make_unique<cluster::ClusterHostLimiter>(
+        std::move(rules), options, broker, std::move(wake));
+  };
+  spdlog::info("per-host limits shared through redis {} as replica \"{}\"",
+               limiter->redis.unix_path.empty()
+                   ? absl::StrCat(limiter->redis.host, ":", limiter->redis.port)
+                   : absl::StrCat("unix:", limiter->redis.unix_path),
+               limiter->replica_id);
   return absl::OkStatus();
 }
 
@@ -239,6 +275,8 @@ void FetchdServer::StopAll(absl::Time deadline) {
   // No deadline cut may reach the pool once it stops.
   if (deadlines_ != nullptr) deadlines_->Stop();
   if (pool_ != nullptr) pool_->Stop();
+  // Gives this replica's leases and send times back to the cluster.
+  if (broker_ != nullptr) broker_->Stop();
   // Delivers the last closes to the WebSocket calls, which use the service.
   if (ws_transport_ != nullptr) ws_transport_->Stop();
 }

@@ -31,6 +31,8 @@
 #include "service/api/call_gate.h"
 #include "service/api/fetch_service.h"
 #include "service/auth/caller_auth.h"
+#include "service/cluster/lease_broker.h"
+#include "service/cluster/lease_store.h"
 #include "service/core/fetch_observer.h"
 #include "service/metrics/fetch_metrics.h"
 #include "service/metrics/metrics_server.h"
@@ -95,6 +97,10 @@ class FetchdServer {
   // Everything but the listeners; `this` is not started yet.
   absl::Status Build(const fetch::v1::ServerConfig& config,
                      const Options& options);
+  // With limiter mode REDIS: the store, the broker (started: it connects
+  // in the background) and the workers' limiter factory in `pool_options`.
+  absl::Status StartLimiter(const fetch::v1::ServerConfig& config,
+                            transport::WorkerPool::Options& pool_options);
   absl::Status Listen(const fetch::v1::ServerConfig& config,
                       const Options& options);
   // Stops the gRPC server by `deadline`, then the engine and transports.
@@ -111,6 +117,10 @@ class FetchdServer {
   // Calls' deadline cuts; stopped after the pool (its callbacks cancel in
   // the pool).
   std::unique_ptr<api::DeadlineTimer> deadlines_;
+  // Limiter mode REDIS: the shared state and this replica's pools of it.
+  // Declared before pool_, whose workers use the broker.
+  std::unique_ptr<cluster::LeaseStore> lease_store_;
+  std::unique_ptr<cluster::LeaseBroker> broker_;
   std::unique_ptr<transport::WorkerPool> pool_;
   std::unique_ptr<api::FetchServiceImpl> fetch_service_;
   std::unique_ptr<ws::WsTransport> ws_transport_;

@@ -58,6 +58,20 @@ core::politeness::LocalHostLimiter::Options LimiterOptions(
   return options;
 }
 
+std::unique_ptr<core::politeness::HostLimiter> MakeLimiter(
+    const CurlWorker::Options& options,
+    std::shared_ptr<const core::politeness::RuleSet> rules,
+    std::function<void()> wake) {
+  const core::politeness::LocalHostLimiter::Options limiter_options =
+      LimiterOptions(options.politeness == nullptr, options.pause);
+  if (options.make_limiter) {
+    return options.make_limiter(std::move(rules), limiter_options,
+                                std::move(wake));
+  }
+  return std::make_unique<core::politeness::LocalHostLimiter>(std::move(rules),
+                                                              limiter_options);
+}
+
 core::politeness::AttemptResult Aborted() {
   core::politeness::AttemptResult result;
   result.kind = core::politeness::AttemptResult::Kind::kAborted;
@@ -111,9 +125,8 @@ CurlWorker::CurlWorker(const Options& options, const Clock* clock,
       router_(options.router),
       settings_(options.settings),
       multi_(std::move(multi)),
-      limiter_(std::move(rules),
-               LimiterOptions(options.politeness == nullptr, options.pause)),
-      scheduler_(options.limits, limiter_, options.index) {}
+      limiter_(MakeLimiter(options, std::move(rules), [this] { Wake(); })),
+      scheduler_(options.limits, *limiter_, options.index) {}
 
 CurlWorker::~CurlWorker() { Stop(); }
 
@@ -629,7 +642,7 @@ void CurlWorker::Deliver(core::FetchJob& job, fetch::v1::FetchResult result,
   if (const core::FetchJob::PolitenessWaits& p = job.politeness_waits;
       p.rate || p.paused || p.retry_denied) {
     fetch::v1::PolitenessReport* report = result.mutable_politeness();
-    report->set_rule(limiter_.Rule(job.host_key).name);
+    report->set_rule(limiter_->Rule(job.host_key).name);
     report->set_rate_limited(p.rate);
     report->set_paused(p.paused);
     report->set_retry_denied(p.retry_denied);
@@ -685,7 +698,7 @@ void CurlWorker::PublishStats(absl::Time now) {
                       std::memory_order_relaxed);
   if (now < next_politeness_stats_) return;
   next_politeness_stats_ = now + kPolitenessStatsInterval;
-  std::vector<core::politeness::RuleStats> stats = limiter_.Stats(now);
+  std::vector<core::politeness::RuleStats> stats = limiter_->Stats(now);
   absl::MutexLock lock(&stats_mu_);
   politeness_stats_.swap(stats);
 }

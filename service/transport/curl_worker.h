@@ -4,8 +4,9 @@
 // Post() work to its inbox, which wakes it with curl_multi_wakeup. No curl
 // handle ever crosses threads.
 //
-// Politeness: the worker owns a politeness::LocalHostLimiter over the hosts
-// sharded to it, which its scheduler consults for every start; each
+// Politeness: the worker owns a politeness::HostLimiter over the hosts
+// sharded to it (a LocalHostLimiter, or what Options::make_limiter makes:
+// the cluster's), which its scheduler consults for every start; each
 // attempt's end is reported to it (AttemptResultOf), and every retry takes
 // a place in its host's retry budget first (a denied retry ends the request
 // with its last error). Requests the limiter refuses (queue full, breaker
@@ -23,6 +24,7 @@
 #define FETCHD_SERVICE_TRANSPORT_CURL_WORKER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +54,14 @@ class CurlWorker;
 // Where a job goes when a redirect moves it to another host: the worker that
 // owns that host, so per-host limits and connection reuse stay in one
 // thread. The pool fills it before any job is submitted.
+// Makes a worker's HostLimiter over `rules` from the options a
+// LocalHostLimiter would get; `wake` wakes the worker (any thread).
+using LimiterFactory =
+    std::function<std::unique_ptr<core::politeness::HostLimiter>(
+        std::shared_ptr<const core::politeness::RuleSet> rules,
+        const core::politeness::LocalHostLimiter::Options& options,
+        std::function<void()> wake)>;
+
 struct JobRouter {
   virtual ~JobRouter() = default;
   // The worker that owns `host_key`.
@@ -72,6 +82,8 @@ class CurlWorker {
     int max_per_host = 16;
     // The host-wide pause after 429/503 (with `politeness` only).
     core::politeness::HostBackoffConfig pause;
+    // Empty: a LocalHostLimiter (limits per replica).
+    LimiterFactory make_limiter;
     // Told about attempts and results; null for none.
     core::FetchObserver* observer = nullptr;
     // Where every redirect hop and connection may go; null for no checks
@@ -189,7 +201,7 @@ class CurlWorker {
   bool closed_ ABSL_GUARDED_BY(inbox_mu_) = false;
 
   // Owned by the worker thread. The scheduler consults the limiter.
-  core::politeness::LocalHostLimiter limiter_;
+  std::unique_ptr<core::politeness::HostLimiter> limiter_;
   core::HostScheduler scheduler_;
   absl::flat_hash_map<CURL*, std::unique_ptr<Transfer>> running_;
   std::vector<CurlEasyPtr> idle_easy_;

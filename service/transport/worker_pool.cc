@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   worker_options.max_per_host = options.max_per_host;
   worker_options.politeness = options.politeness;
   worker_options.pause = options.pause;
+  worker_options.make_limiter = options.make_limiter;
   worker_options.limits.max_in_flight =
       std::max(1, (options.max_in_flight + n - 1) / n);
   worker_options.observer = options.observer;

@@ -33,6 +33,8 @@ class WorkerPool final : public core::Fetcher {
     std::shared_ptr<const core::politeness::RuleSet> politeness;
     // The host-wide pause after 429/503 (with `politeness` only).
     core::politeness::HostBackoffConfig pause;
+    // Each worker's limiter; empty: LocalHostLimiter (limits per replica).
+    LimiterFactory make_limiter;
     // Across all workers.
     int max_in_flight = 1024;
     // Told about every attempt and result; null for none. Not owned; must

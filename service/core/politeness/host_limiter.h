@@ -193,6 +193,11 @@ class HostLimiter {
 
   // One entry per rule, in RuleSet order (the default rule last).
   [[nodiscard]] virtual std::vector<RuleStats> Stats(absl::Time now) const = 0;
+
+  // The hosts whose wait the limiter ended without an attempt's end (a
+  // shared limiter got what they waited for); the scheduler looks at them
+  // again. A limiter that can end waits so also wakes its worker.
+  [[nodiscard]] virtual std::vector<std::string> TakeWoken() { return {}; }
 };
 
 }  // namespace fetchd::core::politeness

@@ -17,10 +17,11 @@ std::string RuleLabel(const HostRule& rule) {
 
 LocalHostLimiter::Host::Host(size_t index, const HostRule& host_rule,
                              const HostBackoffConfig& backoff_config,
-                             absl::Time now)
+                             bool rate_elsewhere, absl::Time now)
     : rule_index(index),
       rule(&host_rule),
-      rate(host_rule.rate, host_rule.burst, host_rule.min_delay),
+      rate(rate_elsewhere ? 0 : host_rule.rate, host_rule.burst,
+           host_rule.min_delay),
       backoff(backoff_config),
       breaker(host_rule.breaker),
       budget(host_rule.retry_budget),
@@ -30,6 +31,12 @@ LocalHostLimiter::Host::Host(size_t index, const HostRule& host_rule,
 LocalHostLimiter::LocalHostLimiter(std::shared_ptr<const RuleSet> rules,
                                    const Options& options)
     : rules_(std::move(rules)), options_(options), counters_(rules_->size()) {}
+
+absl::Time LocalHostLimiter::PausedUntil(absl::string_view host_key) const {
+  auto it = hosts_.find(host_key);
+  return it == hosts_.end() ? absl::InfinitePast()
+                            : it->second.backoff.paused_until();
+}
 
 const HostRule& LocalHostLimiter::Rule(absl::string_view host_key) const {
   auto it = hosts_.find(host_key);
@@ -44,7 +51,7 @@ LocalHostLimiter::Host& LocalHostLimiter::GetOrCreate(
   const size_t index = rules_->MatchKeyIndex(host_key);
   return hosts_
       .try_emplace(std::string(host_key), index, rules_->rule(index),
-                   options_.backoff, now)
+                   options_.backoff, options_.rate_elsewhere, now)
       .first->second;
 }
 

@@ -53,6 +53,9 @@ class LocalHostLimiter final : public HostLimiter {
     HostBackoffConfig backoff;
     absl::Duration idle_ttl = absl::Minutes(10);
     absl::Duration sweep_interval = absl::Seconds(1);
+    // The rules' rate is kept by another limiter (the cluster's,
+    // cluster::ClusterHostLimiter): only min_delay is kept here.
+    bool rate_elsewhere = false;
   };
 
   // `rules` must not be null.
@@ -76,13 +79,17 @@ class LocalHostLimiter final : public HostLimiter {
   // Drops the state of the hosts the sweep would drop at `now` (see above).
   // Reserve and Release call it every sweep_interval.
   void Sweep(absl::Time now);
+  // When the host-wide pause of `host_key` ends (InfinitePast: never
+  // paused, or its state was dropped).
+  absl::Time PausedUntil(absl::string_view host_key) const;
   // Host keys with state now.
   size_t tracked_hosts() const { return hosts_.size(); }
 
  private:
   struct Host {
     Host(size_t index, const HostRule& host_rule,
-         const HostBackoffConfig& backoff_config, absl::Time now);
+         const HostBackoffConfig& backoff_config, bool rate_elsewhere,
+         absl::Time now);
 
     size_t rule_index;
     const HostRule* rule;
