@@ -13,6 +13,9 @@ using core::politeness::WaitReason;
 
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+// How long the clock mapping of the round trip with the least delay is
+// kept before a slower one may replace it (the clocks drift apart).
+constexpr absl::Duration kClockSampleLife = absl::Seconds(10);
 
 int CeilDiv(int a, int b) { return (a + b - 1) / b; }
 
@@ -117,6 +120,23 @@ absl::Time LeaseBroker::RunOnce() {
   return next;
 }
 
+void LeaseBroker::NoteStoreTime(int64_t store_now, absl::Time sent,
+                                absl::Time received) {
+  const absl::Duration rtt = received - sent;
+  if (rtt > clock_rtt_ && received - clock_at_ < kClockSampleLife) return;
+  clock_rtt_ = rtt;
+  clock_at_ = received;
+  clock_offset_us_ = store_now - absl::ToUnixMicros(sent + rtt / 2);
+}
+
+absl::Time LeaseBroker::LocalTime(int64_t store_time) const {
+  return absl::FromUnixMicros(store_time - clock_offset_us_);
+}
+
+int64_t LeaseBroker::StoreTime(absl::Time local) const {
+  return absl::ToUnixMicros(local) + clock_offset_us_;
+}
+
 bool LeaseBroker::Heartbeat(absl::Time now) {
   absl::StatusOr<Membership> m =
       store_->Heartbeat(options_.lease_ttl, /*leaving=*/false);
@@ -170,8 +190,13 @@ void LeaseBroker::Fail(const absl::Status& status, absl::Time now) {
     }
     SetMode(LimiterMode::kDegraded, wake);
     for (auto& [key, pool] : pools_) {
-      // Idle leases expire in the store; send times are the store's.
+      // Idle leases are given back as soon as the store is reached again
+      // (they would block others until they expire); send times are the
+      // store's.
       if (pool.held.size() > static_cast<size_t>(pool.in_use)) {
+        pool.release_pending.insert(pool.release_pending.end(),
+                                    pool.held.begin() + pool.in_use,
+                                    pool.held.end());
         pool.held.resize(pool.in_use);
       }
       dropped += static_cast<int>(pool.tokens.size());
@@ -186,9 +211,19 @@ void LeaseBroker::Fail(const absl::Status& status, absl::Time now) {
 
 void LeaseBroker::SetMode(
     LimiterMode mode, std::vector<std::pair<HostWakeup*, std::string>>& wake) {
+  if (!first_attempt_done_) {
+    first_attempt_done_ = true;
+    WakeAll(wake);
+  }
   if (mode_ == mode) return;
   mode_ = mode;
+  if (mode == LimiterMode::kDegraded) degraded_since_ = clock_->Now();
   if (observer_ != nullptr) observer_->OnLimiterMode(mode);
+  WakeAll(wake);
+}
+
+void LeaseBroker::WakeAll(
+    std::vector<std::pair<HostWakeup*, std::string>>& wake) {
   for (auto& [key, pool] : pools_) {
     pool.waiting = false;
     if (pool.owner != nullptr) wake.emplace_back(pool.owner, key);
@@ -227,12 +262,16 @@ LeaseBroker::Decision LeaseBroker::TryTake(absl::string_view host_key,
   if (added) pool.cap = limits.max_concurrency;
   pool.owner = owner;
   pool.limits = limits;
-  pool.last_activity = now;
+  pool.last_activity = std::max(pool.last_activity, now);
   pool.took_token = false;
   pool.undo_degraded_tat = pool.degraded_tat;
   if (pool.paused_until > now) {
     return Decision{false, WaitReason::kPaused, pool.paused_until};
   }
+  // Before the first attempt to reach the store has ended (at most the
+  // connect and command timeouts), nothing is known of what the others
+  // hold: nothing starts.
+  if (!first_attempt_done_) return Decision{};
   Decision decision;
   switch (mode_) {
     case LimiterMode::kRedis:
@@ -244,9 +283,18 @@ LeaseBroker::Decision LeaseBroker::TryTake(absl::string_view host_key,
       switch (options_.on_failure) {
         case FailurePolicy::kDegraded: {
           const int n = Replicas();
-          decision =
-              TakeLocal(pool, limits.max_concurrency / n, limits.rate / n,
-                        std::max(1, limits.burst / n), now);
+          int share = limits.max_concurrency / n;
+          // What the others held at the last sync may still be in use
+          // (they may not have noticed the failure yet, or, learning, are
+          // still finishing what they started): while that can be, this
+          // replica keeps within what they leave.
+          if (mode_ == LimiterMode::kLearning ||
+              now < degraded_since_ + options_.lease_ttl) {
+            share = std::min(
+                share, std::max(0, limits.max_concurrency - pool.others_held));
+          }
+          decision = TakeLocal(pool, share, limits.rate / n,
+                               std::max(1, limits.burst / n), now);
           break;
         }
         case FailurePolicy::kFailOpen:
@@ -285,7 +333,16 @@ LeaseBroker::Decision LeaseBroker::TakeFromStore(Pool& pool, absl::Time now) {
     need_token = pool.tokens.empty();
   }
   const bool can_grow = pool.held.size() < static_cast<size_t>(pool.cap);
-  if (stale || need_token || (need_slot && can_grow)) AskSync(pool);
+  // Asked for now, unless the store gave less than asked a moment ago (the
+  // cluster is full, or the rate is reserved past the horizon): then the
+  // pool's next regular sync asks, and wakes the worker.
+  const bool ask_slot = need_slot && can_grow && now >= pool.no_grant_until;
+  const bool ask_token = need_token && now >= pool.no_token_until;
+  if (stale || ask_slot || ask_token) {
+    AskSync(pool);
+  } else if (need_slot || need_token) {
+    pool.waiting = true;
+  }
   if (stale || need_slot || need_token) {
     const WaitReason reason = need_token && !need_slot && !stale
                                   ? WaitReason::kRate
@@ -294,6 +351,9 @@ LeaseBroker::Decision LeaseBroker::TakeFromStore(Pool& pool, absl::Time now) {
   }
   if (limits.rate > 0) {
     if (pool.tokens.front() > now) {
+      // Waiting for a send time is activity: the pool is not idle (its
+      // leases and send times are not given back) before it comes.
+      pool.last_activity = std::max(pool.last_activity, pool.tokens.front());
       return Decision{false, WaitReason::kRate, pool.tokens.front()};
     }
     pool.took_token = true;
@@ -332,14 +392,14 @@ void LeaseBroker::Release(absl::string_view host_key, absl::Time now) {
   auto it = pools_.find(host_key);
   if (it == pools_.end() || it->second.in_use == 0) return;
   --it->second.in_use;
-  it->second.last_activity = now;
+  it->second.last_activity = std::max(it->second.last_activity, now);
 }
 
 void LeaseBroker::PublishPause(absl::string_view host_key, absl::Time until,
                                absl::Time now) {
   absl::MutexLock lock(&mu_);
   Pool& pool = pools_[host_key];
-  pool.last_activity = now;
+  pool.last_activity = std::max(pool.last_activity, now);
   pool.paused_until = std::max(pool.paused_until, until);
   pool.publish_until = std::max(pool.publish_until, until);
   kick_ = true;
@@ -365,33 +425,47 @@ size_t LeaseBroker::pools() const {
 void LeaseBroker::EraseUnused(absl::Time now) {
   absl::erase_if(pools_, [&](const PoolMap::value_type& entry) {
     const Pool& p = entry.second;
-    return p.in_use == 0 && p.held.empty() && p.tokens.empty() && !p.waiting &&
-           !p.sync_now && p.publish_until == absl::InfinitePast() &&
-           p.paused_until <= now && p.degraded_tat <= now &&
+    return p.in_use == 0 && p.held.empty() && p.release_pending.empty() &&
+           p.tokens.empty() && !p.waiting && !p.sync_now &&
+           p.publish_until == absl::InfinitePast() && p.paused_until <= now &&
+           p.degraded_tat <= now &&
            now >= p.last_activity +
                       std::max(options_.sync_interval, options_.idle_release);
   });
 }
 
 bool LeaseBroker::Due(const Pool& pool, absl::Time now) const {
-  if (pool.sync_now || pool.publish_until != absl::InfinitePast()) return true;
-  const bool holds =
-      pool.in_use > 0 || !pool.held.empty() || !pool.tokens.empty();
+  if (pool.sync_now || pool.publish_until != absl::InfinitePast() ||
+      !pool.release_pending.empty()) {
+    return true;
+  }
+  const bool holds = pool.in_use > 0 || !pool.held.empty() ||
+                     !pool.tokens.empty() || pool.waiting;
   if (holds && now >= pool.last_sync + options_.sync_interval) return true;
-  const bool idle_stock = pool.held.size() > static_cast<size_t>(pool.in_use) ||
-                          !pool.tokens.empty();
-  return idle_stock && now >= pool.last_activity + options_.idle_release;
+  if (!pool.tokens.empty() &&
+      now >= pool.last_activity + 2 * Interval(pool.limits.rate)) {
+    return true;
+  }
+  return pool.held.size() > static_cast<size_t>(pool.in_use) &&
+         now >= pool.last_activity + options_.idle_release;
 }
 
 absl::Time LeaseBroker::NextDue(absl::Time now) const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [key, pool] : pools_) {
-    if (pool.sync_now || pool.publish_until != absl::InfinitePast()) return now;
-    if (pool.in_use > 0 || !pool.held.empty() || !pool.tokens.empty()) {
+    if (pool.sync_now || pool.publish_until != absl::InfinitePast() ||
+        !pool.release_pending.empty()) {
+      return now;
+    }
+    if (pool.in_use > 0 || !pool.held.empty() || !pool.tokens.empty() ||
+        pool.waiting) {
       next = std::min(next, pool.last_sync + options_.sync_interval);
     }
-    if (pool.held.size() > static_cast<size_t>(pool.in_use) ||
-        !pool.tokens.empty()) {
+    if (!pool.tokens.empty()) {
+      next =
+          std::min(next, pool.last_activity + 2 * Interval(pool.limits.rate));
+    }
+    if (pool.held.size() > static_cast<size_t>(pool.in_use)) {
       next = std::min(next, pool.last_activity + options_.idle_release);
     }
   }
@@ -416,14 +490,18 @@ HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
       leaving ? 0
       : idle  ? static_cast<size_t>(pool.in_use)
               : static_cast<size_t>(std::max(pool.in_use, pool.cap));
+  r.release = std::move(pool.release_pending);
+  pool.release_pending.clear();
   if (pool.held.size() > keep) {
-    r.release.assign(pool.held.begin() + keep, pool.held.end());
+    r.release.insert(r.release.end(), pool.held.begin() + keep,
+                     pool.held.end());
     pool.held.resize(keep);
-    released += static_cast<int>(r.release.size());
   }
+  released += static_cast<int>(r.release.size());
   r.hold = pool.held;
   const bool store_mode = mode_ == LimiterMode::kRedis && !leaving;
-  if (store_mode && now - pool.short_at < 2 * options_.sync_interval) {
+  // Workers were short of leases lately (an idle host wants nothing).
+  if (store_mode && !idle && now - pool.short_at < 2 * options_.sync_interval) {
     const int room = pool.cap - static_cast<int>(pool.held.size());
     r.want = std::max(1, std::min(CeilDiv(r.limit, live_), room));
     r.first_seq = next_seq_;
@@ -437,9 +515,16 @@ HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
       pool.tokens.pop_front();
       ++dropped;
     }
-    if (leaving || idle) {
-      r.return_tokens = static_cast<int>(pool.tokens.size());
-      r.return_tat = pool.tat;
+    // Send times nobody here asked for lately go back for the others:
+    // no start was tried for two intervals (a waiting start counts until
+    // its send time).
+    const bool no_demand =
+        leaving || idle || now >= pool.last_activity + 2 * r.interval;
+    if (no_demand) {
+      r.returned.reserve(pool.tokens.size());
+      for (absl::Time token : pool.tokens) {
+        r.returned.push_back(StoreTime(token));
+      }
       pool.tokens.clear();
     } else if (store_mode &&
                (pool.tokens.empty()
@@ -485,6 +570,9 @@ bool LeaseBroker::SyncDue(absl::Time now, bool leaving) {
     Fail(replies.status(), now);
     return false;
   }
+  if (!replies->empty()) {
+    NoteStoreTime(replies->front().store_now, sent, received);
+  }
   std::vector<std::pair<HostWakeup*, std::string>> wake;
   int granted = 0, reaped = 0, returned = 0, reserved = 0, held = 0;
   {
@@ -495,7 +583,7 @@ bool LeaseBroker::SyncDue(absl::Time now, bool leaving) {
       granted += reply.granted;
       reaped += reply.reaped;
       returned += reply.returned;
-      dropped += request.return_tokens - reply.returned;
+      dropped += static_cast<int>(request.returned.size()) - reply.returned;
       if (leaving) continue;
       auto it = pools_.find(request.host_key);
       if (it == pools_.end()) continue;
@@ -507,11 +595,21 @@ bool LeaseBroker::SyncDue(absl::Time now, bool leaving) {
       pool.cap = reply.wanters > 0
                      ? std::max(1, CeilDiv(limit, reply.wanters + 1))
                      : limit;
+      const absl::Time store_now = LocalTime(reply.store_now);
       for (absl::Duration offset : reply.tokens) {
-        pool.tokens.push_back(received + offset);
+        pool.tokens.push_back(store_now + offset);
       }
       reserved += static_cast<int>(reply.tokens.size());
-      if (request.interval > absl::ZeroDuration()) pool.tat = reply.tat;
+      // Short of what it asked for: the next regular sync asks again.
+      pool.no_grant_until = reply.granted < request.want
+                                ? now + options_.sync_interval
+                                : absl::InfinitePast();
+      pool.no_token_until =
+          static_cast<int>(reply.tokens.size()) < request.want_tokens
+              ? now + options_.sync_interval
+              : absl::InfinitePast();
+      pool.others_held =
+          std::max(0, reply.held_cluster - static_cast<int>(pool.held.size()));
       if (reply.paused_for > absl::ZeroDuration()) {
         pool.paused_until =
             std::max(pool.paused_until, received + reply.paused_for);

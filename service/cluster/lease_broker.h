@@ -29,7 +29,9 @@
 // releases idle leases and those over the fair share, asks for
 // ceil(limit / N) more leases when workers were short recently, for
 // ceil(rate * rate_horizon / N) send times when fewer than half a horizon
-// are left, and returns the unused send times of an idle host.
+// are left, and gives back the send times nobody here asked for within two
+// emission intervals (the store hands them to the next replica that asks,
+// before new ones).
 //
 // Modes: DEGRADED at start and after any store error (the connection is
 // dropped and retried); after a heartbeat, REDIS, or LEARNING while the
@@ -134,14 +136,15 @@ class LeaseBroker {
     HostLimits limits;
     // Leases granted by the store, in use or idle.
     std::vector<uint64_t> held;
+    // Leases to give back at the next sync (kept idle when the store
+    // failed).
+    std::vector<uint64_t> release_pending;
     // Attempts running, with a lease or (DEGRADED, LEARNING) without.
     int in_use = 0;
     // Fair share of leases; the limit when nobody else is short.
     int cap = 0;
     // Send times (local clock), ascending.
     std::deque<absl::Time> tokens;
-    // The store's GCRA state after our last reservation.
-    int64_t tat = 0;
     // Local GCRA of the degraded share.
     absl::Time degraded_tat = absl::InfinitePast();
     // What the last go took, for Untake.
@@ -157,6 +160,12 @@ class LeaseBroker {
     absl::Time last_activity = absl::InfinitePast();
     // A worker was short of leases then.
     absl::Time short_at = absl::InfinitePast();
+    // The store granted nothing asked for: ask again no sooner than this
+    // (the next regular sync).
+    absl::Time no_grant_until = absl::InfinitePast();
+    absl::Time no_token_until = absl::InfinitePast();
+    // Leases the other replicas held at the last sync.
+    int others_held = 0;
     // A worker asked for a sync / waits for the next one.
     bool sync_now = false;
     bool waiting = false;
@@ -180,6 +189,9 @@ class LeaseBroker {
                                bool leaving, absl::Time now, int& released,
                                int& dropped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sets the mode; a change wakes every pool's owner (into `wake`).
+  // Wakes every pool's owner (into `wake`).
+  void WakeAll(std::vector<std::pair<HostWakeup*, std::string>>& wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetMode(LimiterMode mode,
                std::vector<std::pair<HostWakeup*, std::string>>& wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -189,6 +201,12 @@ class LeaseBroker {
   bool Heartbeat(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   bool SyncDue(absl::Time now, bool leaving) ABSL_LOCKS_EXCLUDED(mu_);
   static void Wake(std::vector<std::pair<HostWakeup*, std::string>> wake);
+  // Maps the store's clock to ours: from the round trip of least delay
+  // seen lately, the store's `now` is taken to be at its midpoint (an
+  // error of at most half that round trip).
+  void NoteStoreTime(int64_t store_now, absl::Time sent, absl::Time received);
+  absl::Time LocalTime(int64_t store_time) const;
+  int64_t StoreTime(absl::Time local) const;
   void Run();
 
   const LimiterOptions options_;
@@ -203,11 +221,18 @@ class LeaseBroker {
   absl::Time next_heartbeat_ = absl::InfinitePast();
   std::string epoch_;
   absl::BitGen rng_;
+  // The clock mapping (NoteStoreTime); read under mu_ by the same thread.
+  int64_t clock_offset_us_ = 0;
+  absl::Duration clock_rtt_ = absl::InfiniteDuration();
+  absl::Time clock_at_ = absl::InfinitePast();
 
   mutable absl::Mutex mu_;
   PoolMap pools_ ABSL_GUARDED_BY(mu_);
   LimiterMode mode_ ABSL_GUARDED_BY(mu_) = LimiterMode::kDegraded;
   absl::Time learning_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time degraded_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The first attempt to reach the store has ended (either way).
+  bool first_attempt_done_ ABSL_GUARDED_BY(mu_) = false;
   int live_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   int starts_ ABSL_GUARDED_BY(mu_) = 0;

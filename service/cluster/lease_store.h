@@ -13,8 +13,11 @@
 //   wanters  replicas that asked for more than they got, recently: the
 //            others then keep to a fair share
 //   rate     GCRA over send times: a sync reserves up to `want_tokens` send
-//            times no later than `horizon` from now, and may first return
-//            `return_tokens` unused ones (only if nobody reserved since)
+//            times no later than `horizon` from now - first from the
+//            "holes" (send times other replicas gave back unused, not yet
+//            more than an interval past), then new ones - after adding the
+//            ones it gives back to the holes; the schedule, and so the
+//            rate and burst, stay those of one GCRA
 //   pause    a "not before" time that only moves forward
 // Membership: each replica's heartbeat gives the live replica count and the
 // store's epoch, which is new after the store lost its data (a restart).
@@ -52,16 +55,16 @@ struct HostSyncRequest {
   absl::Duration tolerance = absl::ZeroDuration();
   int want_tokens = 0;
   absl::Duration horizon = absl::ZeroDuration();
-  // Unused send times given back, the last `return_tokens` of the
-  // reservation that left the host's GCRA state at `return_tat` (from a
-  // previous reply).
-  int return_tokens = 0;
-  int64_t return_tat = 0;
+  // Unused send times given back, in the store's clock (microseconds).
+  std::vector<int64_t> returned;
   // Pause the host this long from now (zero: no change).
   absl::Duration pause = absl::ZeroDuration();
 };
 
 struct HostSyncReply {
+  // The store's clock when it ran the call, in microseconds (its own
+  // epoch); `tokens` and `paused_for` count from it.
+  int64_t store_now = 0;
   // New leases: first_seq .. first_seq + granted - 1.
   int granted = 0;
   // Expired leases (any replica's) removed by this call.
@@ -70,11 +73,10 @@ struct HostSyncReply {
   int held_cluster = 0;
   // Other replicas short of leases here.
   int wanters = 0;
-  // Reserved send times, from the store's now, ascending.
+  // Reserved send times, from the store's now (a taken-back one may be
+  // slightly past), ascending.
   std::vector<absl::Duration> tokens;
-  // The GCRA state after the call, for a later return.
-  int64_t tat = 0;
-  // Tokens the return took back (0: someone reserved since).
+  // Given-back send times the store kept (those not already too late).
   int returned = 0;
   // How long the host stays paused from the store's now.
   absl::Duration paused_for = absl::ZeroDuration();

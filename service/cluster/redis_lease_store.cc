@@ -9,11 +9,11 @@
 namespace fetchd::cluster {
 namespace {
 
-// KEYS: leases, tat, pause, wanters.
+// KEYS: leases, tat, pause, wanters, holes.
 // ARGV: replica, ttl_us, limit, want, first_seq, interval_us, tolerance_us,
-//       want_tokens, horizon_us, return_n, return_tat, pause_us,
-//       want_ttl_us, n_hold, hold seqs..., release seqs...
-// Returns: now, granted, reaped, held, wanters, tat, returned, paused_for,
+//       want_tokens, horizon_us, pause_us, want_ttl_us, n_hold, n_release,
+//       hold seqs..., release seqs..., returned send times (us)...
+// Returns: now, granted, reaped, held, wanters, returned, paused_for,
 //          token offsets (us from now)...
 constexpr char kSyncScript[] = R"lua(
 local t = redis.call('TIME')
@@ -27,19 +27,21 @@ local interval = tonumber(ARGV[6])
 local tolerance = tonumber(ARGV[7])
 local want_tokens = tonumber(ARGV[8])
 local horizon = tonumber(ARGV[9])
-local return_n = tonumber(ARGV[10])
-local return_tat = tonumber(ARGV[11])
-local pause = tonumber(ARGV[12])
-local want_ttl = tonumber(ARGV[13])
-local n_hold = tonumber(ARGV[14])
+local pause = tonumber(ARGV[10])
+local want_ttl = tonumber(ARGV[11])
+local n_hold = tonumber(ARGV[12])
+local n_release = tonumber(ARGV[13])
 local ttl_ms = math.ceil(ttl / 1000)
+local hold_from = 14
+local release_from = hold_from + n_hold
+local returned_from = release_from + n_release
 
 local reaped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local expiry = now + ttl
-for i = 15, 14 + n_hold do
+for i = hold_from, release_from - 1 do
   redis.call('ZADD', KEYS[1], expiry, replica .. ':' .. ARGV[i])
 end
-for i = 15 + n_hold, #ARGV do
+for i = release_from, returned_from - 1 do
   redis.call('ZREM', KEYS[1], replica .. ':' .. ARGV[i])
 end
 local granted = 0
@@ -68,18 +70,30 @@ local wanters = redis.call('ZCARD', KEYS[4])
 if short then wanters = wanters - 1 end
 
 local tokens = {}
-local tat_out = 0
 local returned = 0
 if interval > 0 then
-  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-  local changed = false
-  if return_n > 0 and tat == return_tat then
-    tat = math.max(now, tat - return_n * interval)
-    returned = return_n
-    changed = true
+  -- A send time used more than an interval late could break the bound.
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - interval - 1)
+  for i = returned_from, #ARGV do
+    local send = tonumber(ARGV[i])
+    if send >= now - interval then
+      redis.call('ZADD', KEYS[5], send,
+                 ARGV[i] .. ':' .. replica .. ':' .. i)
+      returned = returned + 1
+    end
   end
   local last = now + horizon
-  for i = 1, want_tokens do
+  if want_tokens > 0 then
+    local holes = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', last,
+                             'WITHSCORES', 'LIMIT', 0, want_tokens)
+    for i = 1, #holes, 2 do
+      redis.call('ZREM', KEYS[5], holes[i])
+      tokens[#tokens + 1] = tonumber(holes[i + 1]) - now
+    end
+  end
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local changed = false
+  while #tokens < want_tokens do
     local send = math.max(now, tat - tolerance)
     if send > last then break end
     tokens[#tokens + 1] = send - now
@@ -90,7 +104,9 @@ if interval > 0 then
     redis.call('SET', KEYS[2], string.format('%d', tat), 'PX',
                math.ceil(math.max(0, tat - now) / 1000) + 1000)
   end
-  tat_out = tat
+  if redis.call('ZCARD', KEYS[5]) > 0 then
+    redis.call('PEXPIRE', KEYS[5], math.ceil(horizon / 1000) + 1000)
+  end
 end
 
 local nb = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -99,7 +115,7 @@ if pause > 0 and now + pause > nb then
   redis.call('SET', KEYS[3], string.format('%d', nb), 'PX',
              math.ceil(pause / 1000) + 1)
 end
-local reply = {now, granted, reaped, held, wanters, tat_out, returned,
+local reply = {now, granted, reaped, held, wanters, returned,
                math.max(0, nb - now)}
 for i = 1, #tokens do reply[#reply + 1] = tokens[i] end
 return reply
@@ -243,11 +259,12 @@ absl::StatusOr<std::vector<HostSyncReply>> RedisLeaseStore::Sync(
   for (const HostSyncRequest& r : requests) {
     RedisCommand c = {"EVALSHA",
                       "",
-                      "4",
+                      "5",
                       HostKey(r.host_key, "leases"),
                       HostKey(r.host_key, "tat"),
                       HostKey(r.host_key, "pause"),
                       HostKey(r.host_key, "wanters"),
+                      HostKey(r.host_key, "holes"),
                       options_.replica_id,
                       Str(Micros(ttl)),
                       Str(r.limit),
@@ -257,14 +274,14 @@ absl::StatusOr<std::vector<HostSyncReply>> RedisLeaseStore::Sync(
                       Str(Micros(r.tolerance)),
                       Str(r.want_tokens),
                       Str(Micros(r.horizon)),
-                      Str(r.return_tokens),
-                      Str(r.return_tat),
                       Str(Micros(r.pause)),
                       Str(Micros(want_ttl)),
-                      Str(static_cast<int64_t>(r.hold.size()))};
-    c.reserve(c.size() + r.hold.size() + r.release.size());
+                      Str(static_cast<int64_t>(r.hold.size())),
+                      Str(static_cast<int64_t>(r.release.size()))};
+    c.reserve(c.size() + r.hold.size() + r.release.size() + r.returned.size());
     for (uint64_t seq : r.hold) c.push_back(absl::StrCat(seq));
     for (uint64_t seq : r.release) c.push_back(absl::StrCat(seq));
+    for (int64_t send : r.returned) c.push_back(Str(send));
     commands.push_back(std::move(c));
   }
   FETCHD_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
@@ -272,21 +289,21 @@ absl::StatusOr<std::vector<HostSyncReply>> RedisLeaseStore::Sync(
   std::vector<HostSyncReply> out;
   out.reserve(replies.size());
   for (const RedisReply& reply : replies) {
-    if (!AllIntegers(reply, 8)) {
+    if (!AllIntegers(reply, 7)) {
       connection_.Close();
       return BadReply("sync", reply);
     }
     const auto& e = reply.elements;
     HostSyncReply r;
+    r.store_now = e[0].integer;
     r.granted = static_cast<int>(e[1].integer);
     r.reaped = static_cast<int>(e[2].integer);
     r.held_cluster = static_cast<int>(e[3].integer);
     r.wanters = static_cast<int>(e[4].integer);
-    r.tat = e[5].integer;
-    r.returned = static_cast<int>(e[6].integer);
-    r.paused_for = absl::Microseconds(e[7].integer);
-    r.tokens.reserve(e.size() - 8);
-    for (size_t i = 8; i < e.size(); ++i) {
+    r.returned = static_cast<int>(e[5].integer);
+    r.paused_for = absl::Microseconds(e[6].integer);
+    r.tokens.reserve(e.size() - 7);
+    for (size_t i = 7; i < e.size(); ++i) {
       r.tokens.push_back(absl::Microseconds(e[i].integer));
     }
     out.push_back(std::move(r));

@@ -8,6 +8,8 @@
 //                                expiry (us of Redis time)
 //   fetchd:{<host key>}:wanters  sorted set, member replica, score expiry
 //   fetchd:{<host key>}:tat      GCRA theoretical arrival time (us)
+//   fetchd:{<host key>}:holes    send times given back unused (sorted set,
+//                                score: the time in us)
 //   fetchd:{<host key>}:pause    not-before time (us)
 //   fetchd:{replicas}:members    sorted set, member replica, score expiry
 //   fetchd:{replicas}:epoch      hash: id, learn_until (us)

@@ -127,6 +127,7 @@ absl::StatusOr<std::vector<HostSyncReply>> FakeLeaseStore::Sync(
   for (const HostSyncRequest& r : requests) {
     FakeCluster::Host& host = c.hosts_[r.host_key];
     HostSyncReply reply;
+    reply.store_now = now_us;
     for (auto it = host.leases.begin(); it != host.leases.end();) {
       if (it->second <= now) {
         it = host.leases.erase(it);
@@ -161,20 +162,29 @@ absl::StatusOr<std::vector<HostSyncReply>> FakeLeaseStore::Sync(
     if (r.interval > absl::ZeroDuration()) {
       const int64_t interval = absl::ToInt64Microseconds(r.interval);
       const int64_t tolerance = absl::ToInt64Microseconds(r.tolerance);
-      int64_t tat = host.tat;
-      if (r.return_tokens > 0 && tat == r.return_tat) {
-        tat = std::max(now_us, tat - r.return_tokens * interval);
-        reply.returned = r.return_tokens;
+      host.holes.erase(host.holes.begin(),
+                       host.holes.lower_bound(now_us - interval));
+      for (int64_t send : r.returned) {
+        if (send >= now_us - interval) {
+          host.holes.insert(send);
+          ++reply.returned;
+        }
       }
       const int64_t last = now_us + absl::ToInt64Microseconds(r.horizon);
-      for (int i = 0; i < r.want_tokens; ++i) {
+      while (static_cast<int>(reply.tokens.size()) < r.want_tokens &&
+             !host.holes.empty() && *host.holes.begin() <= last) {
+        reply.tokens.push_back(
+            absl::Microseconds(*host.holes.begin() - now_us));
+        host.holes.erase(host.holes.begin());
+      }
+      int64_t tat = host.tat;
+      while (static_cast<int>(reply.tokens.size()) < r.want_tokens) {
         const int64_t send = std::max(now_us, tat - tolerance);
         if (send > last) break;
         reply.tokens.push_back(absl::Microseconds(send - now_us));
         tat = std::max(tat, send) + interval;
       }
       host.tat = tat;
-      reply.tat = tat;
     }
     if (r.pause > absl::ZeroDuration()) {
       host.pause = std::max(host.pause, now + r.pause);

@@ -9,6 +9,7 @@
 #define FETCHD_TESTS_CLUSTER_FAKE_LEASE_STORE_H_
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ class FakeCluster {
     std::map<std::string, absl::Time> leases;
     std::map<std::string, absl::Time> wanters;
     int64_t tat = 0;
+    // Given-back send times (us).
+    std::multiset<int64_t> holes;
     absl::Time pause = absl::InfinitePast();
   };
   absl::Status Check(int generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

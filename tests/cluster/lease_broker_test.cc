@@ -83,24 +83,21 @@ class LeaseBrokerTest : public ::testing::Test {
                              const std::string& host = kHost) {
     return r.broker.TryTake(host, limits, &r.wakeup, clock_.Now());
   }
-  // Takes until a wait, running rounds while the broker asks for them;
-  // returns the starts.
-  int TakeAll(Replica& r, HostLimits limits) {
+  // Takes up to `most` starts, running a round at each wait and going on
+  // only while the round wakes the host; returns the starts.
+  int TakeAll(Replica& r, HostLimits limits, int most = 100) {
     int n = 0;
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < 200 && n < most; ++i) {
       if (Take(r, limits).go) {
         ++n;
         continue;
       }
-      if (r.wakeup.woken.empty() && i > 0 && !Asked(r)) break;
       r.wakeup.Take();
       r.broker.RunOnce();
       if (r.wakeup.Take().empty()) break;
     }
     return n;
   }
-  // Whether the broker wants a round now.
-  bool Asked(Replica& r) { return r.broker.RunOnce() <= clock_.Now(); }
 
   testing::FakeClock clock_;
   FakeCluster cluster_{&clock_};
@@ -228,6 +225,42 @@ TEST_F(LeaseBrokerTest, AStoreFailureMeansDegradedSharesAndWakesWaiters) {
   EXPECT_EQ(cluster_.LeasesOf(kHost, "a"), 2);
 }
 
+TEST_F(LeaseBrokerTest, NothingStartsBeforeTheFirstAttemptToReachTheStore) {
+  cluster_.Down();
+  Replica a(&cluster_, "a", &clock_);
+  EXPECT_FALSE(Take(a, HostLimits{4, 0, 1}).go);
+  a.broker.RunOnce();  // refused: degraded, and the waiting host is woken
+  EXPECT_THAT(a.wakeup.Take(), ElementsAre(kHost));
+  EXPECT_TRUE(Take(a, HostLimits{4, 0, 1}).go);
+}
+
+TEST_F(LeaseBrokerTest, DegradedLeavesWhatTheOthersHeldForOneTtl) {
+  cluster_.SetOldEpoch();
+  LimiterOptions options = Options();
+  options.expected_replicas = 2;
+  Replica a(&cluster_, "a", &clock_, options);
+  Replica b(&cluster_, "b", &clock_, options);
+  a.broker.RunOnce();
+  b.broker.RunOnce();
+  const HostLimits limits{8, 0, 1};
+  // b takes 4, a the other 4; then a frees 2.
+  ASSERT_EQ(TakeAll(b, limits, 4), 4);
+  ASSERT_EQ(TakeAll(a, limits), 4);
+  for (int i = 0; i < 2; ++i) a.broker.Release(kHost, clock_.Now());
+  clock_.Advance(absl::Milliseconds(100));
+  a.broker.RunOnce();  // a learns that the others hold 4
+  cluster_.Down();
+  clock_.Advance(absl::Milliseconds(100));
+  a.broker.RunOnce();
+  ASSERT_EQ(a.broker.mode(), LimiterMode::kDegraded);
+  // Its share is floor(8 / 2) = 4, but b may still use its 4 (it has not
+  // noticed): a keeps to 8 - 4 = 4 in all, i.e. 2 more.
+  EXPECT_EQ(TakeAll(a, limits), 2);
+  clock_.Advance(absl::Seconds(3));
+  a.broker.Release(kHost, clock_.Now());
+  EXPECT_EQ(TakeAll(a, limits), 1);
+}
+
 TEST_F(LeaseBrokerTest, AnEpochChangeMeansLearningForOneTtl) {
   cluster_.SetOldEpoch();
   Replica a(&cluster_, "a", &clock_);
@@ -273,15 +306,22 @@ TEST_F(LeaseBrokerTest, SendTimesComeFromTheStoreAndLateOnesAreDropped) {
   EXPECT_EQ(d.until, clock_.Now() + absl::Milliseconds(100));
   clock_.Advance(absl::Milliseconds(100));
   EXPECT_TRUE(Take(a, limits).go);
-  // At +351 ms the +200 ms send time is too late to use (more than an
-  // interval): the round drops it (and reserves more); +300 ms is used.
-  clock_.Advance(absl::Milliseconds(251));
+  // +200 ms used 90 ms late (within an interval) still counts...
+  clock_.Advance(absl::Milliseconds(100));
+  a.broker.RunOnce();
+  clock_.Advance(absl::Milliseconds(90));
+  EXPECT_TRUE(Take(a, limits).go);
+  // ...but at +401 ms, +300 ms is more than an interval late: dropped;
+  // +400 ms is used.
+  clock_.Advance(absl::Milliseconds(10));
+  a.broker.RunOnce();
+  clock_.Advance(absl::Milliseconds(101));
+  EXPECT_TRUE(Take(a, limits).go);
   a.broker.RunOnce();
   EXPECT_EQ(a.observer.dropped, 1);
-  EXPECT_TRUE(Take(a, limits).go);
 }
 
-TEST_F(LeaseBrokerTest, UnusedSendTimesAreReturnedWhenIdle) {
+TEST_F(LeaseBrokerTest, UnusedSendTimesGoBackToTheOthers) {
   cluster_.SetOldEpoch();
   Replica a(&cluster_, "a", &clock_);
   Replica b(&cluster_, "b", &clock_);
@@ -290,15 +330,24 @@ TEST_F(LeaseBrokerTest, UnusedSendTimesAreReturnedWhenIdle) {
   const HostLimits limits{100, 10, 1};
   EXPECT_FALSE(Take(a, limits).go);
   a.broker.RunOnce();
+  // ceil(10/s * 0.5 s / 1 live when a heartbeat) = 5 send times: now,
+  // +100 ms, ... +400 ms.
+  ASSERT_EQ(a.observer.reserved, 5);
   ASSERT_TRUE(Take(a, limits).go);
   a.broker.Release(kHost, clock_.Now());
-  // Idle: the 4 later send times go back, so b's come at once.
+  // Nobody at a asked for two intervals: the other 4 go back...
   clock_.Advance(absl::Milliseconds(200));
   a.broker.RunOnce();
   EXPECT_EQ(a.observer.returned, 4);
+  // ...and b gets them first: +100 ms (not yet an interval late) and
+  // +200 ms at once, +300 ms later; nothing new was reserved meanwhile.
   EXPECT_FALSE(Take(b, limits).go);
   b.broker.RunOnce();
   EXPECT_TRUE(Take(b, limits).go);
+  EXPECT_TRUE(Take(b, limits).go);
+  const LeaseBroker::Decision next = Take(b, limits);
+  EXPECT_FALSE(next.go);
+  EXPECT_EQ(next.until, clock_.Now() + absl::Milliseconds(100));
 }
 
 TEST_F(LeaseBrokerTest, APausePublishedByOneReplicaHoldsAtTheOthers) {
@@ -308,7 +357,7 @@ TEST_F(LeaseBrokerTest, APausePublishedByOneReplicaHoldsAtTheOthers) {
   a.broker.RunOnce();
   b.broker.RunOnce();
   const HostLimits limits{4, 0, 1};
-  ASSERT_EQ(TakeAll(b, limits), 2);  // ceil(4 / 2) per ask, b alone asking
+  ASSERT_EQ(TakeAll(b, limits, 2), 2);
   const absl::Time until = clock_.Now() + absl::Seconds(5);
   a.broker.PublishPause(kHost, until, clock_.Now());
   EXPECT_EQ(Take(a, limits).reason, WaitReason::kPaused);

@@ -153,27 +153,35 @@ TEST_F(RedisLeaseStoreTest, SendTimesFollowTheRateAndBurstWithinTheHorizon) {
   EXPECT_EQ(got.tokens[2], absl::ZeroDuration());
   EXPECT_EQ(got.tokens[3], absl::Milliseconds(100));
   EXPECT_EQ(got.tokens[6], absl::Milliseconds(400));
-  const int64_t tat_a = got.tat;
   // b's reservation comes after a's: 3 at once and 4 more took a's burst
   // and 400 ms, so b's first is 500 ms after a's now.
   r.horizon = absl::Seconds(1);
   got = SyncOne(b, r);
   ASSERT_FALSE(got.tokens.empty());
   EXPECT_GE(got.tokens.front(), absl::Milliseconds(400));
-  // a can't return its tokens now: b reserved after it.
+  // b gives its send times back (in the store's clock): the next one to ask
+  // gets them first, in order, before new ones.
   HostSyncRequest give_back = r;
   give_back.want_tokens = 0;
-  give_back.return_tokens = 4;
-  give_back.return_tat = tat_a;
-  EXPECT_EQ(SyncOne(a, give_back).returned, 0);
-  // b can: the next reservation starts where b's unused ones began.
-  give_back.return_tat = got.tat;
-  give_back.return_tokens = static_cast<int>(got.tokens.size());
-  EXPECT_EQ(SyncOne(b, give_back).returned, give_back.return_tokens);
-  r.want_tokens = 1;
+  for (absl::Duration offset : got.tokens) {
+    give_back.returned.push_back(got.store_now +
+                                 absl::ToInt64Microseconds(offset));
+  }
+  const HostSyncReply returned = SyncOne(b, give_back);
+  EXPECT_EQ(returned.returned, static_cast<int>(got.tokens.size()));
+  EXPECT_THAT(returned.tokens, SizeIs(0));
+  r.want_tokens = 2;
   const HostSyncReply again = SyncOne(a, r);
-  ASSERT_THAT(again.tokens, SizeIs(1));
-  EXPECT_LE(again.tokens[0], absl::Milliseconds(500));
+  ASSERT_THAT(again.tokens, SizeIs(2));
+  EXPECT_EQ(again.store_now + absl::ToInt64Microseconds(again.tokens[0]),
+            give_back.returned[0]);
+  EXPECT_EQ(again.store_now + absl::ToInt64Microseconds(again.tokens[1]),
+            give_back.returned[1]);
+  // A send time given back too late for anyone is not kept.
+  HostSyncRequest stale = r;
+  stale.want_tokens = 0;
+  stale.returned = {again.store_now - 1000000};
+  EXPECT_EQ(SyncOne(a, stale).returned, 0);
 }
 
 TEST_F(RedisLeaseStoreTest, APauseOnlyMovesForward) {
