@@ -57,10 +57,22 @@ METRICS = {
     "fetch_retries_denied_total": "counter",
     "fetch_stream_requests_received_total": "counter",
     "fetch_stream_room_wait_seconds_total": "counter",
+    # the cluster limiter (limiter.mode REDIS; all exist in every mode)
+    "fetch_limiter_mode_transitions_total": "counter",
+    "fetch_limiter_redis_calls_total": "counter",
+    "fetch_limiter_redis_errors_total": "counter",
+    "fetch_limiter_starts_total": "counter",
+    "fetch_limiter_leases_granted_total": "counter",
+    "fetch_limiter_leases_released_total": "counter",
+    "fetch_limiter_leases_reaped_total": "counter",
+    "fetch_limiter_tokens_reserved_total": "counter",
+    "fetch_limiter_tokens_returned_total": "counter",
+    "fetch_limiter_tokens_dropped_total": "counter",
     # histograms
     "fetch_request_duration_seconds": "histogram",
     "fetch_phase_duration_seconds": "histogram",
     "fetch_grpc_server_handling_seconds": "histogram",
+    "fetch_limiter_redis_round_trip_seconds": "histogram",
     # gauges
     "fetch_in_flight_transfers": "gauge",
     "fetch_queued_requests": "gauge",
@@ -77,6 +89,8 @@ METRICS = {
     "fetch_politeness_paused_hosts": "gauge",
     "fetch_circuit_breaker_hosts": "gauge",
     "fetch_adaptive_concurrency_limit": "gauge",
+    "fetch_limiter_mode": "gauge",
+    "fetch_limiter_leases_held": "gauge",
 }
 # Series Prometheus itself adds for every scrape target.
 SYNTHETIC = {"up"}
@@ -397,6 +411,10 @@ def self_test(dashboard, promtool):
         d["templating"]["list"] = [v for v in d["templating"]["list"]
                                    if v.get("name") != "datasource"]
 
+    def duplicate_id(d):
+        panels = [p for p in iter_panels(d["panels"]) if p.get("type") != "row"]
+        panels[-1]["id"] = panels[0]["id"]
+
     def bad_variable(d):
         for v in d["templating"]["list"]:
             if v.get("name") == "instance":
@@ -412,6 +430,7 @@ def self_test(dashboard, promtool):
         ("empty expr", set_expr("  "), "empty expr"),
         ("missing uid", drop("uid"), "missing or empty 'uid'"),
         ("panel without targets", no_targets, "no targets"),
+        ("duplicate panel id", duplicate_id, "duplicate panel id"),
         ("no datasource variable", no_datasource_var, "'datasource' variable"),
         ("variable on an unknown metric", bad_variable,
          "variable 'instance': unknown metric 'fetch_bogus_info'"),

@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Offline checks of the deployment files: Dockerfile, docker-compose.yml and
 the Helm chart helm/fetchd. No Docker engine and no cluster: docker-compose
-(v1.29) parses the compose file, promtool and fetchd check what it mounts,
+(v1.29) parses the compose file, promtool and fetchd check what it mounts
+(and that the fetchd replicas share the redis service and are all scraped),
 helm lints and renders the chart, tools/validate-k8s.js validates the
 rendered manifests against the Kubernetes schemas, and fetchd --check_config
-validates the config the chart renders.
+validates the config the chart renders. The chart is checked with default
+values, with each values file in helm/fetchd/ci/ and with the --set
+combinations in CHART_VARIANTS.
 
 Run from the source root (ctest does):
   check_deploy.py compose    --docker-compose BIN --promtool BIN --fetchd BIN
@@ -20,6 +23,7 @@ Exit status 0 = all good, 1 = a check failed, 2 = usage or a missing tool.
 
 import argparse
 import filecmp
+import json
 import os
 import re
 import shutil
@@ -32,6 +36,16 @@ import yaml  # python3-yaml (Debian), which docker-compose depends on too
 ROOT = os.getcwd()
 CHART = os.path.join("helm", "fetchd")
 ALL_FEATURES = os.path.join(CHART, "ci", "all-features-values.yaml")
+# Extra renders of the chart (label, --set arguments), checked like the
+# values files in ci/: the cluster limiter on Redis as the README shows it.
+CHART_VARIANTS = [
+    ("limiter.mode=redis, external address",
+     ["--set", "limiter.mode=redis", "--set", "limiter.redis.address=redis:6379"]),
+    ("limiter.mode=redis, bundled Redis",
+     ["--set", "limiter.mode=redis", "--set", "limiter.bundledRedis.enabled=true"]),
+    ("limiter.mode=redis alone (the bundled Redis)",
+     ["--set", "limiter.mode=redis"]),
+]
 # Copies the chart ships, and where they come from.
 CHART_COPIES = {
     os.path.join(CHART, "files", "alerts.yml"): os.path.join("deploy", "prometheus", "alerts.yml"),
@@ -75,11 +89,12 @@ class Helm:
         for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
             self.env[var] = os.path.join(scratch, "helm-home")
 
-    def lint(self, chart, values=None):
-        cmd = [self.binary, "lint", "--strict", chart]
+    def lint(self, chart, values=None, extra=()):
+        cmd = [self.binary, "lint", "--strict", chart, *extra]
         if values:
             cmd += ["-f", values]
-        return run_ok(cmd, f"helm lint {chart} {values or '(default values)'}", env=self.env)
+        return run_ok(cmd, f"helm lint {chart} {values or '(default values)'} {' '.join(extra)}",
+                      env=self.env)
 
     def template(self, chart, values=None, extra=()):
         cmd = [self.binary, "template", "rel", chart, "--namespace", "fetch",
@@ -104,11 +119,43 @@ def find_object(objects, kind, name_suffix=""):
     raise CheckError(f"rendered chart has no {kind} named *{name_suffix}")
 
 
+def fetchd_deployment(objects):
+    """The Deployment running fetchd (not the bundled Redis)."""
+    for obj in objects:
+        if obj.get("kind") != "Deployment":
+            continue
+        containers = obj["spec"]["template"]["spec"]["containers"]
+        if any(c["name"] == "fetchd" for c in containers):
+            return obj
+    raise CheckError("rendered chart has no Deployment with a container named fetchd")
+
+
+def chart_variants():
+    """(label, values file or None, --set arguments) of every checked render."""
+    ci = os.path.join(CHART, "ci")
+    files = sorted(os.path.join(ci, f) for f in os.listdir(ci) if f.endswith(".yaml"))
+    return ([("default values", None, [])]
+            + [(f, f, []) for f in files]
+            + [(label, None, extra) for label, extra in CHART_VARIANTS])
+
+
+def selects(selector, labels):
+    """Whether matchLabels `selector` selects pods labelled `labels`."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def peer_selects(peer, labels):
+    """Whether a NetworkPolicyPeer names pods labelled `labels` by podSelector
+    (in the policy's namespace)."""
+    return ("podSelector" in peer and "namespaceSelector" not in peer
+            and selects(peer["podSelector"].get("matchLabels", {}), labels))
+
+
 # --- chart ----------------------------------------------------------------
 
 def check_chart_invariants(objects, label):
     """Properties the README promises, checked on the rendered objects."""
-    deploy = find_object(objects, "Deployment")
+    deploy = fetchd_deployment(objects)
     pod = deploy["spec"]["template"]["spec"]
     container = pod["containers"][0]
     drain = None
@@ -136,6 +183,101 @@ def check_chart_invariants(objects, label):
                 and o["spec"].get("clusterIP") == "None"]
     if not headless:
         raise CheckError(f"{label}: no headless Service")
+    check_limiter_invariants(objects, label)
+
+
+def check_limiter_invariants(objects, label):
+    """The cluster limiter as rendered: fetchd's config, its Redis, the
+    password file, POD_NAME, the NetworkPolicy and the bundled Redis."""
+    deploy = fetchd_deployment(objects)
+    pod = deploy["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "fetchd")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    config_map = volumes["config"]["configMap"]["name"]
+    config = json.loads(next(o for o in objects if o.get("kind") == "ConfigMap"
+                             and o["metadata"]["name"] == config_map)["data"]["fetchd.json"])
+    limiter = config.get("limiter")
+    redis_deploys = [o for o in objects if o.get("kind") == "Deployment" and o is not deploy]
+    if not limiter or limiter.get("mode") != "REDIS":
+        if redis_deploys:
+            raise CheckError(f"{label}: a Redis Deployment is rendered but fetchd's "
+                             "limiter mode is not REDIS")
+        return
+    env = {e["name"]: e for e in container.get("env", [])}
+    if (env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            != "metadata.name"):
+        raise CheckError(f"{label}: limiter mode REDIS but POD_NAME (fetchd's replica_id) "
+                         "is not the pod name")
+    hpa = [o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"]
+    most = hpa[0]["spec"]["maxReplicas"] if hpa else deploy["spec"]["replicas"]
+    if limiter.get("expectedReplicas", 1) < most:
+        raise CheckError(f"{label}: limiter.expectedReplicas {limiter.get('expectedReplicas')} "
+                         f"is below the most replicas the chart runs ({most})")
+    address = limiter["redis"]["address"]
+    password_file = limiter["redis"].get("passwordFile")
+    if password_file:
+        directory, name = os.path.split(password_file)
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        secret = volumes.get(mounts.get(directory), {}).get("secret", {})
+        if name not in [i["path"] for i in secret.get("items", [])]:
+            raise CheckError(f"{label}: limiter.redis.passwordFile {password_file} is not a "
+                             "file of a Secret volume mounted in the fetchd container")
+    policy = next((o for o in objects if o.get("kind") == "NetworkPolicy"
+                   and selects(o["spec"]["podSelector"]["matchLabels"],
+                               pod_labels(deploy))), None)
+    if not redis_deploys:
+        if address.startswith("unix:"):
+            return
+        port = int(address.rsplit(":", 1)[1])
+        if policy and not any(any(p.get("port") == port for p in rule.get("ports", []))
+                              for rule in policy["spec"].get("egress", [])):
+            raise CheckError(f"{label}: NetworkPolicy {policy['metadata']['name']} allows no "
+                             f"egress to the Redis port {port}")
+        return
+    check_bundled_redis(objects, label, deploy, redis_deploys, address, policy)
+
+
+def pod_labels(deploy):
+    return deploy["spec"]["template"]["metadata"]["labels"]
+
+
+def check_bundled_redis(objects, label, deploy, redis_deploys, address, policy):
+    if len(redis_deploys) != 1:
+        raise CheckError(f"{label}: {len(redis_deploys)} Redis Deployments, wanted 1")
+    redis = redis_deploys[0]
+    labels = pod_labels(redis)
+    if selects(deploy["spec"]["selector"]["matchLabels"], labels):
+        raise CheckError(f"{label}: fetchd's Deployment selector matches the Redis pods")
+    strategy = redis["spec"].get("strategy", {}).get("type")
+    if redis["spec"].get("replicas") != 1 or strategy != "Recreate":
+        raise CheckError(f"{label}: the bundled Redis must be 1 replica, strategy Recreate")
+    container = redis["spec"]["template"]["spec"]["containers"][0]
+    args = container.get("args", [])
+    pairs = list(zip(args, args[1:]))
+    if ("--save", "") not in pairs or ("--appendonly", "no") not in pairs:
+        raise CheckError(f"{label}: the bundled Redis must run without persistence "
+                         f"(--save \"\" --appendonly no), args {args}")
+    sc = container.get("securityContext", {})
+    if sc.get("readOnlyRootFilesystem") is not True or sc.get("runAsNonRoot") is not True:
+        raise CheckError(f"{label}: the bundled Redis must run non-root with a read-only root")
+    host, port = address.rsplit(":", 1)
+    service = next((o for o in objects if o.get("kind") == "Service"
+                    and o["metadata"]["name"] == host), None)
+    if not service or not selects(service["spec"]["selector"], labels):
+        raise CheckError(f"{label}: fetchd's Redis address {address} is not a Service of "
+                         "the bundled Redis' pods")
+    if int(port) not in [p["port"] for p in service["spec"]["ports"]]:
+        raise CheckError(f"{label}: Service {host} has no port {port}")
+    if policy:
+        if not any(any(peer_selects(peer, labels) for peer in rule.get("to", []))
+                   and any(p.get("port") == int(port) for p in rule.get("ports", []))
+                   for rule in policy["spec"].get("egress", [])):
+            raise CheckError(f"{label}: NetworkPolicy {policy['metadata']['name']} allows no "
+                             f"egress to the bundled Redis (pods {labels}, port {port})")
+        redis_policy = next((o for o in objects if o.get("kind") == "NetworkPolicy"
+                             and selects(o["spec"]["podSelector"]["matchLabels"], labels)), None)
+        if not redis_policy:
+            raise CheckError(f"{label}: no NetworkPolicy for the bundled Redis")
 
 
 def check_chart(args, scratch):
@@ -145,21 +287,22 @@ def check_chart(args, scratch):
             raise CheckError(f"{copy} differs from {source}: copy it again "
                              f"(cp {source} {copy})")
     rendered_files = []
-    for values in (None, ALL_FEATURES):
-        label = values or "default values"
-        helm.lint(CHART, values)
-        rendered = helm.template(CHART, values)
+    kinds_of = {}
+    for label, values, extra in chart_variants():
+        helm.lint(CHART, values, extra)
+        rendered = helm.template(CHART, values, extra)
         objects = manifests(rendered)
         check_chart_invariants(objects, label)
         kinds = sorted({o["kind"] for o in objects})
+        kinds_of[label] = set(kinds)
         print(f"chart ({label}): {len(objects)} objects: {', '.join(kinds)}")
         path = os.path.join(scratch, f"rendered-{len(rendered_files)}.yaml")
         with open(path, "w", encoding="utf-8") as f:
             f.write(rendered)
         rendered_files.append(path)
     optional = {"HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"}
-    default_kinds = {o["kind"] for o in manifests(open(rendered_files[0]).read())}
-    full_kinds = {o["kind"] for o in manifests(open(rendered_files[1]).read())}
+    default_kinds = kinds_of["default values"]
+    full_kinds = kinds_of[ALL_FEATURES]
     if default_kinds & optional:
         raise CheckError(f"default values render optional objects: {default_kinds & optional}")
     if not optional <= full_kinds:
@@ -186,11 +329,25 @@ def fetchd_check_config(fetchd, path, label):
                          f"{out.strip()}")
 
 
+def offline_config(text, scratch):
+    """The rendered config, made checkable here: fetchd --check_config reads
+    limiter.redis.passwordFile, a Secret's file that exists only in the pod
+    (check_limiter_invariants checks the mount), so it points at a scratch
+    file instead."""
+    config = json.loads(text)
+    redis = config.get("limiter", {}).get("redis", {})
+    if redis.get("passwordFile"):
+        secret = os.path.join(scratch, "redis-password")
+        with open(secret, "w", encoding="utf-8") as f:
+            f.write("not-a-password\n")
+        redis["passwordFile"] = secret
+    return json.dumps(config, indent=2)
+
+
 def check_chart_config(args, scratch):
     helm = Helm(args.helm, scratch)
-    for values in (None, ALL_FEATURES):
-        label = values or "default values"
-        text = rendered_config(helm, CHART, values)
+    for label, values, extra in chart_variants():
+        text = offline_config(rendered_config(helm, CHART, values, extra), scratch)
         path = os.path.join(scratch, "fetchd.json")
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
@@ -225,7 +382,7 @@ def bind_mounts(service):
 def check_compose(args, compose_file="docker-compose.yml"):
     config = compose_config(args, compose_file)
     services = config["services"]
-    for name in ("fetchd", "prometheus", "grafana", "demo"):
+    for name in ("fetchd", "redis", "prometheus", "grafana", "demo"):
         if name not in services:
             raise CheckError(f"{compose_file}: no service {name!r}")
     for name, service in services.items():
@@ -233,17 +390,79 @@ def check_compose(args, compose_file="docker-compose.yml"):
             if not os.path.exists(source):
                 raise CheckError(f"{compose_file}: service {name}: mount source {source} "
                                  "does not exist")
-    mounts = dict((t, s) for s, t in bind_mounts(services["fetchd"]))
-    fetchd_config = mounts.get("/etc/fetchd/fetchd.json")
-    if not fetchd_config:
-        raise CheckError(f"{compose_file}: fetchd mounts no /etc/fetchd/fetchd.json")
-    fetchd_check_config(args.fetchd, fetchd_config, f"{compose_file} fetchd config")
+    # The fetchd replicas: every service of fetchd's image.
+    replicas = {name: service for name, service in services.items()
+                if service.get("image") == services["fetchd"].get("image")}
+    configs = {}
+    for name, service in replicas.items():
+        mounts = dict((t, s) for s, t in bind_mounts(service))
+        fetchd_config = mounts.get("/etc/fetchd/fetchd.json")
+        if not fetchd_config:
+            raise CheckError(f"{compose_file}: {name} mounts no /etc/fetchd/fetchd.json")
+        fetchd_check_config(args.fetchd, fetchd_config, f"{compose_file} {name} config")
+        with open(fetchd_config, encoding="utf-8") as f:
+            configs[name] = json.load(f)
+    check_compose_limiter(compose_file, services, replicas, configs)
     prom = dict((t, s) for s, t in bind_mounts(services["prometheus"])).get("/etc/prometheus")
     if not prom:
         raise CheckError(f"{compose_file}: prometheus mounts nothing at /etc/prometheus")
-    run_ok([args.promtool, "check", "config", os.path.join(prom, "prometheus.yml")],
+    prom_config = os.path.join(prom, "prometheus.yml")
+    run_ok([args.promtool, "check", "config", prom_config],
            f"{compose_file}: promtool check config of the Prometheus config")
-    print(f"{compose_file}: config OK; fetchd config and Prometheus config checked")
+    with open(prom_config, encoding="utf-8") as f:
+        scrape = yaml.safe_load(f).get("scrape_configs", [])
+    targets = {t for job in scrape if job.get("job_name") == "fetchd"
+               for sc in job.get("static_configs", []) for t in sc.get("targets", [])}
+    for name, config in configs.items():
+        port = config.get("metrics", {}).get("listen", ":9464").rsplit(":", 1)[1]
+        if f"{name}:{port}" not in targets:
+            raise CheckError(f"{compose_file}: {prom_config} (job fetchd) scrapes no "
+                             f"{name}:{port}")
+    print(f"{compose_file}: config OK; {len(replicas)} fetchd replicas "
+          f"({', '.join(sorted(replicas))}), their config, Redis and the Prometheus config "
+          "checked")
+
+
+def check_compose_limiter(compose_file, services, replicas, configs):
+    """The fetchd replicas share one Redis: its service, their limiter
+    configs, distinct replica ids, and no start that waits for Redis."""
+    redis = services["redis"]
+    command = redis.get("command") or []
+    pairs = list(zip(command, command[1:]))
+    if ("--save", "") not in pairs or ("--appendonly", "no") not in pairs:
+        raise CheckError(f"{compose_file}: redis must run without persistence "
+                         f"(--save \"\" --appendonly no), command {command}")
+    test = (redis.get("healthcheck") or {}).get("test") or []
+    if "redis-cli" not in " ".join(test) or "ping" not in test[-1:]:
+        raise CheckError(f"{compose_file}: redis needs the healthcheck redis-cli ping")
+    ids = {}
+    for name, service in replicas.items():
+        limiter = configs[name].get("limiter", {})
+        if limiter.get("mode") != "REDIS":
+            raise CheckError(f"{compose_file}: {name}: limiter mode is not REDIS")
+        host = limiter.get("redis", {}).get("address", "").rsplit(":", 1)[0]
+        if host not in services or not services[host].get("image", "").startswith("redis:"):
+            raise CheckError(f"{compose_file}: {name}: limiter.redis.address "
+                             f"{limiter.get('redis', {}).get('address')!r} is not the "
+                             "redis service")
+        if limiter.get("expectedReplicas") != len(replicas):
+            raise CheckError(f"{compose_file}: {name}: limiter.expectedReplicas is "
+                             f"{limiter.get('expectedReplicas')}, the stack runs "
+                             f"{len(replicas)} fetchd replicas")
+        depends = service.get("depends_on") or {}
+        if isinstance(depends, dict) and (depends.get(host) or {}).get(
+                "condition") == "service_healthy":
+            raise CheckError(f"{compose_file}: {name} must not wait for Redis' health "
+                             "(fetchd starts degraded without Redis)")
+        # fetchd's replica_id: the config's, else POD_NAME, else the host name.
+        rid = (limiter.get("replicaId") or (service.get("environment") or {}).get("POD_NAME")
+               or service.get("hostname"))
+        if not rid:
+            raise CheckError(f"{compose_file}: {name}: no fixed replica id (set hostname)")
+        if rid in ids:
+            raise CheckError(f"{compose_file}: {name} and {ids[rid]} share the replica id "
+                             f"{rid!r}")
+        ids[rid] = name
 
 
 # --- image libraries --------------------------------------------------------
@@ -391,6 +610,41 @@ def self_test(args, scratch):
         fetchd_check_config(args.fetchd, p, "chart ConfigMap (broken)")
     expect_failure("config rejected by fetchd", bad_config, r"max_attempts")
 
+    # The cluster limiter: values the chart refuses, a limiter config only
+    # fetchd can reject, and broken templates the invariants catch.
+    redis = ["--set", "limiter.mode=redis", "--set", "limiter.bundledRedis.enabled=true"]
+    expect_failure("values schema (unknown limiter field)",
+                   lambda: helm.template(CHART,
+                                         extra=[*redis, "--set", "limiter.redis.adress=x"]),
+                   r"Additional property adress is not allowed")
+
+    def bad_limiter_config():
+        text = rendered_config(helm, CHART, extra=[*redis, "--set", "limiter.syncInterval=5s"])
+        p = os.path.join(scratch, "bad-limiter-config.json")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(offline_config(text, scratch))
+        fetchd_check_config(args.fetchd, p, "chart ConfigMap (broken limiter)")
+    expect_failure("limiter config rejected by fetchd", bad_limiter_config, r"sync_interval")
+
+    def broken_render(name, template, old, new, values):
+        bad = chart_copy(name)
+        edit(os.path.join(bad, "templates", template), old, new)
+        return lambda: check_chart_invariants(manifests(helm.template(bad, values)), name)
+    bundled = os.path.join(CHART, "ci", "limiter-bundled-redis-values.yaml")
+    expect_failure("bundled Redis with persistence",
+                   broken_render("redis-persistent", "redis.yaml",
+                                 '\n            - --save\n            - ""', "", bundled),
+                   r"must run without persistence")
+    expect_failure("NetworkPolicy without egress to Redis",
+                   broken_render("redis-netpol", "networkpolicy.yaml",
+                                 "- port: {{ .Values.limiter.bundledRedis.port }}",
+                                 "- port: 6380", bundled),
+                   r"allows no egress to the bundled Redis")
+    expect_failure("no POD_NAME in redis mode",
+                   broken_render("redis-pod-name", "deployment.yaml",
+                                 "- name: POD_NAME", "- name: POD_NAME_", bundled),
+                   r"POD_NAME \(fetchd's replica_id\)")
+
     # Compose: an unbroken copy passes, a typo'd key fails.
     good_compose = os.path.join(scratch, "compose-good.yml")
     shutil.copy("docker-compose.yml", good_compose)
@@ -406,6 +660,26 @@ def self_test(args, scratch):
     expect_failure("compose type", lambda: check_compose(args, bad_compose),
                    r"retries.*not a valid integer")
 
+    # Compose: the cluster limiter's replicas and Redis.
+    bad_compose = os.path.join(scratch, "compose-bad-replica-id.yml")
+    shutil.copy("docker-compose.yml", bad_compose)
+    edit(bad_compose, "hostname: fetchd-2", "hostname: fetchd-1")
+    expect_failure("compose replicas with one replica id",
+                   lambda: check_compose(args, bad_compose),
+                   r"share the replica id 'fetchd-1'")
+    bad_compose = os.path.join(scratch, "compose-bad-wait.yml")
+    shutil.copy("docker-compose.yml", bad_compose)
+    edit(bad_compose, "    depends_on: [demo]\n",
+         "    depends_on:\n      demo: {condition: service_started}\n"
+         "      redis: {condition: service_healthy}\n")
+    expect_failure("compose fetchd waiting for Redis", lambda: check_compose(args, bad_compose),
+                   r"must not wait for Redis")
+    bad_compose = os.path.join(scratch, "compose-bad-redis.yml")
+    shutil.copy("docker-compose.yml", bad_compose)
+    edit(bad_compose, '"--appendonly", "no"', '"--appendonly", "yes"')
+    expect_failure("compose Redis with persistence", lambda: check_compose(args, bad_compose),
+                   r"redis must run without persistence")
+
     # The Prometheus config the compose stack mounts: broken copy.
     prom = os.path.join(scratch, "prometheus")
     shutil.copytree(os.path.join("deploy", "prometheus"), prom)
@@ -415,6 +689,14 @@ def self_test(args, scratch):
     edit(bad_compose, "./deploy/prometheus:/etc/prometheus", f"{prom}:/etc/prometheus")
     expect_failure("compose Prometheus config", lambda: check_compose(args, bad_compose),
                    r"(?s)promtool check config.*not a valid duration string")
+    prom = os.path.join(scratch, "prometheus-one-target")
+    shutil.copytree(os.path.join("deploy", "prometheus"), prom)
+    edit(os.path.join(prom, "prometheus.yml"), ', "fetchd-2:9464"', "")
+    bad_compose = os.path.join(scratch, "compose-bad-targets.yml")
+    shutil.copy("docker-compose.yml", bad_compose)
+    edit(bad_compose, "./deploy/prometheus:/etc/prometheus", f"{prom}:/etc/prometheus")
+    expect_failure("compose replica not scraped", lambda: check_compose(args, bad_compose),
+                   r"scrapes no fetchd-2:9464")
 
     # Dockerfile runtime stage without a library fetchd links.
     if args.binary:
