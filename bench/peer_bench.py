@@ -83,7 +83,12 @@ STATIC_FILES = {"1k": 1024, "100k": 100 * 1024}
 SYSTEMS = ("raw", "fetchd", "stream", "aiohttp", "httpx", "python")
 # Systems whose requests run in the workload's fetchd.
 VIA_FETCHD = ("fetchd", "stream", "python")
-EXTRAS = ("c10k", "stream", "unary")
+EXTRAS = ("c10k", "stream", "unary", "cluster")
+# cluster: requests per round (3 replicas together) and the cluster-wide
+# limit of the busy host (generous: the comparison is of overhead).
+CLUSTER_REQUESTS = 30000
+CLUSTER_LIMIT = 96
+CLUSTER_REPLICAS = 3
 C10K = 10000
 STREAM_BYTES = 1 << 30
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -324,7 +329,7 @@ def start_nginx(tmp, nginx_bin):
 
 
 def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=(),
-                 extra_args=()):
+                 extra_args=(), extra_config=None):
     """A fetchd whose limits let every workload run at its concurrency.
 
     `window` is limits.stream_window, which also bounds a batch's requests in
@@ -343,6 +348,7 @@ def start_fetchd(tmp, fetchd_bin, workers, tag, window=1024, deny=(),
         # denies.
         "policy": {"allow": [{"cidr": "127.0.0.0/8"}],
                    "deny": [{"cidr": cidr} for cidr in deny]},
+        **(extra_config or {}),
     }
     conf = os.path.join(tmp, f"fetchd-{tag}.json")
     with open(conf, "w") as f:
@@ -535,6 +541,153 @@ def extra_c10k(ctx):
           f" MB (from {out['fetchd_rss_before_mb']:.0f} MB), batch "
           f"{out['fetchd_seconds']:.2f} s; raw {out['raw_seconds']:.2f} s, "
           f"{out['raw_peak_rss_mb']:.0f} MB", flush=True)
+    return out
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                timeout=5) as r:
+        return r.read().decode()
+
+
+def metric_sum(text, name, labels=""):
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or labels not in line:
+            continue
+        rest = line[len(name):]
+        if rest[:1] not in ("{", " "):
+            continue
+        total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cluster_round(ctx, mode, n, url, round_no):
+    """3 fetchd replicas (limiter `mode`: local or redis) fetching `n`
+    requests of `url` together, a third each through its own fetchd_load."""
+    args = ctx.args
+    tag = f"cluster-{mode}-r{round_no}"
+    servers = []
+    redis = None
+    try:
+        limiter = {}
+        if mode == "redis":
+            sock = os.path.join(ctx.tmp, f"{tag}-redis.sock")
+            redis = Server(f"{tag}-redis", [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--port", "0", "--unixsocket", sock, "--unixsocketperm",
+                "700", "--save", "", "--appendonly", "no"], ctx.tmp)
+            wait_until(lambda: os.path.exists(sock), redis, "redis-server")
+            limiter = {"mode": "REDIS", "redis": {"address": f"unix:{sock}"},
+                       "expectedReplicas": CLUSTER_REPLICAS,
+                       "leaseTtl": "2s"}
+        ports = []
+        for i in range(CLUSTER_REPLICAS):
+            metrics_file = os.path.join(ctx.tmp, f"{tag}-metrics{i}")
+            server, port = start_fetchd(
+                ctx.tmp, ctx.fetchd_bin, 1, f"{tag}-{i}",
+                extra_args=[f"--metrics_port_file={metrics_file}"],
+                extra_config={
+                    "limiter": limiter,
+                    "politeness": {"default": {
+                        "maxConcurrency": CLUSTER_LIMIT}}},
+            )
+            servers.append(server)
+            wait_until(lambda: os.path.exists(metrics_file) and
+                       os.path.getsize(metrics_file) > 0, server,
+                       "fetchd metrics port")
+            with open(metrics_file) as f:
+                ports.append((port, int(f.read().strip())))
+        if mode == "redis":
+            # A new Redis: one lease TTL of learning first.
+            wait_until(lambda: all(
+                metric_sum(scrape(m), "fetch_limiter_mode", 'mode="redis"')
+                == 1 for _, m in ports), servers[0], "limiter mode redis")
+        calls_before = sum(metric_sum(scrape(m),
+                                      "fetch_limiter_redis_calls_total")
+                           for _, m in ports)
+        cpu_before = [proc_cpu_seconds(s.pid) for s in servers]
+        per = n // CLUSTER_REPLICAS
+        concurrency = CLUSTER_LIMIT // CLUSTER_REPLICAS
+        results = [None] * CLUSTER_REPLICAS
+        errors = []
+
+        def load(i):
+            try:
+                results[i] = run_client(
+                    [ctx.load_bin, "--server", f"127.0.0.1:{ports[i][0]}",
+                     "--url", url, "--requests", str(per),
+                     "--concurrency", str(concurrency)],
+                    args.timeout, ctx.tmp, f"{tag}-load{i}")
+            except BenchError as e:
+                errors.append(e)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=load, args=(i,))
+                   for i in range(CLUSTER_REPLICAS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        if errors:
+            raise errors[0]
+        for i, res in enumerate(results):
+            if res["report"].get("ok") != per:
+                raise BenchError(f"{tag}: replica {i}: {res['report']}")
+        cpu = sum(proc_cpu_seconds(s.pid) - b
+                  for s, b in zip(servers, cpu_before))
+        calls = sum(metric_sum(scrape(m), "fetch_limiter_redis_calls_total")
+                    for _, m in ports) - calls_before
+        total = per * CLUSTER_REPLICAS
+        run = {"mode": mode, "round": round_no, "requests": total,
+               "wall_s": wall, "rps": total / wall,
+               "fetchd_cpu_s_per_10k": cpu * 10000 / total,
+               "redis_calls_per_request": calls / total}
+        print(f"  cluster  round {round_no} {mode:5s} {run['rps']:9.0f} req/s"
+              f"  {run['fetchd_cpu_s_per_10k']:6.3f} fetchd CPU s/10k"
+              f"  {run['redis_calls_per_request']:.4f} Redis calls/request",
+              flush=True)
+        return run
+    finally:
+        for server in servers:
+            server.stop()
+        if redis is not None:
+            redis.stop()
+
+
+def extra_cluster(ctx):
+    """3 replicas on one busy host, limiter REDIS vs LOCAL, rounds
+    alternating: the cost of sharing the limits through Redis."""
+    args = ctx.args
+    n = max(CLUSTER_REPLICAS * 100, int(CLUSTER_REQUESTS * args.scale))
+    url = f"http://127.0.0.1:{ctx.nginx_port}/1k"
+    runs = {"local": [], "redis": []}
+    for round_no in range(args.rounds):
+        for mode in ("local", "redis"):
+            runs[mode].append(cluster_round(ctx, mode, n, url, round_no))
+    rps_ratio = [r["rps"] / l["rps"]
+                 for r, l in zip(runs["redis"], runs["local"])]
+    cpu_ratio = [r["fetchd_cpu_s_per_10k"] / l["fetchd_cpu_s_per_10k"]
+                 for r, l in zip(runs["redis"], runs["local"])]
+    out = {
+        "requests": n, "limit": CLUSTER_LIMIT, "replicas": CLUSTER_REPLICAS,
+        "runs": runs,
+        "local_rps": statistics.median(r["rps"] for r in runs["local"]),
+        "redis_rps": statistics.median(r["rps"] for r in runs["redis"]),
+        "local_cpu_per_10k": statistics.median(
+            r["fetchd_cpu_s_per_10k"] for r in runs["local"]),
+        "redis_cpu_per_10k": statistics.median(
+            r["fetchd_cpu_s_per_10k"] for r in runs["redis"]),
+        "rps_ratio": statistics.median(rps_ratio),
+        "cpu_ratio": statistics.median(cpu_ratio),
+        "redis_calls_per_request": statistics.median(
+            r["redis_calls_per_request"] for r in runs["redis"]),
+    }
+    print(f"  cluster  redis/local: req/s {out['rps_ratio']:.3f}x, fetchd "
+          f"CPU per request {out['cpu_ratio']:.3f}x, "
+          f"{out['redis_calls_per_request']:.4f} Redis calls/request",
+          flush=True)
     return out
 
 
@@ -733,6 +886,17 @@ def targets(summary, extras):
         out.append(("stream: fetchd RSS growth, 1 GiB body",
                     f"{st['rss_growth_mb']:.0f} MB", "<= 32 MB",
                     st["rss_growth_mb"] <= 32))
+    cl = extras.get("cluster")
+    if cl:
+        out.append(("cluster: 3 replicas on Redis / LOCAL, req/s (median "
+                    "of rounds)", f"{cl['rps_ratio']:.3f}x", ">= 0.9x",
+                    cl["rps_ratio"] >= 0.9))
+        out.append(("cluster: fetchd CPU per request, Redis / LOCAL",
+                    f"{cl['cpu_ratio']:.3f}x", "<= 1.1x",
+                    cl["cpu_ratio"] <= 1.1))
+        out.append(("cluster: Redis calls per request",
+                    f"{cl['redis_calls_per_request']:.4f}", "<= 0.2",
+                    cl["redis_calls_per_request"] <= 0.2))
     u = extras.get("unary")
     if u:
         out.append(("unary Fetch added latency p50",
@@ -987,7 +1151,8 @@ def main(argv):
         extras = {}
         for name in args.extras:
             extras[name] = {"c10k": extra_c10k, "stream": extra_stream,
-                            "unary": extra_unary}[name](ctx)
+                            "unary": extra_unary,
+                            "cluster": extra_cluster}[name](ctx)
         facts["loadavg_end"] = os.getloadavg()
         summary = summarize(runs, systems, args.workload, fetchd_hwm)
         print_table(summary, extras, facts, args)
