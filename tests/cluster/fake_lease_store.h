@@ -1,5 +1,5 @@
 // FakeLeaseStore: an in-memory LeaseStore with the same rules as the Redis
-// scripts (redis_lease_store.cc), on a FakeClock, for unit tests of the
+// scripts (redis_lease_store.cc), on an injected clock, for unit tests of the
 // LeaseBroker. Several stores (replicas) share one FakeCluster; the cluster
 // can be taken down (every call fails as a dead connection does) and
 // restarted with its data lost (a new epoch).
@@ -16,13 +16,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "service/cluster/lease_store.h"
-#include "tests/testing/fake_clock.h"
+#include "service/common/clock.h"
 
 namespace fetchd::cluster {
 
 class FakeCluster {
  public:
-  explicit FakeCluster(const testing::FakeClock* clock) : clock_(clock) {}
+  // `clock` (a FakeClock, or the real one) must outlive the cluster.
+  explicit FakeCluster(const Clock* clock) : clock_(clock) {}
 
   // Calls fail with Unavailable until Up(); a restart also drops the data
   // (a new epoch is made by the next heartbeat) and every connection.
@@ -53,7 +54,7 @@ class FakeCluster {
   absl::Status Check(int generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Micros(absl::Time t) const { return absl::ToUnixMicros(t); }
 
-  const testing::FakeClock* const clock_;
+  const Clock* const clock_;
   mutable absl::Mutex mu_;
   bool down_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped by Restart(): older connections are broken.
