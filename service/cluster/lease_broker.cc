@@ -175,6 +175,9 @@ bool LeaseBroker::Heartbeat(absl::Time now) {
 void LeaseBroker::Fail(const absl::Status& status, absl::Time now) {
   store_->Disconnect();
   connected_ = false;
+  // The next connection may reach another server (a failover), with
+  // another clock.
+  clock_rtt_ = absl::InfiniteDuration();
   backoff_ = backoff_ == absl::ZeroDuration()
                  ? kMinBackoff
                  : std::min(backoff_ * 2, kMaxBackoff);
