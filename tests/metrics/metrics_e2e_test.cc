@@ -151,6 +151,13 @@ TEST(MetricsE2eTest, ServesMetricsAndStopsServingWhenDraining) {
   const auto gauge = [&](const char* name) {
     return Sum(Scrape(metrics_port), name);
   };
+  // The slow request is at the server (the gauge alone could still show an
+  // earlier transfer finishing, and SIGTERM would then refuse the slow one).
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (http.RequestCount("/delay") == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(http.RequestCount("/delay"), 1);
   EXPECT_TRUE(
       Eventually([&] { return gauge("fetch_in_flight_transfers"); }, 1));
   ASSERT_TRUE(fetchd->process->Signal(SIGTERM));
