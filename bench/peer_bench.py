@@ -84,11 +84,13 @@ SYSTEMS = ("raw", "fetchd", "stream", "aiohttp", "httpx", "python")
 # Systems whose requests run in the workload's fetchd.
 VIA_FETCHD = ("fetchd", "stream", "python")
 EXTRAS = ("c10k", "stream", "unary", "cluster")
-# cluster: requests per round (3 replicas together) and the cluster-wide
-# limit of the busy host (generous: the comparison is of overhead).
+# cluster: requests per round (3 replicas together), each replica's load
+# client's concurrency, and the cluster-wide limit of the busy host
+# (generous, twice what the clients ask: the comparison is of overhead).
 CLUSTER_REQUESTS = 30000
-CLUSTER_LIMIT = 96
+CLUSTER_CONCURRENCY = 32
 CLUSTER_REPLICAS = 3
+CLUSTER_LIMIT = 2 * CLUSTER_REPLICAS * CLUSTER_CONCURRENCY
 C10K = 10000
 STREAM_BYTES = 1 << 30
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -608,7 +610,7 @@ def cluster_round(ctx, mode, n, url, round_no):
                            for _, m in ports)
         cpu_before = [proc_cpu_seconds(s.pid) for s in servers]
         per = n // CLUSTER_REPLICAS
-        concurrency = CLUSTER_LIMIT // CLUSTER_REPLICAS
+        concurrency = CLUSTER_CONCURRENCY
         results = [None] * CLUSTER_REPLICAS
         errors = []
 
