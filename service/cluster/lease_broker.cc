@@ -506,7 +506,7 @@ HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
   // Workers were short of leases lately (an idle host wants nothing).
   if (store_mode && !idle && now - pool.short_at < 2 * options_.sync_interval) {
     const int room = pool.cap - static_cast<int>(pool.held.size());
-    r.want = std::max(1, std::min(CeilDiv(r.limit, live_), room));
+    r.want = std::max(1, std::min(CeilDiv(r.limit, Replicas()), room));
     r.first_seq = next_seq_;
     next_seq_ += r.want;
   }
@@ -534,8 +534,9 @@ HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
                     ? pool.waiting
                     : pool.tokens.back() < now + options_.rate_horizon / 2)) {
       r.want_tokens = std::max(
-          1, static_cast<int>(std::ceil(
-                 pool.limits.rate * absl::ToDoubleSeconds(r.horizon) / live_)));
+          1, static_cast<int>(
+                 std::ceil(pool.limits.rate * absl::ToDoubleSeconds(r.horizon) /
+                           Replicas())));
     }
   }
   if (pool.publish_until > now) r.pause = pool.publish_until - now;

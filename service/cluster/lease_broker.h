@@ -29,9 +29,10 @@
 // releases idle leases and those over the fair share, asks for
 // ceil(limit / N) more leases when workers were short recently, for
 // ceil(rate * rate_horizon / N) send times when fewer than half a horizon
-// are left, and gives back the send times nobody here asked for within two
-// emission intervals (the store hands them to the next replica that asks,
-// before new ones).
+// are left (N: max(live replicas, expected_replicas), so that the first
+// replica to ask does not take what the others will need), and gives back the
+// send times nobody here asked for within two emission intervals (the store
+// hands them to the next replica that asks, before new ones).
 //
 // Modes: DEGRADED at start and after any store error (the connection is
 // dropped and retried); after a heartbeat, REDIS, or LEARNING while the
