@@ -192,6 +192,8 @@ void LeaseBroker::Fail(const absl::Status& status, absl::Time now) {
           status.ToString());
     }
     SetMode(LimiterMode::kDegraded, wake);
+    // Stopped: the workers (the owners) may be gone already.
+    if (stopped_) wake.clear();
     for (auto& [key, pool] : pools_) {
       // Idle leases are given back as soon as the store is reached again
       // (they would block others until they expire); send times are the
