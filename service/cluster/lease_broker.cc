@@ -330,11 +330,7 @@ LeaseBroker::Decision LeaseBroker::TakeFromStore(Pool& pool, absl::Time now) {
   if (limits.rate > 0) {
     // A send time used later than one interval after it could put more
     // than rate * w + burst starts in some window.
-    const absl::Duration interval = Interval(limits.rate);
-    while (!pool.tokens.empty() && pool.tokens.front() + interval < now) {
-      pool.tokens.pop_front();
-      ++dropped_tokens_;
-    }
+    dropped_tokens_ += DropLate(pool, now);
     need_token = pool.tokens.empty();
   }
   const bool can_grow = pool.held.size() < static_cast<size_t>(pool.cap);
@@ -439,42 +435,42 @@ void LeaseBroker::EraseUnused(absl::Time now) {
   });
 }
 
-bool LeaseBroker::Due(const Pool& pool, absl::Time now) const {
+absl::Time LeaseBroker::DueAt(const Pool& pool) const {
   if (pool.sync_now || pool.publish_until != absl::InfinitePast() ||
       !pool.release_pending.empty()) {
-    return true;
+    return absl::InfinitePast();
   }
-  const bool holds = pool.in_use > 0 || !pool.held.empty() ||
-                     !pool.tokens.empty() || pool.waiting;
-  if (holds && now >= pool.last_sync + options_.sync_interval) return true;
-  if (!pool.tokens.empty() &&
-      now >= pool.last_activity + 2 * Interval(pool.limits.rate)) {
-    return true;
+  absl::Time due = absl::InfiniteFuture();
+  // Renewal and freshness while it holds or waits for anything.
+  if (pool.in_use > 0 || !pool.held.empty() || !pool.tokens.empty() ||
+      pool.waiting) {
+    due = std::min(due, pool.last_sync + options_.sync_interval);
   }
-  return pool.held.size() > static_cast<size_t>(pool.in_use) &&
-         now >= pool.last_activity + options_.idle_release;
+  // Send times nobody asked for within two intervals go back.
+  if (!pool.tokens.empty()) {
+    due = std::min(due, pool.last_activity + 2 * Interval(pool.limits.rate));
+  }
+  // Idle leases go back.
+  if (pool.held.size() > static_cast<size_t>(pool.in_use)) {
+    due = std::min(due, pool.last_activity + options_.idle_release);
+  }
+  return due;
 }
 
 absl::Time LeaseBroker::NextDue(absl::Time now) const {
   absl::Time next = absl::InfiniteFuture();
-  for (const auto& [key, pool] : pools_) {
-    if (pool.sync_now || pool.publish_until != absl::InfinitePast() ||
-        !pool.release_pending.empty()) {
-      return now;
-    }
-    if (pool.in_use > 0 || !pool.held.empty() || !pool.tokens.empty() ||
-        pool.waiting) {
-      next = std::min(next, pool.last_sync + options_.sync_interval);
-    }
-    if (!pool.tokens.empty()) {
-      next =
-          std::min(next, pool.last_activity + 2 * Interval(pool.limits.rate));
-    }
-    if (pool.held.size() > static_cast<size_t>(pool.in_use)) {
-      next = std::min(next, pool.last_activity + options_.idle_release);
-    }
-  }
+  for (const auto& [key, pool] : pools_) next = std::min(next, DueAt(pool));
   return std::max(next, now);
+}
+
+int LeaseBroker::DropLate(Pool& pool, absl::Time now) {
+  const absl::Duration interval = Interval(pool.limits.rate);
+  int dropped = 0;
+  while (!pool.tokens.empty() && pool.tokens.front() + interval < now) {
+    pool.tokens.pop_front();
+    ++dropped;
+  }
+  return dropped;
 }
 
 HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
@@ -516,10 +512,7 @@ HostSyncRequest LeaseBroker::BuildRequest(const std::string& host_key,
     r.interval = Interval(pool.limits.rate);
     r.tolerance = (pool.limits.burst - 1) * r.interval;
     r.horizon = options_.rate_horizon;
-    while (!pool.tokens.empty() && pool.tokens.front() + r.interval < now) {
-      pool.tokens.pop_front();
-      ++dropped;
-    }
+    dropped += DropLate(pool, now);
     // Send times nobody here asked for lately go back for the others:
     // no start was tried for two intervals (a waiting start counts until
     // its send time).
@@ -553,7 +546,7 @@ bool LeaseBroker::SyncDue(absl::Time now, bool leaving) {
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, pool] : pools_) {
-      if (leaving || Due(pool, now)) {
+      if (leaving || DueAt(pool) <= now) {
         requests.push_back(
             BuildRequest(key, pool, leaving, now, released, dropped));
       }

@@ -183,8 +183,11 @@ class LeaseBroker {
   // Drops the pools that hold nothing and have been unused for a while.
   void EraseUnused(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool Due(const Pool& pool, absl::Time now) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When `pool` is next due for a sync (InfinitePast: now).
+  absl::Time DueAt(const Pool& pool) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the send times more than an interval late (using one could break
+  // the window bound); returns how many.
+  static int DropLate(Pool& pool, absl::Time now);
   absl::Time NextDue(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HostSyncRequest BuildRequest(const std::string& host_key, Pool& pool,
                                bool leaving, absl::Time now, int& released,
